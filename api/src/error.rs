@@ -1,0 +1,101 @@
+//! The one place where errors become HTTP status codes. Every error response, whether it
+//! comes from a handler, from the framework (unknown path, wrong method, unparsable form) or
+//! from a panic, is JSON: `{"status": "error", "message": "..."}`.
+
+use max_mnist_core::Error as CoreError;
+use poem::http::StatusCode;
+use poem::{IntoResponse, Response};
+use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
+use poem_openapi::{ApiResponse, Object};
+
+/// The body of every error response.
+#[derive(Object, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[oai(example)]
+pub struct ErrorBody {
+    /// Always `error`.
+    pub status: String,
+    /// What was wrong, in words a client can act on.
+    pub message: String,
+}
+
+impl ErrorBody {
+    fn new(message: impl Into<String>) -> ErrorBody {
+        ErrorBody { status: "error".into(), message: message.into() }
+    }
+}
+
+impl Example for ErrorBody {
+    fn example() -> ErrorBody {
+        ErrorBody::new("the file is not a supported image (send PNG, JPEG, GIF, BMP, WebP or TIFF)")
+    }
+}
+
+/// Seconds a client should wait before retrying a 503.
+const RETRY_AFTER_SECONDS: u32 = 1;
+
+/// Errors of the model routes, each with its status code.
+#[derive(ApiResponse, Debug)]
+pub enum ApiError {
+    /// The request is malformed: no image field, or an empty, truncated or undecodable image.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// The body is over the size limit, or the image over the pixel limit.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// An unexpected fault in the server.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+    /// The inference queue is full; retry after the given number of seconds.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
+}
+
+impl ApiError {
+    /// A 400 with `message`.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest(Json(ErrorBody::new(message)))
+    }
+
+    /// A 413 with `message`.
+    pub fn payload_too_large(message: impl Into<String>) -> ApiError {
+        ApiError::PayloadTooLarge(Json(ErrorBody::new(message)))
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(error: CoreError) -> ApiError {
+        let body = Json(ErrorBody::new(error.to_string()));
+        match error {
+            CoreError::EmptyImage | CoreError::UnsupportedImageFormat | CoreError::UndecodableImage(_) => {
+                ApiError::BadRequest(body)
+            }
+            CoreError::TooManyPixels { .. } => ApiError::PayloadTooLarge(body),
+            CoreError::Overloaded => ApiError::Unavailable(body, RETRY_AFTER_SECONDS),
+            other => {
+                tracing::error!(error = %other, "request failed inside the server");
+                ApiError::Internal(Json(ErrorBody::new("internal error")))
+            }
+        }
+    }
+}
+
+/// Turns an error that escaped the handlers into a JSON response with the same status:
+/// responses built by [`ApiError`] pass through unchanged; framework errors (404, 405, 415,
+/// multipart parse errors) get the JSON body. Installed once, around the whole app.
+pub async fn json_error_response(error: poem::Error) -> Response {
+    if error.is_from_response() {
+        return error.into_response();
+    }
+    let status = error.status();
+    let message = match status {
+        StatusCode::NOT_FOUND => "no such route; see the API documentation at /".to_owned(),
+        StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this route".to_owned(),
+        _ if status.is_server_error() => {
+            tracing::error!(%error, "unhandled server error");
+            "internal error".to_owned()
+        }
+        _ => error.to_string(),
+    };
+    (status, poem::web::Json(ErrorBody::new(message))).into_response()
+}

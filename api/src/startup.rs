@@ -1,0 +1,135 @@
+//! Start-up, in order: verify (or fetch and verify) the weights, load the model onto its
+//! inference thread, build the routes, bind the socket. Tests call [`Application::build`]
+//! with port 0 and read the bound address.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use max_mnist_config::metadata::{API_DESCRIPTION, API_TITLE, API_VERSION, MODEL_CARD};
+use max_mnist_config::settings::ServerSettings;
+use max_mnist_core::archive::UnpackLimits;
+use max_mnist_core::bucket::{self, ModelSource, VerifiedAsset};
+use max_mnist_core::download::DownloadPolicy;
+use max_mnist_core::inference::{EngineSettings, InferenceEngine};
+use max_mnist_core::wrapper::ModelWrapper;
+use max_mnist_core::Device;
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use poem::middleware::{CatchPanic, Cors, Tracing};
+use poem::{EndpointExt, Route, Server};
+use poem_openapi::OpenApiService;
+
+use crate::error::json_error_response;
+use crate::limits::BodyLimit;
+use crate::routes::ModelApi;
+use crate::types::ModelMetadataResponse;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The weights could not be fetched, verified or loaded.
+    #[error(transparent)]
+    Model(#[from] max_mnist_core::Error),
+    /// The checksums file lists no safetensors weights.
+    #[error("{0} lists no `.safetensors` weights file")]
+    NoWeights(String),
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address asked for.
+        address: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// How long in-flight requests may run after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A server with verified weights loaded and a bound socket, not yet serving.
+pub struct Application {
+    acceptor: TcpAcceptor,
+    app: poem::endpoint::BoxEndpoint<'static>,
+    address: SocketAddr,
+}
+
+impl Application {
+    /// Verifies the weights (fetching them from the bucket when needed), starts the
+    /// inference thread and binds `settings.host:settings.port`.
+    pub async fn build(settings: &ServerSettings) -> Result<Application, StartupError> {
+        let weights = verified_weights(settings).await?;
+        let model = ModelWrapper::load(&weights.path, Device::cuda_if_available(), settings.max_image_pixels)?;
+        let metadata = ModelMetadataResponse::new(&MODEL_CARD, model.metadata(), &weights.sha512);
+        let engine = InferenceEngine::start(
+            model,
+            EngineSettings {
+                max_batch_size: settings.max_batch_size,
+                queue_capacity: settings.queue_capacity,
+                torch_threads: settings.torch_threads,
+            },
+        )?;
+        let app = routes(ModelApi::new(engine, metadata), settings);
+
+        let address = format!("{}:{}", settings.host, settings.port);
+        let bind_error = |source| StartupError::Bind { address: address.clone(), source };
+        let acceptor = TcpListener::bind(address.clone()).into_acceptor().await.map_err(bind_error)?;
+        let address = acceptor
+            .local_addr()
+            .first()
+            .and_then(|local| local.as_socket_addr().copied())
+            .ok_or_else(|| bind_error(std::io::Error::other("no local address")))?;
+        Ok(Application { acceptor, app, address })
+    }
+
+    /// The bound address (with the real port when 0 was asked for).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
+    /// finish (for at most 30 s).
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        tracing::info!(address = %self.address, "serving; Swagger UI at /");
+        Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(self.app, shutdown, Some(DRAIN_TIMEOUT))
+            .await
+    }
+}
+
+async fn verified_weights(settings: &ServerSettings) -> Result<VerifiedAsset, StartupError> {
+    let source = ModelSource {
+        bucket: settings.model_bucket.clone(),
+        file: settings.model_file.clone(),
+        assets_dir: settings.assets_dir.clone(),
+        checksums: settings.checksums.clone(),
+        download: DownloadPolicy {
+            timeout: Duration::from_secs(settings.download_timeout_secs),
+            retries: settings.download_retries,
+            ..DownloadPolicy::default()
+        },
+        unpack: UnpackLimits::default(),
+    };
+    bucket::ensure_verified_assets(&source)
+        .await?
+        .into_iter()
+        .find(|asset| asset.path.extension().is_some_and(|extension| extension == "safetensors"))
+        .ok_or_else(|| StartupError::NoWeights(Path::new(&settings.checksums).display().to_string()))
+}
+
+/// The whole HTTP surface: Swagger UI at `/`, the spec at `/swagger.json`, the model routes,
+/// and the middleware every request passes through.
+fn routes(api: ModelApi, settings: &ServerSettings) -> poem::endpoint::BoxEndpoint<'static> {
+    let service = OpenApiService::new(api, API_TITLE, API_VERSION).description(API_DESCRIPTION);
+    let swagger_ui = service.swagger_ui();
+    let spec = service.spec_endpoint();
+    Route::new()
+        .at("/", swagger_ui)
+        .at("/swagger.json", spec)
+        .nest_no_strip("/model", service)
+        .with(BodyLimit::new(settings.max_body_bytes))
+        .with_if(settings.cors_enable, Cors::new())
+        .with(CatchPanic::new())
+        .catch_all_error(json_error_response)
+        .with(Tracing)
+        .boxed()
+}

@@ -1,0 +1,183 @@
+//! Request and response bodies of the model routes, as they appear in the OpenAPI document.
+
+use max_mnist_config::metadata::ModelCard;
+use max_mnist_core::artifact::{ModelMetadata, Normalisation};
+use max_mnist_core::wrapper::Prediction;
+use poem_openapi::types::{Binary, Example};
+use poem_openapi::{Multipart, Object};
+use serde::Deserialize;
+
+/// The multipart form of `POST /model/predict`. Parts are read into memory, bounded by the
+/// body limit.
+#[derive(Multipart, Debug)]
+pub struct PredictForm {
+    /// The image: PNG, JPEG, GIF, BMP, WebP or TIFF, a digit anywhere in it.
+    pub image: Option<Binary<Vec<u8>>>,
+    /// The same, under the field name older MAX clients send; used when `image` is absent.
+    pub file: Option<Binary<Vec<u8>>>,
+}
+
+/// One classified image.
+#[derive(Object, Debug, Clone, PartialEq, Deserialize)]
+pub struct PredictionBody {
+    /// The predicted digit.
+    pub prediction: u32,
+    /// Its label.
+    pub label: String,
+    /// The probability of the predicted digit, in [0, 1].
+    pub probability: f32,
+    /// The probability of each digit 0-9, in order; they sum to 1.
+    pub probabilities: Vec<f32>,
+}
+
+impl From<Prediction> for PredictionBody {
+    fn from(prediction: Prediction) -> PredictionBody {
+        PredictionBody {
+            prediction: prediction.class_index as u32,
+            label: prediction.label,
+            probability: prediction.probability,
+            probabilities: prediction.probabilities,
+        }
+    }
+}
+
+/// The answer of `POST /model/predict`.
+#[derive(Object, Debug, Clone, PartialEq, Deserialize)]
+#[oai(example)]
+pub struct PredictResponse {
+    /// Always `ok`.
+    pub status: String,
+    /// One prediction per image.
+    pub predictions: Vec<PredictionBody>,
+}
+
+impl PredictResponse {
+    /// A successful answer with `predictions`.
+    pub fn ok(predictions: Vec<PredictionBody>) -> PredictResponse {
+        PredictResponse { status: "ok".into(), predictions }
+    }
+}
+
+impl Example for PredictResponse {
+    fn example() -> PredictResponse {
+        let mut probabilities = vec![0.0002; 10];
+        probabilities[7] = 0.9982;
+        PredictResponse::ok(vec![PredictionBody {
+            prediction: 7,
+            label: "7".into(),
+            probability: 0.9982,
+            probabilities,
+        }])
+    }
+}
+
+/// Input normalisation applied before the network: `(pixel / 255 - mean) / std`.
+#[derive(Object, Debug, Clone, PartialEq, Deserialize)]
+pub struct NormalisationBody {
+    /// Subtracted first.
+    pub mean: f32,
+    /// Then divided by.
+    pub std: f32,
+}
+
+impl From<Normalisation> for NormalisationBody {
+    fn from(normalisation: Normalisation) -> NormalisationBody {
+        NormalisationBody { mean: normalisation.mean, std: normalisation.std }
+    }
+}
+
+/// The answer of `GET /model/metadata`: the MAX model card plus what a user needs to
+/// trust the weights being served.
+#[derive(Object, Debug, Clone, PartialEq, Deserialize)]
+pub struct ModelMetadataResponse {
+    /// Stable identifier of the model.
+    pub id: String,
+    /// Human-readable name.
+    pub name: String,
+    /// What the model does.
+    pub description: String,
+    /// MAX model type.
+    #[oai(rename = "type")]
+    #[serde(rename = "type")]
+    pub model_type: String,
+    /// Where the model and its training data come from.
+    pub source: String,
+    /// Licence of the model.
+    pub license: String,
+    /// Version of the served weights: the first 12 hex digits of their SHA-512.
+    pub version: String,
+    /// SHA-512 of the weights file being served, as verified against `sha512sums.txt`.
+    pub weights_sha512: String,
+    /// Accuracy on the 10,000 MNIST test images, in [0, 1].
+    pub test_accuracy: f64,
+    /// Network architecture.
+    pub architecture: String,
+    /// Number of trainable parameters.
+    pub parameters: u64,
+    /// Side of the square grayscale image the network sees.
+    pub input_size: u32,
+    /// Input normalisation.
+    pub normalisation: NormalisationBody,
+    /// SHA-256 of the MNIST files the weights were trained on.
+    pub training_data_sha256: String,
+    /// When the weights were exported (RFC 3339).
+    pub created: String,
+}
+
+impl ModelMetadataResponse {
+    /// The card for weights with `metadata` and digest `weights_sha512`.
+    pub fn new(card: &ModelCard, metadata: &ModelMetadata, weights_sha512: &str) -> ModelMetadataResponse {
+        let architecture = serde_json::to_value(metadata.architecture)
+            .ok()
+            .and_then(|value| value.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        ModelMetadataResponse {
+            id: card.id.into(),
+            name: card.name.into(),
+            description: card.description.into(),
+            model_type: card.model_type.into(),
+            source: card.source.into(),
+            license: card.license.into(),
+            version: weights_sha512.chars().take(12).collect(),
+            weights_sha512: weights_sha512.into(),
+            test_accuracy: metadata.test_accuracy,
+            architecture,
+            parameters: metadata.parameters,
+            input_size: metadata.input_size,
+            normalisation: metadata.normalisation.into(),
+            training_data_sha256: metadata.training_data_sha256.clone(),
+            created: metadata.created.clone(),
+        }
+    }
+}
+
+/// One class the model can predict.
+#[derive(Object, Debug, Clone, PartialEq, Deserialize)]
+pub struct Label {
+    /// Class identifier (the output index).
+    pub id: String,
+    /// Class name.
+    pub name: String,
+}
+
+/// The answer of `GET /model/labels`.
+#[derive(Object, Debug, Clone, PartialEq, Deserialize)]
+pub struct LabelsResponse {
+    /// Number of classes.
+    pub count: u32,
+    /// The classes in output order.
+    pub labels: Vec<Label>,
+}
+
+impl LabelsResponse {
+    /// The labels of weights with `metadata`.
+    pub fn new(metadata: &ModelMetadata) -> LabelsResponse {
+        let labels: Vec<Label> = metadata
+            .labels
+            .iter()
+            .enumerate()
+            .map(|(index, name)| Label { id: index.to_string(), name: name.clone() })
+            .collect();
+        LabelsResponse { count: labels.len() as u32, labels }
+    }
+}

@@ -1,0 +1,100 @@
+//! Every setting of the server, each a CLI flag with an environment variable; `--help`
+//! lists them with their defaults.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// Serve the MNIST digit classifier over HTTP, with verified weights and a Swagger UI.
+#[derive(Parser, Clone, Debug)]
+#[command(name = "max-mnist", version, about)]
+pub struct ServerSettings {
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: String,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "PORT", default_value_t = 5000)]
+    pub port: u16,
+
+    /// Where the model archive is fetched from when `assets/` holds no verified model:
+    /// an http(s) URL, a file:// URL or a local directory.
+    #[arg(long, env = "MODEL_BUCKET", default_value = "pretrained-model")]
+    pub model_bucket: String,
+    /// Name of the model archive in the bucket.
+    #[arg(long, env = "MODEL_FILE", default_value = "mnist-classifier.tar.gz")]
+    pub model_file: String,
+    /// Directory of verified model files.
+    #[arg(long, env = "ASSETS_DIR", default_value = "assets")]
+    pub assets_dir: PathBuf,
+    /// SHA-512 checksums every file in the assets directory must match.
+    #[arg(long, env = "SHA512SUMS", default_value = "sha512sums.txt")]
+    pub checksums: PathBuf,
+    /// Deadline in seconds for one attempt at downloading the model archive.
+    #[arg(long, env = "DOWNLOAD_TIMEOUT_SECS", default_value_t = 300)]
+    pub download_timeout_secs: u64,
+    /// Further attempts after a failed download (with exponential backoff).
+    #[arg(long, env = "DOWNLOAD_RETRIES", default_value_t = 3)]
+    pub download_retries: u32,
+
+    /// Largest request body accepted, in bytes (larger gets 413).
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_body_bytes: u64,
+    /// Largest image accepted, in pixels (width × height, checked before decoding; larger gets 413).
+    #[arg(long, env = "MAX_IMAGE_PIXELS", default_value_t = 16_000_000)]
+    pub max_image_pixels: u64,
+    /// Most images in one forward pass.
+    #[arg(long, env = "MAX_BATCH_SIZE", default_value_t = 32)]
+    pub max_batch_size: usize,
+    /// Most images waiting for inference; beyond it requests get 503.
+    #[arg(long, env = "QUEUE_CAPACITY", default_value_t = 1024)]
+    pub queue_capacity: usize,
+    /// libtorch intra-op threads of the inference thread.
+    #[arg(long, env = "TORCH_THREADS", default_value_t = 1)]
+    pub torch_threads: i32,
+
+    /// Send CORS headers allowing any origin.
+    #[arg(long, env = "CORS_ENABLE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub cors_enable: bool,
+    /// Log filter (`error`, `warn`, `info`, `debug`, `trace`, or a tracing directive).
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Log line format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl ServerSettings {
+    /// The settings with every default, as `--help` shows them; tests start from here.
+    pub fn defaults() -> ServerSettings {
+        ServerSettings::parse_from(["max-mnist"])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_serve_port_5000_from_the_repository_bucket() {
+        let settings = ServerSettings::defaults();
+        assert_eq!((settings.host.as_str(), settings.port), ("0.0.0.0", 5000));
+        assert_eq!(settings.model_bucket, "pretrained-model");
+        assert!(!settings.cors_enable);
+    }
+
+    #[test]
+    fn flags_override_defaults() {
+        let settings = ServerSettings::parse_from(["max-mnist", "--port", "8080", "--cors-enable", "true"]);
+        assert_eq!(settings.port, 8080);
+        assert!(settings.cors_enable);
+    }
+}

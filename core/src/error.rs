@@ -1,0 +1,138 @@
+//! The one error type of the core crate. Each variant says what went wrong in words a user
+//! can act on; the `api` crate decides which HTTP status each kind becomes.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the core crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The uploaded image has no bytes.
+    #[error("the image is empty")]
+    EmptyImage,
+    /// The bytes are not one of the supported image formats.
+    #[error("the file is not a supported image (send PNG, JPEG, GIF, BMP, WebP or TIFF)")]
+    UnsupportedImageFormat,
+    /// The bytes look like a supported format but cannot be decoded (truncated, corrupt).
+    #[error("the image could not be decoded: {0}")]
+    UndecodableImage(String),
+    /// The image header declares more pixels than the configured limit; nothing was decoded.
+    #[error("the image is {width}x{height} pixels, over the limit of {limit} pixels")]
+    TooManyPixels {
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+        /// The configured maximum of width × height.
+        limit: u64,
+    },
+
+    /// A file does not have the SHA-512 recorded in the checksums file.
+    #[error("checksum mismatch for {file}: expected sha512 {expected}, got {actual}")]
+    ChecksumMismatch {
+        /// The file as named in the checksums file.
+        file: String,
+        /// The recorded digest.
+        expected: String,
+        /// The digest of the bytes we have.
+        actual: String,
+    },
+    /// A file listed in the checksums file is absent.
+    #[error("{file} is listed in {checksums} but is missing from {place}")]
+    MissingAsset {
+        /// The file as named in the checksums file.
+        file: String,
+        /// The checksums file.
+        checksums: PathBuf,
+        /// Where it was looked for (the archive, the assets directory).
+        place: String,
+    },
+    /// The checksums file cannot be parsed or lists nothing usable.
+    #[error("invalid checksums file {path}: {reason}")]
+    InvalidChecksums {
+        /// The checksums file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The server answered a download with an error status.
+    #[error("download of {url} failed: HTTP {status}")]
+    HttpStatus {
+        /// The URL that was fetched.
+        url: String,
+        /// The HTTP status received.
+        status: u16,
+    },
+    /// A download failed for another reason (connection, timeout, truncated body, size cap).
+    #[error("download of {url} failed: {reason}")]
+    Download {
+        /// The URL that was fetched.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A downloaded file does not have the published size or digest.
+    #[error("{file} from {url} is corrupt: {reason}")]
+    CorruptDownload {
+        /// The file that was fetched.
+        file: String,
+        /// Where it came from.
+        url: String,
+        /// What did not match.
+        reason: String,
+    },
+    /// An archive was refused: an unsafe entry, too many entries, too many bytes, or not a
+    /// gzipped tar at all.
+    #[error("refused archive {archive}: {reason}")]
+    HostileArchive {
+        /// The archive.
+        archive: PathBuf,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A model file is not a valid safetensors artifact of a known architecture.
+    #[error("invalid model artifact {path}: {reason}")]
+    InvalidArtifact {
+        /// The artifact.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An MNIST IDX file is malformed.
+    #[error("invalid IDX file {path}: {reason}")]
+    InvalidIdx {
+        /// The IDX file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A filesystem operation failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What we were doing ("cannot read", "cannot create", ...).
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// libtorch reported an error.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+    /// The inference queue is full; the client should retry later.
+    #[error("the server is busy; retry shortly")]
+    Overloaded,
+    /// The inference thread is gone (the engine was shut down or crashed).
+    #[error("the inference thread has stopped")]
+    InferenceStopped,
+}
+
+impl Error {
+    /// Wraps an I/O error with what we were doing and on which path.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { action, path, source }
+    }
+}
+
+/// The core crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

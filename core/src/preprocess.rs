@@ -57,7 +57,11 @@ impl Preprocessor {
             image::ImageError::Limits(_) => Error::TooManyPixels { width: 0, height: 0, limit: self.max_pixels },
             other => Error::UndecodableImage(other.to_string()),
         };
-        let (width, height) = ImageReader::with_format(Cursor::new(bytes), format).into_dimensions().map_err(undecodable)?;
+        // Reading the header allocates nothing, so it runs without limits; the declared size
+        // is then checked against ours before any pixel is decoded.
+        let mut probe = ImageReader::with_format(Cursor::new(bytes), format);
+        probe.no_limits();
+        let (width, height) = probe.into_dimensions().map_err(undecodable)?;
         if u64::from(width) * u64::from(height) > self.max_pixels {
             return Err(Error::TooManyPixels { width, height, limit: self.max_pixels });
         }

@@ -3,6 +3,7 @@
 //! bucket archive and rewrites `sha512sums.txt`.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
@@ -50,9 +51,18 @@ struct Args {
 /// The weights' file name, inside the archive and in `assets/`.
 const WEIGHTS_FILE: &str = "mnist-classifier.safetensors";
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     tracing_subscriber::fmt().with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).init();
-    let args = Args::parse();
+    match train_and_publish(&Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn train_and_publish(args: &Args) -> anyhow::Result<()> {
     let data = Mnist::load_dir(&args.data_dir)
         .with_context(|| format!("cannot read MNIST from {} (run `make data`)", args.data_dir.display()))?;
     let settings = TrainSettings {

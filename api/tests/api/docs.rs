@@ -1,0 +1,81 @@
+//! What the service says about itself: metadata, labels, Swagger UI, the OpenAPI spec, CORS.
+
+use max_mnist_api::types::{LabelsResponse, ModelMetadataResponse};
+use max_mnist_config::metadata::{API_TITLE, API_VERSION};
+use sha2::{Digest, Sha512};
+
+use crate::helpers::{TestApp, repository};
+
+#[tokio::test]
+async fn metadata_describes_the_verified_weights() {
+    let app = TestApp::spawn().await;
+    let metadata: ModelMetadataResponse =
+        app.client.get(format!("{}/model/metadata", app.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(metadata.id, "max-mnist");
+    assert_eq!(metadata.model_type, "Image Classification");
+    assert_eq!(metadata.license, "Apache-2.0");
+    assert!(metadata.test_accuracy >= 0.99, "{}", metadata.test_accuracy);
+    let sums = std::fs::read_to_string(repository().join("sha512sums.txt")).unwrap();
+    assert!(sums.starts_with(&metadata.weights_sha512), "{sums}");
+    assert!(metadata.weights_sha512.starts_with(&metadata.version));
+    assert_eq!(metadata.input_size, 28);
+}
+
+#[tokio::test]
+async fn metadata_hash_matches_the_bytes_on_disk() {
+    let app = TestApp::spawn().await;
+    let metadata: ModelMetadataResponse =
+        app.client.get(format!("{}/model/metadata", app.url)).send().await.unwrap().json().await.unwrap();
+    let archive = std::fs::read(repository().join("pretrained-model/mnist-classifier.tar.gz")).unwrap();
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive.as_slice()));
+    let mut entry = tar.entries().unwrap().next().unwrap().unwrap();
+    let mut weights = Vec::new();
+    std::io::Read::read_to_end(&mut entry, &mut weights).unwrap();
+    assert_eq!(hex::encode(Sha512::digest(&weights)), metadata.weights_sha512);
+}
+
+#[tokio::test]
+async fn labels_are_the_ten_digits() {
+    let app = TestApp::spawn().await;
+    let labels: LabelsResponse =
+        app.client.get(format!("{}/model/labels", app.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(labels.count, 10);
+    let names: Vec<&str> = labels.labels.iter().map(|label| label.name.as_str()).collect();
+    assert_eq!(names, ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+    assert_eq!(labels.labels[3].id, "3");
+}
+
+#[tokio::test]
+async fn swagger_ui_and_spec_document_every_route_and_error() {
+    let app = TestApp::spawn().await;
+    let page = app.client.get(&app.url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("swagger-ui"));
+
+    let spec: serde_json::Value =
+        app.client.get(format!("{}/swagger.json", app.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(spec["info"]["title"], API_TITLE);
+    assert_eq!(spec["info"]["version"], API_VERSION);
+    for path in ["/model/metadata", "/model/labels", "/model/predict"] {
+        assert!(spec["paths"][path].is_object(), "{path} is documented");
+    }
+    let predict = &spec["paths"]["/model/predict"]["post"];
+    for status in ["200", "400", "413", "500", "503"] {
+        assert!(predict["responses"][status].is_object(), "predict documents {status}");
+    }
+    assert!(predict["requestBody"]["content"]["multipart/form-data"].is_object());
+    assert!(predict["responses"]["200"]["content"]["application/json; charset=utf-8"]["schema"].is_object());
+}
+
+#[tokio::test]
+async fn cors_headers_only_when_enabled() {
+    let origin = "https://notebook.example";
+    let plain = TestApp::spawn().await;
+    let response = plain.client.get(format!("{}/model/labels", plain.url)).header("origin", origin).send().await.unwrap();
+    assert!(response.headers().get("access-control-allow-origin").is_none());
+
+    let cors = TestApp::spawn_with(|settings| settings.cors_enable = true).await;
+    let response = cors.client.get(format!("{}/model/labels", cors.url)).header("origin", origin).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("access-control-allow-origin").is_some());
+}

@@ -1,0 +1,77 @@
+//! Bad input gets a 4xx with a JSON body saying what was wrong, and the server stays up.
+
+use max_mnist_api::error::ErrorBody;
+
+use crate::helpers::{TestApp, sample};
+
+async fn expect_error(response: reqwest::Response, status: u16, fragment: &str) {
+    assert_eq!(response.status(), status);
+    let body: ErrorBody = response.json().await.expect("a JSON error body");
+    assert_eq!(body.status, "error");
+    assert!(body.message.contains(fragment), "`{}` does not mention `{fragment}`", body.message);
+}
+
+/// A small PNG whose header declares `width × height` grayscale pixels: the shape of a
+/// decompression bomb, whose few bytes would decode to gigabytes.
+fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+    let mut ihdr = Vec::new();
+    ihdr.extend(width.to_be_bytes());
+    ihdr.extend(height.to_be_bytes());
+    ihdr.extend([8, 0, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    for (kind, data) in [(&b"IHDR"[..], ihdr), (b"IDAT", vec![0x78, 0x9c, 0x03, 0x00]), (b"IEND", Vec::new())] {
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(&data);
+        png.extend((data.len() as u32).to_be_bytes());
+        png.extend(kind);
+        png.extend(&data);
+        png.extend(crc.sum().to_be_bytes());
+    }
+    png
+}
+
+#[tokio::test]
+async fn bad_images_get_400_and_the_server_stays_up() {
+    let app = TestApp::spawn().await;
+    let png = sample("digit-1.png");
+    expect_error(app.predict_multipart("image", "empty.png", Vec::new()).await, 400, "empty").await;
+    expect_error(app.predict_multipart("image", "half.png", png[..png.len() / 2].to_vec()).await, 400, "decoded").await;
+    expect_error(app.predict_multipart("image", "text.png", b"just text".to_vec()).await, 400, "not a supported image").await;
+    expect_error(app.predict_multipart("other", "digit-1.png", png.clone()).await, 400, "`image`").await;
+    assert_eq!(app.predict_sample("digit-1.png").await.0, 1);
+}
+
+#[tokio::test]
+async fn a_huge_declared_image_gets_413_before_decoding() {
+    let app = TestApp::spawn().await;
+    let response = app.predict_multipart("image", "huge.png", png_claiming(50_000, 50_000)).await;
+    expect_error(response, 413, "50000x50000").await;
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_get_413_with_or_without_content_length() {
+    let app = TestApp::spawn_with(|settings| settings.max_body_bytes = 64 * 1024).await;
+    let big = vec![7u8; 200 * 1024];
+    expect_error(app.predict_multipart("image", "big.png", big.clone()).await, 413, "over the limit").await;
+
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big.chunks(8 * 1024).map(|chunk| Ok(chunk.to_vec())).collect();
+    let response = app
+        .client
+        .post(format!("{}/model/predict", app.url))
+        .header("content-type", "multipart/form-data; boundary=X")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 413, "over the limit").await;
+    assert_eq!(app.predict_sample("digit-8.png").await.0, 8);
+}
+
+#[tokio::test]
+async fn unknown_paths_and_wrong_methods_get_json() {
+    let app = TestApp::spawn().await;
+    expect_error(app.client.get(format!("{}/no/such/path", app.url)).send().await.unwrap(), 404, "no such route").await;
+    expect_error(app.client.get(format!("{}/model/predict", app.url)).send().await.unwrap(), 405, "not allowed").await;
+    expect_error(app.client.delete(format!("{}/model/metadata", app.url)).send().await.unwrap(), 405, "not allowed").await;
+}

@@ -1,0 +1,71 @@
+//! Starts the application the way `main` does, on 127.0.0.1 with a free port, with weights
+//! fetched from the repository's bucket into a scratch assets directory.
+
+use std::path::{Path, PathBuf};
+
+use max_mnist_api::Application;
+use max_mnist_api::types::PredictResponse;
+use max_mnist_config::settings::ServerSettings;
+use tokio::sync::oneshot;
+
+/// The repository root, where `samples/`, `pretrained-model/` and `sha512sums.txt` live.
+pub fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The bytes of a committed sample image.
+pub fn sample(name: &str) -> Vec<u8> {
+    std::fs::read(repository().join("samples").join(name)).unwrap()
+}
+
+/// A running server; it stops when dropped.
+pub struct TestApp {
+    pub url: String,
+    pub client: reqwest::Client,
+    _assets: tempfile::TempDir,
+    _stop: oneshot::Sender<()>,
+}
+
+impl TestApp {
+    /// A server with the default settings.
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(|_| {}).await
+    }
+
+    /// A server with the default settings as changed by `configure`.
+    pub async fn spawn_with(configure: impl FnOnce(&mut ServerSettings)) -> TestApp {
+        let assets = tempfile::tempdir().unwrap();
+        let mut settings = ServerSettings::defaults();
+        settings.host = "127.0.0.1".into();
+        settings.port = 0;
+        settings.model_bucket = repository().join("pretrained-model").display().to_string();
+        settings.checksums = repository().join("sha512sums.txt");
+        settings.assets_dir = assets.path().to_owned();
+        configure(&mut settings);
+        let application = Application::build(&settings).await.expect("the server starts");
+        let url = format!("http://{}", application.address());
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(application.run_until(async move {
+            let _ = stopped.await;
+        }));
+        TestApp { url, client: reqwest::Client::new(), _assets: assets, _stop: stop }
+    }
+
+    /// POSTs `bytes` as the multipart field `field` of `/model/predict`.
+    pub async fn predict_multipart(&self, field: &str, file_name: &str, bytes: Vec<u8>) -> reqwest::Response {
+        let part = reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_owned());
+        let form = reqwest::multipart::Form::new().part(field.to_owned(), part);
+        self.client.post(format!("{}/model/predict", self.url)).multipart(form).send().await.unwrap()
+    }
+
+    /// Classifies a committed sample and returns the predicted digit and its probability.
+    pub async fn predict_sample(&self, name: &str) -> (u32, f32) {
+        let response = self.predict_multipart("image", name, sample(name)).await;
+        assert_eq!(response.status(), 200, "{name}");
+        let body: PredictResponse = response.json().await.unwrap();
+        assert_eq!(body.status, "ok");
+        assert_eq!(body.predictions.len(), 1);
+        let prediction = &body.predictions[0];
+        (prediction.prediction, prediction.probability)
+    }
+}

@@ -1,0 +1,59 @@
+//! Predictions on the committed samples.
+
+use max_mnist_api::types::PredictResponse;
+
+use crate::helpers::{TestApp, sample};
+
+#[tokio::test]
+async fn predicts_the_ten_mnist_samples() {
+    let app = TestApp::spawn().await;
+    for digit in 0..10 {
+        let (predicted, probability) = app.predict_sample(&format!("digit-{digit}.png")).await;
+        assert_eq!(predicted, digit, "digit-{digit}.png");
+        assert!(probability > 0.5 && probability <= 1.0, "digit-{digit}.png: {probability}");
+    }
+}
+
+#[tokio::test]
+async fn predicts_jpeg_rgb_and_rgba_samples() {
+    let app = TestApp::spawn().await;
+    for (name, digit) in [("digit-7.jpg", 7), ("digit-3-rgb.png", 3), ("digit-5-rgba.png", 5)] {
+        assert_eq!(app.predict_sample(name).await.0, digit, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn answers_with_all_ten_probabilities_summing_to_one() {
+    let app = TestApp::spawn().await;
+    let response = app.predict_multipart("image", "digit-2.png", sample("digit-2.png")).await;
+    let body: PredictResponse = response.json().await.unwrap();
+    let prediction = &body.predictions[0];
+    assert_eq!(prediction.label, "2");
+    assert_eq!(prediction.probabilities.len(), 10);
+    assert!((prediction.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+    assert_eq!(prediction.probabilities[2], prediction.probability);
+}
+
+#[tokio::test]
+async fn accepts_the_file_field_older_max_clients_send() {
+    let app = TestApp::spawn().await;
+    let response = app.predict_multipart("file", "digit-4.png", sample("digit-4.png")).await;
+    assert_eq!(response.status(), 200);
+    let body: PredictResponse = response.json().await.unwrap();
+    assert_eq!(body.predictions[0].prediction, 4);
+}
+
+#[tokio::test]
+async fn concurrent_requests_each_get_their_own_answer() {
+    let app = TestApp::spawn().await;
+    let requests = (0..40u32).map(|index| {
+        let app = &app;
+        async move {
+            let digit = index % 10;
+            (digit, app.predict_sample(&format!("digit-{digit}.png")).await.0)
+        }
+    });
+    for (sent, predicted) in futures::future::join_all(requests).await {
+        assert_eq!(sent, predicted);
+    }
+}

@@ -1,0 +1,246 @@
+//! The bucket path end to end: `ensure_verified_assets` against a real HTTP server on
+//! 127.0.0.1 that serves canned answers (a good archive, a 404, a truncated body, a tampered
+//! or hostile archive) and counts requests.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use max_mnist_core::archive::UnpackLimits;
+use max_mnist_core::bucket::{ModelSource, ensure_verified_assets};
+use max_mnist_core::checksums::{ChecksumEntry, Checksums, file_digest};
+use max_mnist_core::download::DownloadPolicy;
+use max_mnist_core::Error;
+use sha2::{Digest, Sha512};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+const WEIGHTS: &str = "weights.safetensors";
+const WEIGHTS_BYTES: &[u8] = b"pretend these are weights";
+
+/// What the loopback server answers for a path.
+#[derive(Clone)]
+enum Answer {
+    Body(Vec<u8>),
+    Status(u16),
+    /// Declares the full length but sends only half of the body, then closes.
+    Truncated(Vec<u8>),
+}
+
+/// A minimal HTTP/1.1 server on 127.0.0.1 with canned answers and a request counter.
+struct Bucket {
+    url: String,
+    hits: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Bucket {
+    async fn serve(answers: HashMap<&'static str, Answer>) -> Bucket {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let hits = Arc::new(Mutex::new(HashMap::new()));
+        let answers: HashMap<String, Answer> = answers.into_iter().map(|(path, answer)| (format!("/{path}"), answer)).collect();
+        let counter = hits.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut request = vec![0u8; 4096];
+                let read = socket.read(&mut request).await.unwrap_or(0);
+                let line = String::from_utf8_lossy(&request[..read]).lines().next().unwrap_or_default().to_owned();
+                let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                *counter.lock().unwrap().entry(path.clone()).or_insert(0) += 1;
+                let (status, body, sent) = match answers.get(&path).cloned().unwrap_or(Answer::Status(404)) {
+                    Answer::Body(body) => (200, body.clone(), body.len()),
+                    Answer::Status(status) => (status, Vec::new(), 0),
+                    Answer::Truncated(body) => (200, body.clone(), body.len() / 2),
+                };
+                let head = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                let _ = socket.write_all(head.as_bytes()).await;
+                let _ = socket.write_all(&body[..sent]).await;
+                let _ = socket.shutdown().await;
+            }
+        });
+        Bucket { url, hits }
+    }
+
+    fn hits(&self, path: &str) -> usize {
+        self.hits.lock().unwrap().get(&format!("/{path}")).copied().unwrap_or(0)
+    }
+}
+
+/// A scratch directory with a checksums file listing `assets/weights.safetensors`.
+struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    fn new() -> Workspace {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = ChecksumEntry { sha512: hex::encode(Sha512::digest(WEIGHTS_BYTES)), path: format!("assets/{WEIGHTS}") };
+        Checksums::write(&dir.path().join("sha512sums.txt"), &[entry]).unwrap();
+        Workspace { dir }
+    }
+
+    fn assets(&self) -> PathBuf {
+        self.dir.path().join("assets")
+    }
+
+    fn source(&self, bucket: &str, file: &str) -> ModelSource {
+        ModelSource {
+            bucket: bucket.to_owned(),
+            file: file.to_owned(),
+            assets_dir: self.assets(),
+            checksums: self.dir.path().join("sha512sums.txt"),
+            download: DownloadPolicy { retries: 1, backoff: Duration::from_millis(10), ..DownloadPolicy::default() },
+            unpack: UnpackLimits::default(),
+        }
+    }
+
+    /// Files in the assets directory, scratch directories included.
+    fn assets_listing(&self) -> Vec<String> {
+        match std::fs::read_dir(self.assets()) {
+            Ok(entries) => entries.map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// A gzipped tar whose entries are written with raw headers, so that names the `tar` crate
+/// would refuse to create (`../x`, `/x`) can be tested.
+fn archive(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+    for (name, kind, data) in entries {
+        let mut header = tar::Header::new_old();
+        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_entry_type(*kind);
+        header.set_mode(0o644);
+        header.set_size(if *kind == tar::EntryType::Regular { data.len() as u64 } else { 0 });
+        if *kind == tar::EntryType::Symlink {
+            header.set_link_name(std::str::from_utf8(data).unwrap()).unwrap();
+        }
+        header.set_cksum();
+        let body: &[u8] = if *kind == tar::EntryType::Regular { data } else { &[] };
+        builder.append(&header, body).unwrap();
+    }
+    let mut gzip = builder.into_inner().unwrap();
+    gzip.flush().unwrap();
+    gzip.finish().unwrap()
+}
+
+fn good_archive() -> Vec<u8> {
+    archive(&[(WEIGHTS, tar::EntryType::Regular, WEIGHTS_BYTES)])
+}
+
+#[tokio::test]
+async fn fetches_verifies_and_then_reuses_the_assets() {
+    let bucket = Bucket::serve(HashMap::from([("model.tar.gz", Answer::Body(good_archive()))])).await;
+    let workspace = Workspace::new();
+    let source = workspace.source(&bucket.url, "model.tar.gz");
+
+    let verified = ensure_verified_assets(&source).await.unwrap();
+    assert_eq!(verified.len(), 1);
+    assert_eq!(std::fs::read(workspace.assets().join(WEIGHTS)).unwrap(), WEIGHTS_BYTES);
+    assert_eq!(verified[0].sha512, file_digest::<Sha512>(&workspace.assets().join(WEIGHTS)).unwrap());
+    assert_eq!(workspace.assets_listing(), vec![WEIGHTS.to_owned()], "no scratch left behind");
+    assert_eq!(bucket.hits("model.tar.gz"), 1);
+
+    ensure_verified_assets(&source).await.unwrap();
+    assert_eq!(bucket.hits("model.tar.gz"), 1, "verified assets are not fetched again");
+}
+
+#[tokio::test]
+async fn replaces_a_tampered_asset_with_the_verified_one() {
+    let bucket = Bucket::serve(HashMap::from([("model.tar.gz", Answer::Body(good_archive()))])).await;
+    let workspace = Workspace::new();
+    std::fs::create_dir_all(workspace.assets()).unwrap();
+    std::fs::write(workspace.assets().join(WEIGHTS), b"tampered").unwrap();
+    ensure_verified_assets(&workspace.source(&bucket.url, "model.tar.gz")).await.unwrap();
+    assert_eq!(std::fs::read(workspace.assets().join(WEIGHTS)).unwrap(), WEIGHTS_BYTES);
+    assert_eq!(bucket.hits("model.tar.gz"), 1);
+}
+
+#[tokio::test]
+async fn a_404_fails_with_the_url_and_status_and_removes_unverified_files() {
+    let bucket = Bucket::serve(HashMap::new()).await;
+    let workspace = Workspace::new();
+    std::fs::create_dir_all(workspace.assets()).unwrap();
+    std::fs::write(workspace.assets().join(WEIGHTS), b"stale").unwrap();
+    let error = ensure_verified_assets(&workspace.source(&bucket.url, "model.tar.gz")).await.unwrap_err();
+    assert!(matches!(error, Error::HttpStatus { status: 404, .. }), "{error}");
+    assert!(error.to_string().contains(&format!("{}/model.tar.gz", bucket.url)), "{error}");
+    assert_eq!(bucket.hits("model.tar.gz"), 1, "a 404 is not retried");
+    assert!(workspace.assets_listing().is_empty(), "{:?}", workspace.assets_listing());
+}
+
+#[tokio::test]
+async fn a_truncated_body_is_retried_then_refused() {
+    let bucket = Bucket::serve(HashMap::from([("model.tar.gz", Answer::Truncated(good_archive()))])).await;
+    let workspace = Workspace::new();
+    let error = ensure_verified_assets(&workspace.source(&bucket.url, "model.tar.gz")).await.unwrap_err();
+    assert!(matches!(error, Error::Download { .. }), "{error}");
+    assert_eq!(bucket.hits("model.tar.gz"), 2, "one retry");
+    assert!(workspace.assets_listing().is_empty(), "{:?}", workspace.assets_listing());
+}
+
+#[tokio::test]
+async fn a_tampered_archive_is_refused_with_both_digests() {
+    let tampered = archive(&[(WEIGHTS, tar::EntryType::Regular, b"evil weights")]);
+    let bucket = Bucket::serve(HashMap::from([("model.tar.gz", Answer::Body(tampered))])).await;
+    let workspace = Workspace::new();
+    let error = ensure_verified_assets(&workspace.source(&bucket.url, "model.tar.gz")).await.unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, Error::ChecksumMismatch { .. }), "{message}");
+    assert!(message.contains(&hex::encode(Sha512::digest(WEIGHTS_BYTES))), "{message}");
+    assert!(message.contains(&hex::encode(Sha512::digest(b"evil weights"))), "{message}");
+    assert!(workspace.assets_listing().is_empty(), "{:?}", workspace.assets_listing());
+}
+
+#[tokio::test]
+async fn an_archive_without_a_listed_file_is_refused() {
+    let other = archive(&[("other.bin", tar::EntryType::Regular, WEIGHTS_BYTES)]);
+    let bucket = Bucket::serve(HashMap::from([("model.tar.gz", Answer::Body(other))])).await;
+    let workspace = Workspace::new();
+    let error = ensure_verified_assets(&workspace.source(&bucket.url, "model.tar.gz")).await.unwrap_err();
+    assert!(matches!(error, Error::MissingAsset { .. }), "{error}");
+    assert!(workspace.assets_listing().is_empty(), "{:?}", workspace.assets_listing());
+}
+
+#[tokio::test]
+async fn hostile_archives_are_refused() {
+    let regular = tar::EntryType::Regular;
+    let cases: [(&str, Vec<u8>); 4] = [
+        ("parent", archive(&[(WEIGHTS, regular, WEIGHTS_BYTES), ("../escaped", regular, b"x")])),
+        ("absolute", archive(&[("/tmp/max-mnist-absolute", regular, b"x"), (WEIGHTS, regular, WEIGHTS_BYTES)])),
+        ("symlink", archive(&[(WEIGHTS, tar::EntryType::Symlink, b"/etc/passwd")])),
+        ("garbage", b"this is not a gzip file".to_vec()),
+    ];
+    for (name, body) in cases {
+        let bucket = Bucket::serve(HashMap::from([("model.tar.gz", Answer::Body(body))])).await;
+        let workspace = Workspace::new();
+        let error = ensure_verified_assets(&workspace.source(&bucket.url, "model.tar.gz")).await.unwrap_err();
+        assert!(matches!(error, Error::HostileArchive { .. }), "{name}: {error}");
+        assert!(workspace.assets_listing().is_empty(), "{name}: {:?}", workspace.assets_listing());
+        assert!(!workspace.dir.path().join("escaped").exists(), "{name}");
+    }
+    assert!(!Path::new("/tmp/max-mnist-absolute").exists());
+}
+
+#[tokio::test]
+async fn a_local_directory_or_file_url_is_a_bucket_too() {
+    let workspace = Workspace::new();
+    let bucket_dir = workspace.dir.path().join("bucket");
+    std::fs::create_dir(&bucket_dir).unwrap();
+    std::fs::write(bucket_dir.join("model.tar.gz"), good_archive()).unwrap();
+    ensure_verified_assets(&workspace.source(bucket_dir.to_str().unwrap(), "model.tar.gz")).await.unwrap();
+
+    let second = Workspace::new();
+    let url = format!("file://{}", bucket_dir.display());
+    ensure_verified_assets(&second.source(&url, "model.tar.gz")).await.unwrap();
+    assert_eq!(std::fs::read(second.assets().join(WEIGHTS)).unwrap(), WEIGHTS_BYTES);
+
+    let reused = ensure_verified_assets(&second.source(&url, "missing.tar.gz")).await;
+    assert!(reused.is_ok(), "verified assets need no archive: {reused:?}");
+}

@@ -7,7 +7,7 @@ use clap::{Parser, ValueEnum};
 
 /// Serve the MNIST digit classifier over HTTP, with verified weights and a Swagger UI.
 #[derive(Parser, Clone, Debug)]
-#[command(name = "max-mnist", version, about)]
+#[command(name = "max-mnist", version)]
 pub struct ServerSettings {
     /// Address to listen on.
     #[arg(long, env = "HOST", default_value = "0.0.0.0")]

@@ -14,7 +14,7 @@ use tracing_subscriber::EnvFilter;
 
 /// Train the MNIST classifier and publish it to the local bucket.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Name of this run; its files go to `runs/<exp-name>/`.
     #[arg(long, env = "EXP_NAME", default_value = "default")]

@@ -1,0 +1,96 @@
+//! The three steps of the model wrapper on the committed, verified weights and samples.
+
+use std::path::{Path, PathBuf};
+
+use max_mnist_core::archive::UnpackLimits;
+use max_mnist_core::bucket::{ModelSource, ensure_verified_assets};
+use max_mnist_core::download::DownloadPolicy;
+use max_mnist_core::wrapper::ModelWrapper;
+use max_mnist_core::{Device, Error};
+use tch::Tensor;
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn sample(name: &str) -> Vec<u8> {
+    std::fs::read(repository().join("samples").join(name)).unwrap()
+}
+
+/// The committed model, fetched from the repository's bucket and verified like at start-up.
+fn committed_model(assets: &Path) -> ModelWrapper {
+    let source = ModelSource {
+        bucket: repository().join("pretrained-model").display().to_string(),
+        file: "mnist-classifier.tar.gz".into(),
+        assets_dir: assets.to_owned(),
+        checksums: repository().join("sha512sums.txt"),
+        download: DownloadPolicy::default(),
+        unpack: UnpackLimits::default(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let verified = runtime.block_on(ensure_verified_assets(&source)).unwrap();
+    ModelWrapper::load(&verified[0].path, Device::Cpu, 1 << 24).unwrap()
+}
+
+#[test]
+fn pre_process_predict_post_process_classify_every_sample() {
+    let assets = tempfile::tempdir().unwrap();
+    let model = committed_model(assets.path());
+    let inputs: Vec<Tensor> =
+        (0..10).map(|digit| model.pre_process(&sample(&format!("digit-{digit}.png"))).unwrap()).collect();
+    assert_eq!(inputs[0].size(), [1, 28, 28]);
+
+    let logits = model.predict(&Tensor::stack(&inputs, 0));
+    assert_eq!(logits.size(), [10, 10]);
+    assert!(!logits.requires_grad(), "inference records no gradients");
+
+    let predictions = model.post_process(&logits).unwrap();
+    for (digit, prediction) in predictions.iter().enumerate() {
+        assert_eq!(prediction.class_index, digit);
+        assert_eq!(prediction.label, digit.to_string());
+        assert!((prediction.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+        assert_eq!(prediction.probability, prediction.probabilities[digit]);
+    }
+}
+
+#[test]
+fn eval_mode_gives_the_same_answer_alone_or_in_a_batch() {
+    let assets = tempfile::tempdir().unwrap();
+    let model = committed_model(assets.path());
+    let three = model.pre_process(&sample("digit-3.png")).unwrap();
+    let nine = model.pre_process(&sample("digit-9.png")).unwrap();
+    let alone = model.predict(&three.unsqueeze(0));
+    let batched = model.predict(&Tensor::stack(&[three, nine], 0));
+    assert!(alone.get(0).allclose(&batched.get(0), 1e-4, 1e-5, false));
+}
+
+#[test]
+fn post_process_is_a_softmax_and_an_argmax() {
+    let assets = tempfile::tempdir().unwrap();
+    let model = committed_model(assets.path());
+    let mut logits = vec![0f32; 10];
+    logits[4] = 3f32.ln();
+    let predictions = model.post_process(&Tensor::from_slice(&logits).view([1, 10])).unwrap();
+    assert_eq!(predictions[0].class_index, 4);
+    assert!((predictions[0].probability - 3.0 / 12.0).abs() < 1e-6);
+    assert!((predictions[0].probabilities[0] - 1.0 / 12.0).abs() < 1e-6);
+}
+
+#[test]
+fn the_weights_carry_the_constants_serving_needs() {
+    let assets = tempfile::tempdir().unwrap();
+    let metadata = committed_model(assets.path()).metadata().clone();
+    assert_eq!(metadata.input_size, 28);
+    assert_eq!(metadata.labels.len(), 10);
+    assert!(metadata.normalisation.std > 0.0);
+    assert!(metadata.test_accuracy >= 0.99, "{}", metadata.test_accuracy);
+    assert_eq!(metadata.training_data_sha256.len(), 64);
+}
+
+#[test]
+fn bad_bytes_are_typed_errors() {
+    let assets = tempfile::tempdir().unwrap();
+    let model = committed_model(assets.path());
+    assert!(matches!(model.pre_process(b""), Err(Error::EmptyImage)));
+    assert!(matches!(model.pre_process(b"GIF89a"), Err(Error::UndecodableImage(_))));
+}

@@ -127,10 +127,6 @@ pub struct ModelMetadataResponse {
 impl ModelMetadataResponse {
     /// The card for weights with `metadata` and digest `weights_sha512`.
     pub fn new(card: &ModelCard, metadata: &ModelMetadata, weights_sha512: &str) -> ModelMetadataResponse {
-        let architecture = serde_json::to_value(metadata.architecture)
-            .ok()
-            .and_then(|value| value.as_str().map(str::to_owned))
-            .unwrap_or_default();
         ModelMetadataResponse {
             id: card.id.into(),
             name: card.name.into(),
@@ -141,7 +137,7 @@ impl ModelMetadataResponse {
             version: weights_sha512.chars().take(12).collect(),
             weights_sha512: weights_sha512.into(),
             test_accuracy: metadata.test_accuracy,
-            architecture,
+            architecture: metadata.architecture.name().into(),
             parameters: metadata.parameters,
             input_size: metadata.input_size,
             normalisation: metadata.normalisation.into(),

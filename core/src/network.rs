@@ -31,6 +31,15 @@ pub enum Architecture {
     CnnBn16x32x64,
 }
 
+impl Architecture {
+    /// The name stored in the weights' metadata and shown by `/model/metadata`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Architecture::CnnBn16x32x64 => "cnn-bn-16-32-64",
+        }
+    }
+}
+
 /// The classifier: maps `[N, 1, 28, 28]` normalised images to `[N, 10]` logits.
 #[derive(Debug)]
 pub struct Net {
@@ -107,6 +116,12 @@ mod tests {
         let net = Net::new(&store.root(), Architecture::CnnBn16x32x64);
         let logits = net.forward_t(&Tensor::zeros([3, 1, 28, 28], tch::kind::FLOAT_CPU), false);
         assert_eq!(logits.size(), [3, NUM_CLASSES]);
+    }
+
+    #[test]
+    fn the_metadata_name_is_the_serialised_name() {
+        let architecture = Architecture::CnnBn16x32x64;
+        assert_eq!(serde_json::to_value(architecture).unwrap(), architecture.name());
     }
 
     #[test]

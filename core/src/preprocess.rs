@@ -53,17 +53,15 @@ impl Preprocessor {
         if !SUPPORTED_FORMATS.contains(&format) {
             return Err(Error::UnsupportedImageFormat);
         }
-        let undecodable = |error: image::ImageError| match error {
-            image::ImageError::Limits(_) => Error::TooManyPixels { width: 0, height: 0, limit: self.max_pixels },
-            other => Error::UndecodableImage(other.to_string()),
-        };
+        let undecodable = |error: image::ImageError| Error::UndecodableImage(error.to_string());
         // Reading the header allocates nothing, so it runs without limits; the declared size
         // is then checked against ours before any pixel is decoded.
         let mut probe = ImageReader::with_format(Cursor::new(bytes), format);
         probe.no_limits();
         let (width, height) = probe.into_dimensions().map_err(undecodable)?;
+        let too_many_pixels = Error::TooManyPixels { width, height, limit: self.max_pixels };
         if u64::from(width) * u64::from(height) > self.max_pixels {
-            return Err(Error::TooManyPixels { width, height, limit: self.max_pixels });
+            return Err(too_many_pixels);
         }
         let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
         let mut limits = image::Limits::default();
@@ -72,7 +70,10 @@ impl Preprocessor {
         // Room for the largest decoded buffer (16-bit RGBA) of an image within the limit.
         limits.max_alloc = Some(self.max_pixels.saturating_mul(8).max(1 << 20));
         reader.limits(limits);
-        let decoded = reader.decode().map_err(undecodable)?;
+        let decoded = reader.decode().map_err(|error| match error {
+            image::ImageError::Limits(_) => too_many_pixels,
+            other => undecodable(other),
+        })?;
 
         let gray_alpha = decoded.to_luma_alpha8();
         let composited = image::GrayImage::from_fn(width, height, |x, y| {

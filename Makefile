@@ -7,9 +7,9 @@
 run: libtorch
 	cargo run --release
 
-# Every test of the workspace (release profile, shared with `make run`).
+# Every test of the workspace (release profile, shared with `make run`; there are no doc tests).
 test: libtorch
-	cargo test --release --workspace
+	cargo test --release --workspace --lib --bins --tests
 
 # Retrain with the default recipe and republish pretrained-model/ and sha512sums.txt.
 train: libtorch data

@@ -5,6 +5,7 @@
 //!
 //! Decoding (`pre_process`) runs on tokio's blocking pool, in parallel with forwards.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use tch::Tensor;
@@ -90,16 +91,23 @@ fn run(model: ModelWrapper, mut queue: mpsc::Receiver<Job>, max_batch_size: usiz
             }
         }
         let inputs: Vec<Tensor> = batch.iter().map(|job| job.input.shallow_clone()).collect();
-        let logits = model.predict(&Tensor::stack(&inputs, 0));
-        match model.post_process(&logits) {
-            Ok(predictions) => {
+        // tch panics on libtorch errors; one bad batch must not end the thread for everyone.
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            model.post_process(&model.predict(&Tensor::stack(&inputs, 0)))
+        }));
+        match outcome {
+            Ok(Ok(predictions)) => {
                 for (job, prediction) in batch.drain(..).zip(predictions) {
                     // A caller that went away no longer needs its answer.
                     let _ = job.reply.send(Ok(prediction));
                 }
             }
-            Err(error) => {
-                tracing::error!(%error, "post-processing failed");
+            Ok(Err(error)) => {
+                tracing::error!(%error, batch = batch.len(), "inference failed");
+                batch.clear();
+            }
+            Err(_) => {
+                tracing::error!(batch = batch.len(), "inference panicked; its requests fail, the thread goes on");
                 batch.clear();
             }
         }

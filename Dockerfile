@@ -15,14 +15,18 @@ RUN make libtorch && cargo build --release --locked --bin max-mnist
 # Fetch the weights from the bucket and verify them, MAX style. Unverified files fail the build.
 ARG model_bucket=pretrained-model
 ARG model_file=mnist-classifier.tar.gz
-RUN set -eu; mkdir -p assets; \
+# Only the files listed in sha512sums.txt are kept, so nothing unlisted reaches the image.
+RUN set -eu; mkdir -p assets /tmp/unpacked; \
     case "$model_bucket" in \
       http://*|https://*) curl -fsSL --retry 3 -o /tmp/model.tar.gz "$model_bucket/$model_file" ;; \
       *) cp "$model_bucket/$model_file" /tmp/model.tar.gz ;; \
     esac; \
-    tar -xzf /tmp/model.tar.gz -C assets --no-same-owner --no-same-permissions; \
+    tar -xzf /tmp/model.tar.gz -C /tmp/unpacked --no-same-owner --no-same-permissions; \
+    awk '{print $2}' sha512sums.txt | while read -r listed; do \
+      install -m 0644 "/tmp/unpacked/${listed#assets/}" "$listed"; \
+    done; \
     sha512sum -c sha512sums.txt; \
-    rm /tmp/model.tar.gz
+    rm -rf /tmp/model.tar.gz /tmp/unpacked
 
 FROM debian:bookworm-slim
 # The binary's rpath names /opt/max-mnist/.libtorch/lib: put libtorch (and the CUDA runtime

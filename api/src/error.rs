@@ -80,6 +80,12 @@ impl From<CoreError> for ApiError {
     }
 }
 
+/// The answer to a request whose handler panicked: a JSON 500, the panic logged.
+pub fn panic_response(_panic: Box<dyn std::any::Any + Send>) -> Response {
+    tracing::error!("a request handler panicked");
+    (StatusCode::INTERNAL_SERVER_ERROR, poem::web::Json(ErrorBody::new("internal error"))).into_response()
+}
+
 /// Turns an error that escaped the handlers into a JSON response with the same status:
 /// responses built by [`ApiError`] pass through unchanged; framework errors (404, 405, 415,
 /// multipart parse errors) get the JSON body. Installed once, around the whole app.

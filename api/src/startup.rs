@@ -19,7 +19,7 @@ use poem::middleware::{CatchPanic, Cors, Tracing};
 use poem::{EndpointExt, Route, Server};
 use poem_openapi::OpenApiService;
 
-use crate::error::json_error_response;
+use crate::error::{json_error_response, panic_response};
 use crate::limits::BodyLimit;
 use crate::routes::ModelApi;
 use crate::types::ModelMetadataResponse;
@@ -34,12 +34,12 @@ pub enum StartupError {
     #[error("{0} lists no `.safetensors` weights file")]
     NoWeights(String),
     /// The listening socket could not be opened.
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address}: {cause}")]
     Bind {
         /// The address asked for.
         address: String,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (in the message, so not a `source`).
+        cause: std::io::Error,
     },
 }
 
@@ -71,7 +71,7 @@ impl Application {
         let app = routes(ModelApi::new(engine, metadata), settings);
 
         let address = format!("{}:{}", settings.host, settings.port);
-        let bind_error = |source| StartupError::Bind { address: address.clone(), source };
+        let bind_error = |cause| StartupError::Bind { address: address.clone(), cause };
         let acceptor = TcpListener::bind(address.clone()).into_acceptor().await.map_err(bind_error)?;
         let address = acceptor
             .local_addr()
@@ -128,7 +128,7 @@ fn routes(api: ModelApi, settings: &ServerSettings) -> poem::endpoint::BoxEndpoi
         .nest_no_strip("/model", service)
         .with(BodyLimit::new(settings.max_body_bytes))
         .with_if(settings.cors_enable, Cors::new())
-        .with(CatchPanic::new())
+        .with(CatchPanic::new().with_handler(panic_response))
         .catch_all_error(json_error_response)
         .with(Tracing)
         .boxed()

@@ -69,10 +69,10 @@ pub fn unpack_tar_gz(archive: &Path, destination: &Path, limits: UnpackLimits) -
                     .open(&target)
                     .map_err(|error| match error.kind() {
                         io::ErrorKind::AlreadyExists => refuse(format!("entry `{display}` appears twice")),
-                        _ => Error::Io { action: "cannot create", path: target.clone(), source: error },
+                        _ => Error::Io { action: "cannot create", path: target.clone(), cause: error },
                     })?;
                 let remaining = limits.max_file_bytes.min(limits.max_total_bytes - total_bytes);
-                let copied = io::copy(&mut (&mut entry).take(remaining + 1), &mut output)
+                let copied = io::copy(&mut (&mut entry).take(remaining.saturating_add(1)), &mut output)
                     .map_err(|error| refuse(format!("entry `{display}` is truncated or corrupt: {error}")))?;
                 if copied > remaining {
                     return Err(refuse(format!(

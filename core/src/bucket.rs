@@ -20,6 +20,9 @@ use crate::{Error, Result};
 /// The directory prefix every entry of the checksums file carries.
 pub const ASSETS_PREFIX: &str = "assets/";
 
+/// Name prefix of the scratch directory a fetch unpacks into, inside the assets directory.
+const SCRATCH_PREFIX: &str = ".incoming-";
+
 /// Where the model comes from and where it goes.
 #[derive(Clone, Debug)]
 pub struct ModelSource {
@@ -70,8 +73,9 @@ pub async fn ensure_verified_assets(source: &ModelSource) -> Result<Vec<Verified
     }
 
     std::fs::create_dir_all(&source.assets_dir).map_err(Error::io("cannot create", &source.assets_dir))?;
+    remove_stale_scratch(&source.assets_dir)?;
     let scratch = tempfile::Builder::new()
-        .prefix(".incoming-")
+        .prefix(SCRATCH_PREFIX)
         .tempdir_in(&source.assets_dir)
         .map_err(Error::io("cannot create a directory in", &source.assets_dir))?;
     let archive = fetch_archive(source, scratch.path()).await?;
@@ -116,6 +120,19 @@ fn asset_name(entry: &ChecksumEntry, checksums: &Path) -> Result<PathBuf> {
     Ok(PathBuf::from(name))
 }
 
+/// Deletes scratch directories left by a start-up that was killed mid-fetch.
+fn remove_stale_scratch(assets_dir: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(assets_dir).map_err(Error::io("cannot read", assets_dir))?;
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(SCRATCH_PREFIX) {
+            let path = entry.path();
+            tracing::warn!(path = %path.display(), "removing an unfinished download");
+            std::fs::remove_dir_all(&path).map_err(Error::io("cannot remove", &path))?;
+        }
+    }
+    Ok(())
+}
+
 /// Whether every listed file is in place with its digest. Files that are present with the
 /// wrong digest are deleted, so that nothing unverified stays in the assets directory.
 fn remove_unverified(in_place: &[(PathBuf, &ChecksumEntry)]) -> Result<bool> {
@@ -143,7 +160,7 @@ fn verified(files: Vec<(PathBuf, &ChecksumEntry)>) -> Vec<VerifiedAsset> {
 async fn fetch_archive(source: &ModelSource, scratch: &Path) -> Result<PathBuf> {
     let location = source.archive_location();
     if location.starts_with("http://") || location.starts_with("https://") {
-        let destination = scratch.join(&source.file);
+        let destination = scratch.join("archive.tar.gz");
         tracing::info!(url = %location, "fetching model archive");
         download::fetch_to_file(&location, &destination, &source.download).await?;
         return Ok(destination);

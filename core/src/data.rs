@@ -80,13 +80,8 @@ impl Split {
     }
 
     /// Number of examples.
-    pub fn len(&self) -> i64 {
+    pub fn count(&self) -> i64 {
         self.labels.size()[0]
-    }
-
-    /// Whether the split has no examples.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -161,7 +156,7 @@ mod tests {
         write_split(dir.path(), "t10k", 2, true);
         let mnist = Mnist::load_dir(dir.path()).unwrap();
         assert_eq!(mnist.train.images.size(), [3, 1, 2, 2]);
-        assert_eq!(mnist.test.len(), 2);
+        assert_eq!(mnist.test.count(), 2);
         assert_eq!(mnist.train.images.max().double_value(&[]), 1.0);
         assert_eq!(Vec::<i64>::try_from(&mnist.train.labels).unwrap(), [0, 1, 2]);
         assert_eq!(mnist.sha256.len(), 64);

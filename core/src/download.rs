@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use crate::{Error, Result};
 
+/// The longest wait between two attempts, however many retries are allowed.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
 /// How hard to try, and how much to accept.
 #[derive(Clone, Debug)]
 pub struct DownloadPolicy {
@@ -59,7 +62,7 @@ pub async fn fetch_to_file(url: &str, destination: &Path, policy: &DownloadPolic
             Err(Attempt::GiveUp(error)) => return Err(error),
             Err(Attempt::Retry(error)) if attempt >= policy.retries => return Err(error),
             Err(Attempt::Retry(error)) => {
-                let wait = policy.backoff * 2u32.pow(attempt);
+                let wait = (policy.backoff * 2u32.saturating_pow(attempt)).min(MAX_BACKOFF);
                 attempt += 1;
                 tracing::warn!(%url, %error, attempt, retries = policy.retries, ?wait, "download failed, retrying");
                 tokio::time::sleep(wait).await;

@@ -70,16 +70,6 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
-    /// A downloaded file does not have the published size or digest.
-    #[error("{file} from {url} is corrupt: {reason}")]
-    CorruptDownload {
-        /// The file that was fetched.
-        file: String,
-        /// Where it came from.
-        url: String,
-        /// What did not match.
-        reason: String,
-    },
     /// An archive was refused: an unsafe entry, too many entries, too many bytes, or not a
     /// gzipped tar at all.
     #[error("refused archive {archive}: {reason}")]
@@ -106,17 +96,17 @@ pub enum Error {
         reason: String,
     },
     /// A filesystem operation failed.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}: {cause}")]
     Io {
         /// What we were doing ("cannot read", "cannot create", ...).
         action: &'static str,
         /// The path involved.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (named `cause`, not `source`: the message already says it).
+        cause: std::io::Error,
     },
     /// libtorch reported an error.
-    #[error("libtorch: {0}")]
+    #[error(transparent)]
     Torch(#[from] tch::TchError),
     /// The inference queue is full; the client should retry later.
     #[error("the server is busy; retry shortly")]
@@ -130,7 +120,7 @@ impl Error {
     /// Wraps an I/O error with what we were doing and on which path.
     pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
-        move |source| Error::Io { action, path, source }
+        move |cause| Error::Io { action, path, cause }
     }
 }
 

@@ -67,8 +67,8 @@ impl Preprocessor {
         let mut limits = image::Limits::default();
         limits.max_image_width = Some(width);
         limits.max_image_height = Some(height);
-        // Room for the largest decoded buffer (16-bit RGBA) of an image within the limit.
-        limits.max_alloc = Some(self.max_pixels.saturating_mul(8).max(1 << 20));
+        // Room for the largest decoded buffer (32-bit float RGBA) of an image within the limit.
+        limits.max_alloc = Some(self.max_pixels.saturating_mul(16).max(1 << 20));
         reader.limits(limits);
         let decoded = reader.decode().map_err(|error| match error {
             image::ImageError::Limits(_) => too_many_pixels,

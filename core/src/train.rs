@@ -33,8 +33,6 @@ pub struct TrainSettings {
 pub struct TrainedModel {
     /// The variables.
     pub store: nn::VarStore,
-    /// The network.
-    pub net: Net,
     /// Metadata to export with the weights.
     pub metadata: ModelMetadata,
 }
@@ -51,7 +49,7 @@ pub fn train(settings: &TrainSettings, data: &Mnist) -> Result<TrainedModel> {
     let mut optimizer = nn::Adam::default().build(&store, settings.learning_rate)?;
 
     let images = normalise(&data.train.images, normalisation);
-    let count = data.train.len();
+    let count = data.train.count();
     let batch_size = i64::from(settings.batch_size.max(1));
     let steps_per_epoch = (count + batch_size - 1) / batch_size;
     let total_steps = steps_per_epoch * i64::from(settings.epochs);
@@ -99,7 +97,7 @@ pub fn train(settings: &TrainSettings, data: &Mnist) -> Result<TrainedModel> {
         },
         created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
     };
-    Ok(TrainedModel { store, net, metadata })
+    Ok(TrainedModel { store, metadata })
 }
 
 impl TrainedModel {
@@ -114,14 +112,14 @@ pub fn accuracy(net: &Net, split: &Split, normalisation: Normalisation) -> f64 {
     let _no_grad = tch::no_grad_guard();
     let mut correct = 0i64;
     let mut start = 0;
-    while start < split.len() {
-        let size = EVAL_BATCH.min(split.len() - start);
+    while start < split.count() {
+        let size = EVAL_BATCH.min(split.count() - start);
         let inputs = normalise(&split.images.narrow(0, start, size), normalisation);
         let predicted = net.forward_t(&inputs, false).argmax(-1, false);
         correct += predicted.eq_tensor(&split.labels.narrow(0, start, size)).sum(Kind::Int64).int64_value(&[]);
         start += size;
     }
-    correct as f64 / split.len().max(1) as f64
+    correct as f64 / split.count().max(1) as f64
 }
 
 fn normalise(images: &Tensor, normalisation: Normalisation) -> Tensor {

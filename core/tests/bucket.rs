@@ -152,6 +152,17 @@ async fn fetches_verifies_and_then_reuses_the_assets() {
 }
 
 #[tokio::test]
+async fn removes_what_a_killed_start_up_left_behind() {
+    let bucket = Bucket::serve(HashMap::from([("model.tar.gz", Answer::Body(good_archive()))])).await;
+    let workspace = Workspace::new();
+    let leftover = workspace.assets().join(".incoming-killed");
+    std::fs::create_dir_all(&leftover).unwrap();
+    std::fs::write(leftover.join("half.tar.gz"), b"partial").unwrap();
+    ensure_verified_assets(&workspace.source(&bucket.url, "model.tar.gz")).await.unwrap();
+    assert_eq!(workspace.assets_listing(), vec![WEIGHTS.to_owned()]);
+}
+
+#[tokio::test]
 async fn replaces_a_tampered_asset_with_the_verified_one() {
     let bucket = Bucket::serve(HashMap::from([("model.tar.gz", Answer::Body(good_archive()))])).await;
     let workspace = Workspace::new();

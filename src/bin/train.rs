@@ -73,7 +73,7 @@ fn train_and_publish(args: &Args) -> anyhow::Result<()> {
         progress: true,
     };
     let trained = train::train(&settings, &data)?;
-    println!("test accuracy: {:.2}% on {} images", trained.metadata.test_accuracy * 100.0, data.test.len());
+    println!("test accuracy: {:.2}% on {} images", trained.metadata.test_accuracy * 100.0, data.test.count());
 
     let run_dir = args.runs_dir.join(&args.exp_name);
     std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;

@@ -74,4 +74,16 @@ async fn unknown_paths_and_wrong_methods_get_json() {
     expect_error(app.client.get(format!("{}/no/such/path", app.url)).send().await.unwrap(), 404, "no such route").await;
     expect_error(app.client.get(format!("{}/model/predict", app.url)).send().await.unwrap(), 405, "not allowed").await;
     expect_error(app.client.delete(format!("{}/model/metadata", app.url)).send().await.unwrap(), 405, "not allowed").await;
+    let json = app.client.post(format!("{}/model/predict", app.url)).json(&serde_json::json!({})).send().await.unwrap();
+    expect_error(json, 415, "not supported").await;
+    let malformed = app
+        .client
+        .post(format!("{}/model/predict", app.url))
+        .header("content-type", "multipart/form-data; boundary=X")
+        .body("--X\r\nthis is not a part header\r\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 400);
+    assert_eq!(malformed.json::<ErrorBody>().await.unwrap().status, "error");
 }

@@ -51,9 +51,10 @@ fn a_tampered_archive_stops_start_up_with_one_clear_message() {
 #[test]
 fn a_missing_bucket_stops_start_up() {
     let scratch = tempfile::tempdir().unwrap();
-    let output = server(&scratch.path().join("nowhere"), &repository().join("sha512sums.txt"), &scratch.path().join("assets"))
-        .output()
-        .unwrap();
+    let output =
+        server(&scratch.path().join("nowhere"), &repository().join("sha512sums.txt"), &scratch.path().join("assets"))
+            .output()
+            .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("nowhere/mnist-classifier.tar.gz"));
 }
@@ -61,7 +62,8 @@ fn a_missing_bucket_stops_start_up() {
 /// Writes a small MNIST-shaped data set (28×28 images whose label is the row of a bright bar).
 fn write_tiny_mnist(dir: &Path) {
     for (prefix, count) in [("train", 256u32), ("t10k", 64u32)] {
-        let mut images = [0x0000_0803u32, count, 28, 28].iter().flat_map(|word| word.to_be_bytes()).collect::<Vec<u8>>();
+        let mut images =
+            [0x0000_0803u32, count, 28, 28].iter().flat_map(|word| word.to_be_bytes()).collect::<Vec<u8>>();
         let mut labels = [0x0000_0801u32, count].iter().flat_map(|word| word.to_be_bytes()).collect::<Vec<u8>>();
         for index in 0..count {
             let label = (index % 10) as usize;

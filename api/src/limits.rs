@@ -85,7 +85,11 @@ struct CappedReader {
 }
 
 impl AsyncRead for CappedReader {
-    fn poll_read(mut self: Pin<&mut Self>, context: &mut Context<'_>, buffer: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffer: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let before = buffer.filled().len();
         let result = self.inner.as_mut().poll_read(context, buffer);
         let read = (buffer.filled().len() - before) as u64;

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use max_mnist_config::metadata::{API_DESCRIPTION, API_TITLE, API_VERSION, MODEL_CARD};
 use max_mnist_config::settings::ServerSettings;
+use max_mnist_core::Device;
 use max_mnist_core::archive::UnpackLimits;
 use max_mnist_core::bucket::{self, ModelSource, VerifiedAsset};
 use max_mnist_core::download::DownloadPolicy;
 use max_mnist_core::inference::{EngineSettings, InferenceEngine};
 use max_mnist_core::wrapper::ModelWrapper;
-use max_mnist_core::Device;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::middleware::{CatchPanic, Cors, Tracing};
 use poem::{EndpointExt, Route, Server};

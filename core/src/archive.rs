@@ -63,14 +63,12 @@ pub fn unpack_tar_gz(archive: &Path, destination: &Path, limits: UnpackLimits) -
                 if let Some(parent) = target.parent() {
                     fs::create_dir_all(parent).map_err(Error::io("cannot create", parent))?;
                 }
-                let mut output = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&target)
-                    .map_err(|error| match error.kind() {
+                let mut output = OpenOptions::new().write(true).create_new(true).open(&target).map_err(|error| {
+                    match error.kind() {
                         io::ErrorKind::AlreadyExists => refuse(format!("entry `{display}` appears twice")),
                         _ => Error::Io { action: "cannot create", path: target.clone(), cause: error },
-                    })?;
+                    }
+                })?;
                 let remaining = limits.max_file_bytes.min(limits.max_total_bytes - total_bytes);
                 let copied = io::copy(&mut (&mut entry).take(remaining.saturating_add(1)), &mut output)
                     .map_err(|error| refuse(format!("entry `{display}` is truncated or corrupt: {error}")))?;
@@ -83,7 +81,9 @@ pub fn unpack_tar_gz(archive: &Path, destination: &Path, limits: UnpackLimits) -
                 total_bytes += copied;
                 written.push(relative);
             }
-            other => return Err(refuse(format!("entry `{display}` is a {other:?}, not a regular file"))),
+            other => {
+                return Err(refuse(format!("entry `{display}` is a {other:?}, not a regular file")));
+            }
         }
     }
     Ok(written)

@@ -88,9 +88,7 @@ pub fn save(store: &VarStore, metadata: &ModelMetadata, path: &Path) -> Result<(
     }
     let views = named
         .iter()
-        .map(|(name, shape, bytes)| {
-            TensorView::new(Dtype::F32, shape.clone(), bytes).map(|view| (name.as_str(), view))
-        })
+        .map(|(name, shape, bytes)| TensorView::new(Dtype::F32, shape.clone(), bytes).map(|view| (name.as_str(), view)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|error| invalid(path, error.to_string()))?;
     let json = serde_json::to_string(metadata).map_err(|error| invalid(path, error.to_string()))?;

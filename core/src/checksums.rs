@@ -86,7 +86,12 @@ pub fn verify(file: &Path, entry: &ChecksumEntry) -> Result<()> {
     if actual == entry.sha512 {
         Ok(())
     } else {
-        Err(Error::ChecksumMismatch { file: entry.path.clone(), expected: entry.sha512.clone(), actual })
+        Err(Error::ChecksumMismatch {
+            file: entry.path.clone(),
+            algorithm: "sha512",
+            expected: entry.sha512.clone(),
+            actual,
+        })
     }
 }
 

@@ -26,11 +26,14 @@ pub enum Error {
         limit: u64,
     },
 
-    /// A file does not have the SHA-512 recorded in the checksums file.
-    #[error("checksum mismatch for {file}: expected sha512 {expected}, got {actual}")]
+    /// A file does not have the digest recorded for it (in the checksums file, or for MNIST
+    /// in the code).
+    #[error("checksum mismatch for {file}: expected {algorithm} {expected}, got {actual}")]
     ChecksumMismatch {
-        /// The file as named in the checksums file.
+        /// The file as named in the checksums file or by its URL.
         file: String,
+        /// The digest algorithm ("sha512", "sha256").
+        algorithm: &'static str,
         /// The recorded digest.
         expected: String,
         /// The digest of the bytes we have.
@@ -86,6 +89,14 @@ pub enum Error {
         path: PathBuf,
         /// What is wrong with it.
         reason: String,
+    },
+    /// No mirror served a verified copy of an MNIST file.
+    #[error("no mirror served a verified {file}: {}", attempts.join("; "))]
+    MirrorsExhausted {
+        /// The file's name.
+        file: String,
+        /// What went wrong with each mirror, in the order they were tried.
+        attempts: Vec<String>,
     },
     /// An MNIST IDX file is malformed.
     #[error("invalid IDX file {path}: {reason}")]

@@ -5,8 +5,8 @@
 //! two can never disagree.
 
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, ModuleT};
 use tch::Tensor;
+use tch::nn::{self, ModuleT};
 
 /// Side of the square grayscale image the network takes (MNIST's 28×28).
 pub const INPUT_SIZE: u32 = 28;
@@ -97,12 +97,7 @@ impl Net {
 impl ModuleT for Net {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let features = self.blocks.iter().fold(xs.shallow_clone(), |xs, block| block.forward_t(&xs, train));
-        features
-            .flatten(1, -1)
-            .apply(&self.hidden)
-            .relu()
-            .dropout(DROPOUT, train)
-            .apply(&self.output)
+        features.flatten(1, -1).apply(&self.hidden).relu().dropout(DROPOUT, train).apply(&self.output)
     }
 }
 

@@ -9,10 +9,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tch::nn::{self, ModuleT, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
+use crate::Result;
 use crate::artifact::{self, ModelMetadata, Normalisation, TrainingRecipe};
 use crate::data::{Mnist, Split};
 use crate::network::{Architecture, INPUT_SIZE, MNIST_MEAN, MNIST_STD, Net, digit_labels};
-use crate::Result;
 
 /// What to train and how.
 #[derive(Clone, Debug)]

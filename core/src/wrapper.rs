@@ -6,10 +6,10 @@ use std::path::Path;
 use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Kind, Tensor};
 
+use crate::Result;
 use crate::artifact::{self, ModelMetadata};
 use crate::network::Net;
 use crate::preprocess::Preprocessor;
-use crate::Result;
 
 /// One classified image.
 #[derive(Clone, Debug, PartialEq)]

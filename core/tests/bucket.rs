@@ -2,74 +2,25 @@
 //! 127.0.0.1 that serves canned answers (a good archive, a 404, a truncated body, a tampered
 //! or hostile archive) and counts requests.
 
+mod support;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
+use max_mnist_core::Error;
 use max_mnist_core::archive::UnpackLimits;
 use max_mnist_core::bucket::{ModelSource, ensure_verified_assets};
 use max_mnist_core::checksums::{ChecksumEntry, Checksums, file_digest};
 use max_mnist_core::download::DownloadPolicy;
-use max_mnist_core::Error;
 use sha2::{Digest, Sha512};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use support::{Answer, LoopbackServer};
 
 const WEIGHTS: &str = "weights.safetensors";
 const WEIGHTS_BYTES: &[u8] = b"pretend these are weights";
-
-/// What the loopback server answers for a path.
-#[derive(Clone)]
-enum Answer {
-    Body(Vec<u8>),
-    Status(u16),
-    /// Declares the full length but sends only half of the body, then closes.
-    Truncated(Vec<u8>),
-}
-
-/// A minimal HTTP/1.1 server on 127.0.0.1 with canned answers and a request counter.
-struct Bucket {
-    url: String,
-    hits: Arc<Mutex<HashMap<String, usize>>>,
-}
-
-impl Bucket {
-    async fn serve(answers: HashMap<&'static str, Answer>) -> Bucket {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let hits = Arc::new(Mutex::new(HashMap::new()));
-        let answers: HashMap<String, Answer> = answers.into_iter().map(|(path, answer)| (format!("/{path}"), answer)).collect();
-        let counter = hits.clone();
-        tokio::spawn(async move {
-            loop {
-                let (mut socket, _) = listener.accept().await.unwrap();
-                let mut request = vec![0u8; 4096];
-                let read = socket.read(&mut request).await.unwrap_or(0);
-                let line = String::from_utf8_lossy(&request[..read]).lines().next().unwrap_or_default().to_owned();
-                let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                *counter.lock().unwrap().entry(path.clone()).or_insert(0) += 1;
-                let (status, body, sent) = match answers.get(&path).cloned().unwrap_or(Answer::Status(404)) {
-                    Answer::Body(body) => (200, body.clone(), body.len()),
-                    Answer::Status(status) => (status, Vec::new(), 0),
-                    Answer::Truncated(body) => (200, body.clone(), body.len() / 2),
-                };
-                let head = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-                let _ = socket.write_all(head.as_bytes()).await;
-                let _ = socket.write_all(&body[..sent]).await;
-                let _ = socket.shutdown().await;
-            }
-        });
-        Bucket { url, hits }
-    }
-
-    fn hits(&self, path: &str) -> usize {
-        self.hits.lock().unwrap().get(&format!("/{path}")).copied().unwrap_or(0)
-    }
-}
 
 /// A scratch directory with a checksums file listing `assets/weights.safetensors`.
 struct Workspace {
@@ -79,7 +30,8 @@ struct Workspace {
 impl Workspace {
     fn new() -> Workspace {
         let dir = tempfile::tempdir().unwrap();
-        let entry = ChecksumEntry { sha512: hex::encode(Sha512::digest(WEIGHTS_BYTES)), path: format!("assets/{WEIGHTS}") };
+        let entry =
+            ChecksumEntry { sha512: hex::encode(Sha512::digest(WEIGHTS_BYTES)), path: format!("assets/{WEIGHTS}") };
         Checksums::write(&dir.path().join("sha512sums.txt"), &[entry]).unwrap();
         Workspace { dir }
     }
@@ -136,7 +88,7 @@ fn good_archive() -> Vec<u8> {
 
 #[tokio::test]
 async fn fetches_verifies_and_then_reuses_the_assets() {
-    let bucket = Bucket::serve(HashMap::from([("model.tar.gz", Answer::Body(good_archive()))])).await;
+    let bucket = LoopbackServer::serve(HashMap::from([("model.tar.gz", Answer::Body(good_archive()))])).await;
     let workspace = Workspace::new();
     let source = workspace.source(&bucket.url, "model.tar.gz");
 
@@ -153,7 +105,7 @@ async fn fetches_verifies_and_then_reuses_the_assets() {
 
 #[tokio::test]
 async fn removes_what_a_killed_start_up_left_behind() {
-    let bucket = Bucket::serve(HashMap::from([("model.tar.gz", Answer::Body(good_archive()))])).await;
+    let bucket = LoopbackServer::serve(HashMap::from([("model.tar.gz", Answer::Body(good_archive()))])).await;
     let workspace = Workspace::new();
     let leftover = workspace.assets().join(".incoming-killed");
     std::fs::create_dir_all(&leftover).unwrap();
@@ -164,7 +116,7 @@ async fn removes_what_a_killed_start_up_left_behind() {
 
 #[tokio::test]
 async fn replaces_a_tampered_asset_with_the_verified_one() {
-    let bucket = Bucket::serve(HashMap::from([("model.tar.gz", Answer::Body(good_archive()))])).await;
+    let bucket = LoopbackServer::serve(HashMap::from([("model.tar.gz", Answer::Body(good_archive()))])).await;
     let workspace = Workspace::new();
     std::fs::create_dir_all(workspace.assets()).unwrap();
     std::fs::write(workspace.assets().join(WEIGHTS), b"tampered").unwrap();
@@ -175,7 +127,7 @@ async fn replaces_a_tampered_asset_with_the_verified_one() {
 
 #[tokio::test]
 async fn a_404_fails_with_the_url_and_status_and_removes_unverified_files() {
-    let bucket = Bucket::serve(HashMap::new()).await;
+    let bucket = LoopbackServer::serve(HashMap::new()).await;
     let workspace = Workspace::new();
     std::fs::create_dir_all(workspace.assets()).unwrap();
     std::fs::write(workspace.assets().join(WEIGHTS), b"stale").unwrap();
@@ -188,7 +140,7 @@ async fn a_404_fails_with_the_url_and_status_and_removes_unverified_files() {
 
 #[tokio::test]
 async fn a_truncated_body_is_retried_then_refused() {
-    let bucket = Bucket::serve(HashMap::from([("model.tar.gz", Answer::Truncated(good_archive()))])).await;
+    let bucket = LoopbackServer::serve(HashMap::from([("model.tar.gz", Answer::Truncated(good_archive()))])).await;
     let workspace = Workspace::new();
     let error = ensure_verified_assets(&workspace.source(&bucket.url, "model.tar.gz")).await.unwrap_err();
     assert!(matches!(error, Error::Download { .. }), "{error}");
@@ -199,7 +151,7 @@ async fn a_truncated_body_is_retried_then_refused() {
 #[tokio::test]
 async fn a_tampered_archive_is_refused_with_both_digests() {
     let tampered = archive(&[(WEIGHTS, tar::EntryType::Regular, b"evil weights")]);
-    let bucket = Bucket::serve(HashMap::from([("model.tar.gz", Answer::Body(tampered))])).await;
+    let bucket = LoopbackServer::serve(HashMap::from([("model.tar.gz", Answer::Body(tampered))])).await;
     let workspace = Workspace::new();
     let error = ensure_verified_assets(&workspace.source(&bucket.url, "model.tar.gz")).await.unwrap_err();
     let message = error.to_string();
@@ -212,7 +164,7 @@ async fn a_tampered_archive_is_refused_with_both_digests() {
 #[tokio::test]
 async fn an_archive_without_a_listed_file_is_refused() {
     let other = archive(&[("other.bin", tar::EntryType::Regular, WEIGHTS_BYTES)]);
-    let bucket = Bucket::serve(HashMap::from([("model.tar.gz", Answer::Body(other))])).await;
+    let bucket = LoopbackServer::serve(HashMap::from([("model.tar.gz", Answer::Body(other))])).await;
     let workspace = Workspace::new();
     let error = ensure_verified_assets(&workspace.source(&bucket.url, "model.tar.gz")).await.unwrap_err();
     assert!(matches!(error, Error::MissingAsset { .. }), "{error}");
@@ -229,7 +181,7 @@ async fn hostile_archives_are_refused() {
         ("garbage", b"this is not a gzip file".to_vec()),
     ];
     for (name, body) in cases {
-        let bucket = Bucket::serve(HashMap::from([("model.tar.gz", Answer::Body(body))])).await;
+        let bucket = LoopbackServer::serve(HashMap::from([("model.tar.gz", Answer::Body(body))])).await;
         let workspace = Workspace::new();
         let error = ensure_verified_assets(&workspace.source(&bucket.url, "model.tar.gz")).await.unwrap_err();
         assert!(matches!(error, Error::HostileArchive { .. }), "{name}: {error}");

@@ -52,7 +52,9 @@ struct Args {
 const WEIGHTS_FILE: &str = "mnist-classifier.safetensors";
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt().with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
     match train_and_publish(&Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

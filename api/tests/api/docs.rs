@@ -71,7 +71,8 @@ async fn swagger_ui_and_spec_document_every_route_and_error() {
 async fn cors_headers_only_when_enabled() {
     let origin = "https://notebook.example";
     let plain = TestApp::spawn().await;
-    let response = plain.client.get(format!("{}/model/labels", plain.url)).header("origin", origin).send().await.unwrap();
+    let response =
+        plain.client.get(format!("{}/model/labels", plain.url)).header("origin", origin).send().await.unwrap();
     assert!(response.headers().get("access-control-allow-origin").is_none());
 
     let cors = TestApp::spawn_with(|settings| settings.cors_enable = true).await;

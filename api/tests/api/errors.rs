@@ -37,7 +37,8 @@ async fn bad_images_get_400_and_the_server_stays_up() {
     let png = sample("digit-1.png");
     expect_error(app.predict_multipart("image", "empty.png", Vec::new()).await, 400, "empty").await;
     expect_error(app.predict_multipart("image", "half.png", png[..png.len() / 2].to_vec()).await, 400, "decoded").await;
-    expect_error(app.predict_multipart("image", "text.png", b"just text".to_vec()).await, 400, "not a supported image").await;
+    expect_error(app.predict_multipart("image", "text.png", b"just text".to_vec()).await, 400, "not a supported image")
+        .await;
     expect_error(app.predict_multipart("other", "digit-1.png", png.clone()).await, 400, "`image`").await;
     assert_eq!(app.predict_sample("digit-1.png").await.0, 1);
 }
@@ -73,7 +74,8 @@ async fn unknown_paths_and_wrong_methods_get_json() {
     let app = TestApp::spawn().await;
     expect_error(app.client.get(format!("{}/no/such/path", app.url)).send().await.unwrap(), 404, "no such route").await;
     expect_error(app.client.get(format!("{}/model/predict", app.url)).send().await.unwrap(), 405, "not allowed").await;
-    expect_error(app.client.delete(format!("{}/model/metadata", app.url)).send().await.unwrap(), 405, "not allowed").await;
+    expect_error(app.client.delete(format!("{}/model/metadata", app.url)).send().await.unwrap(), 405, "not allowed")
+        .await;
     let json = app.client.post(format!("{}/model/predict", app.url)).json(&serde_json::json!({})).send().await.unwrap();
     expect_error(json, 415, "not supported").await;
     let malformed = app

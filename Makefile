@@ -1,14 +1,14 @@
 # The two set-up commands: `make run` serves the default model on port 5000, `make test` runs
 # every test. Both first make sure libtorch is there (a project-local venv from PyPI).
 
-.PHONY: run test train data samples libtorch
+.PHONY: run test train data samples libtorch test-tools
 
 # Serve the verified pretrained model on http://0.0.0.0:5000 (Swagger UI at /).
 run: libtorch
 	cargo run --release
 
 # Every test of the workspace (release profile, shared with `make run`; there are no doc tests).
-test: libtorch
+test: libtorch test-tools
 	cargo test --release --workspace --lib --bins --tests
 
 # Retrain with the default recipe and republish pretrained-model/ and sha512sums.txt.
@@ -26,3 +26,7 @@ samples: libtorch data
 
 libtorch:
 	scripts/setup-libtorch.sh
+
+# Python tools the tests call (TensorBoard's reader), pinned in scripts/requirements-test.txt.
+test-tools: libtorch
+	scripts/setup-test-tools.sh

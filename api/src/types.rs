@@ -1,7 +1,7 @@
 //! Request and response bodies of the model routes, as they appear in the OpenAPI document.
 
 use max_mnist_config::metadata::ModelCard;
-use max_mnist_core::artifact::{ModelMetadata, Normalisation};
+use max_mnist_core::artifact::{ModelMetadata, Normalisation, TrainingRecipe};
 use max_mnist_core::wrapper::Prediction;
 use poem_openapi::types::{Binary, Example};
 use poem_openapi::{Multipart, Object};
@@ -86,6 +86,45 @@ impl From<Normalisation> for NormalisationBody {
     }
 }
 
+/// How the served weights were trained.
+#[derive(Object, Debug, Clone, PartialEq, Deserialize)]
+pub struct RecipeBody {
+    /// Optimiser and its settings.
+    pub optimizer: String,
+    /// Peak learning rate.
+    pub learning_rate: f64,
+    /// How the learning rate changed over the run.
+    pub schedule: String,
+    /// Passes over the training set.
+    pub epochs: u32,
+    /// Images per optimisation step.
+    pub batch_size: u32,
+    /// How training images were randomly warped.
+    pub augmentation: String,
+    /// Fraction of the training set held back for validation.
+    pub validation_split: f64,
+    /// Random seed.
+    pub seed: u64,
+    /// libtorch threads used in training.
+    pub threads: usize,
+}
+
+impl From<&TrainingRecipe> for RecipeBody {
+    fn from(recipe: &TrainingRecipe) -> RecipeBody {
+        RecipeBody {
+            optimizer: recipe.optimizer.clone(),
+            learning_rate: recipe.learning_rate,
+            schedule: recipe.schedule.clone(),
+            epochs: recipe.epochs,
+            batch_size: recipe.batch_size,
+            augmentation: recipe.augmentation.clone(),
+            validation_split: recipe.validation_split,
+            seed: recipe.seed,
+            threads: recipe.threads,
+        }
+    }
+}
+
 /// The answer of `GET /model/metadata`: the MAX model card plus what a user needs to
 /// trust the weights being served.
 #[derive(Object, Debug, Clone, PartialEq, Deserialize)]
@@ -110,6 +149,10 @@ pub struct ModelMetadataResponse {
     pub weights_sha512: String,
     /// Accuracy on the 10,000 MNIST test images, in [0, 1].
     pub test_accuracy: f64,
+    /// Accuracy on the validation split, in [0, 1].
+    pub validation_accuracy: f64,
+    /// The training epoch these weights come from (the one with the lowest validation loss).
+    pub best_epoch: u32,
     /// Network architecture.
     pub architecture: String,
     /// Number of trainable parameters.
@@ -120,6 +163,11 @@ pub struct ModelMetadataResponse {
     pub normalisation: NormalisationBody,
     /// SHA-256 of the MNIST files the weights were trained on.
     pub training_data_sha256: String,
+    /// SHA-256 of the tensors alone: equal for two training runs with the same recipe, seed,
+    /// thread count and machine.
+    pub weights_sha256: String,
+    /// How the weights were trained.
+    pub recipe: RecipeBody,
     /// When the weights were exported (RFC 3339).
     pub created: String,
 }
@@ -137,11 +185,15 @@ impl ModelMetadataResponse {
             version: weights_sha512.chars().take(12).collect(),
             weights_sha512: weights_sha512.into(),
             test_accuracy: metadata.test_accuracy,
+            validation_accuracy: metadata.validation_accuracy,
+            best_epoch: metadata.best_epoch,
             architecture: metadata.architecture.name().into(),
             parameters: metadata.parameters,
             input_size: metadata.input_size,
             normalisation: metadata.normalisation.into(),
             training_data_sha256: metadata.training_data_sha256.clone(),
+            weights_sha256: metadata.weights_sha256.clone(),
+            recipe: (&metadata.recipe).into(),
             created: metadata.created.clone(),
         }
     }

@@ -31,16 +31,24 @@ pub struct Normalisation {
 /// How the weights were trained, as recorded in their metadata.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainingRecipe {
-    /// Optimiser name and its settings, e.g. `adam(betas=0.9,0.999)`.
+    /// Optimiser name and its settings, e.g. `adamw(betas=(0.9, 0.999), weight_decay=0.0001)`.
     pub optimizer: String,
     /// Peak learning rate.
     pub learning_rate: f64,
+    /// How the learning rate changes over the run.
+    pub schedule: String,
     /// Passes over the training set.
     pub epochs: u32,
     /// Images per optimisation step.
     pub batch_size: u32,
+    /// How training images were randomly warped.
+    pub augmentation: String,
+    /// Fraction of the training set held back for validation.
+    pub validation_split: f64,
     /// Random seed.
     pub seed: u64,
+    /// libtorch intra-op threads (part of what makes a run reproducible).
+    pub threads: usize,
 }
 
 /// Everything the weights carry besides tensors.
@@ -56,11 +64,20 @@ pub struct ModelMetadata {
     pub labels: Vec<String>,
     /// Accuracy on the 10,000 MNIST test images, in [0, 1].
     pub test_accuracy: f64,
+    /// Accuracy on the validation split, in [0, 1].
+    pub validation_accuracy: f64,
+    /// Mean cross-entropy on the validation split: the lowest of the run.
+    pub validation_loss: f64,
+    /// The epoch whose weights these are (the one with the lowest validation loss).
+    pub best_epoch: u32,
     /// SHA-256 over the four raw MNIST IDX files (train images, train labels, test images,
     /// test labels, in that order).
     pub training_data_sha256: String,
     /// Number of trainable parameters.
     pub parameters: u64,
+    /// SHA-256 of the tensors alone (names, shapes, values), independent of this metadata:
+    /// equal for two runs with the same recipe, seed, thread count and machine.
+    pub weights_sha256: String,
     /// How the weights were trained.
     pub recipe: TrainingRecipe,
     /// When the weights were exported (RFC 3339, UTC).

@@ -106,6 +106,9 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// Training settings that cannot work (zero epochs, a validation split of 1, ...).
+    #[error("invalid training settings: {0}")]
+    InvalidSettings(String),
     /// A filesystem operation failed.
     #[error("{action} {path}: {cause}")]
     Io {

@@ -10,6 +10,7 @@ pub mod artifact;
 pub mod bucket;
 pub mod checksums;
 pub mod data;
+mod device;
 pub mod download;
 mod error;
 pub mod inference;
@@ -18,6 +19,7 @@ pub mod preprocess;
 pub mod train;
 pub mod wrapper;
 
+pub use device::parse_device;
 pub use error::{Error, Result};
 /// Where tensors live (CPU or a CUDA GPU); re-exported so callers need no direct tch dependency.
 pub use tch::Device;

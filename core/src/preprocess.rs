@@ -12,7 +12,7 @@ use image::imageops::FilterType;
 use image::{ImageFormat, ImageReader};
 use tch::Tensor;
 
-use crate::artifact::{ModelMetadata, Normalisation};
+use crate::artifact::Normalisation;
 use crate::{Error, Result};
 
 /// The formats accepted, each enabled in the `image` crate's features.
@@ -29,10 +29,11 @@ pub struct Preprocessor {
 }
 
 impl Preprocessor {
-    /// A preprocessor matching the weights' `metadata`, refusing images whose header
+    /// A preprocessor for a network taking `input_size`² pixels normalised with
+    /// `normalisation` (both from the weights' metadata), refusing images whose header
     /// declares more than `max_pixels` pixels.
-    pub fn new(metadata: &ModelMetadata, max_pixels: u64) -> Preprocessor {
-        Preprocessor { input_size: metadata.input_size, normalisation: metadata.normalisation, max_pixels }
+    pub fn new(input_size: u32, normalisation: Normalisation, max_pixels: u64) -> Preprocessor {
+        Preprocessor { input_size, normalisation, max_pixels }
     }
 
     /// Decodes `bytes` and returns the normalised `[1, size, size]` float tensor.
@@ -88,22 +89,10 @@ impl Preprocessor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::artifact::TrainingRecipe;
-    use crate::network::{Architecture, INPUT_SIZE, MNIST_MEAN, MNIST_STD, digit_labels};
+    use crate::network::{INPUT_SIZE, MNIST_MEAN, MNIST_STD};
 
     fn preprocessor(max_pixels: u64) -> Preprocessor {
-        let metadata = ModelMetadata {
-            architecture: Architecture::CnnBn16x32x64,
-            input_size: INPUT_SIZE,
-            normalisation: Normalisation { mean: MNIST_MEAN, std: MNIST_STD },
-            labels: digit_labels(),
-            test_accuracy: 0.0,
-            training_data_sha256: String::new(),
-            parameters: 0,
-            recipe: TrainingRecipe { optimizer: String::new(), learning_rate: 0.0, epochs: 0, batch_size: 0, seed: 0 },
-            created: String::new(),
-        };
-        Preprocessor::new(&metadata, max_pixels)
+        Preprocessor::new(INPUT_SIZE, Normalisation { mean: MNIST_MEAN, std: MNIST_STD }, max_pixels)
     }
 
     fn encode(image: image::DynamicImage, format: ImageFormat) -> Vec<u8> {

@@ -39,7 +39,7 @@ impl ModelWrapper {
     pub fn load(path: &Path, device: Device, max_pixels: u64) -> Result<ModelWrapper> {
         let loaded = artifact::load(path, device)?;
         Ok(ModelWrapper {
-            preprocessor: Preprocessor::new(&loaded.metadata, max_pixels),
+            preprocessor: Preprocessor::new(loaded.metadata.input_size, loaded.metadata.normalisation, max_pixels),
             net: loaded.net,
             metadata: loaded.metadata,
             device,

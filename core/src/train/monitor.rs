@@ -1,0 +1,271 @@
+//! What a training run shows, while it trains and after: a progress bar per epoch with the
+//! running loss and throughput, TensorBoard event files in the run directory (losses, learning
+//! rate, validation accuracy, sample images, hyperparameters, the embedding projector), and the
+//! report files (per-class metrics, the confusion matrix as JSON, Markdown and a PNG heat map,
+//! and a PNG grid of the misclassified test digits).
+//!
+//! The files, under `runs/<exp-name>/`:
+//! `events.out.tfevents.*`, `classification_report.json`, `classification_report.md`,
+//! `confusion_matrix.json`, `confusion_matrix.png`, `misclassified.png`,
+//! `projector_config.pbtxt` and `projector/`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use tch::{Device, Kind, Tensor};
+
+use super::render::{self, GridTile};
+use super::report::ClassificationReport;
+use super::tensorboard::{self, EventWriter, HParam};
+use super::{Evaluation, TrainSettings, normalise};
+use crate::artifact::Normalisation;
+use crate::data::Split;
+use crate::network::{INPUT_SIZE, Net};
+use crate::{Error, Result};
+
+/// How many test digits go to the embedding projector.
+const PROJECTOR_POINTS: i64 = 1000;
+/// How many misclassified digits the grid shows at most.
+const MISCLASSIFIED_SHOWN: usize = 100;
+/// The scalars the HPARAMS tab compares runs by.
+const METRICS: [&str; 3] = ["validation/loss", "validation/accuracy", "test/accuracy"];
+
+/// The run directory's writer and the terminal's progress bars.
+pub(super) struct Monitor {
+    run_dir: PathBuf,
+    events: EventWriter,
+    progress: bool,
+}
+
+/// One epoch's progress bar and the running figures it shows.
+pub(super) struct EpochProgress {
+    bar: ProgressBar,
+    started: Instant,
+    running_loss: Option<f64>,
+}
+
+impl Monitor {
+    /// Starts a fresh run in `run_dir`: event files of an earlier run with the same name are
+    /// removed, so TensorBoard does not draw two runs as one.
+    pub(super) fn create(run_dir: &Path, progress: bool) -> Result<Monitor> {
+        std::fs::create_dir_all(run_dir).map_err(Error::io("cannot create", run_dir))?;
+        for entry in std::fs::read_dir(run_dir).map_err(Error::io("cannot read", run_dir))? {
+            let path = entry.map_err(Error::io("cannot read", run_dir))?.path();
+            if path.file_name().is_some_and(|name| name.to_string_lossy().starts_with("events.out.tfevents.")) {
+                tracing::info!(file = %path.display(), "removing the event file of an earlier run");
+                std::fs::remove_file(&path).map_err(Error::io("cannot remove", &path))?;
+            }
+        }
+        let events = EventWriter::create(run_dir)?;
+        tracing::info!(dir = %run_dir.display(), "TensorBoard: tensorboard --logdir {}", parent_or_self(run_dir));
+        Ok(Monitor { run_dir: run_dir.to_owned(), events, progress })
+    }
+
+    /// Records the settings in the HPARAMS tab and as text.
+    pub(super) fn hyperparameters(&mut self, settings: &TrainSettings, training: i64, validation: i64) -> Result<()> {
+        let hparams = [
+            ("architecture", HParam::Text(settings.architecture.name().to_owned())),
+            ("optimizer", HParam::Text(settings.optimizer.name().to_owned())),
+            ("lr", HParam::Number(settings.learning_rate)),
+            ("batch_size", HParam::Number(f64::from(settings.batch_size))),
+            ("epochs", HParam::Number(f64::from(settings.epochs))),
+            ("validation_split", HParam::Number(settings.validation_split)),
+            ("augmentation", HParam::Bool(settings.augmentation.is_enabled())),
+            ("seed", HParam::Number(settings.seed as f64)),
+            ("threads", HParam::Number(settings.threads as f64)),
+        ];
+        self.events.hparams(&hparams, &METRICS)?;
+        let recipe = format!(
+            "| setting | value |\n|---|---|\n| architecture | {} |\n| optimizer | {} |\n| learning rate | {} |\n\
+             | batch size | {} |\n| epochs | {} |\n| augmentation | {} |\n| training images | {training} |\n\
+             | validation images | {validation} |\n| seed | {} |\n| threads | {} |\n| device | {:?} |\n",
+            settings.architecture.name(),
+            settings.optimizer.describe(),
+            settings.learning_rate,
+            settings.batch_size,
+            settings.epochs,
+            settings.augmentation.describe(),
+            settings.seed,
+            settings.threads,
+            settings.device,
+        );
+        self.events.text("recipe", 0, &recipe)
+    }
+
+    /// Logs a grid of images `[N, 1, 28, 28]` with values in [0, 1].
+    pub(super) fn sample_images(&mut self, tag: &str, images: &Tensor) -> Result<()> {
+        let tiles: Vec<GridTile> =
+            to_pixels(images).into_iter().map(|pixels| GridTile { pixels, caption: String::new() }).collect();
+        self.image(tag, 0, &render::image_grid(&tiles, INPUT_SIZE, 8, 2))
+    }
+
+    /// A progress bar for one epoch (hidden when progress is off).
+    pub(super) fn epoch_bar(&self, epoch: u32, epochs: u32, steps: u64) -> EpochProgress {
+        let bar = if self.progress {
+            let bar = ProgressBar::new(steps).with_prefix(format!("epoch {epoch}/{epochs}"));
+            bar.set_style(
+                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
+                    .expect("a valid template")
+                    .progress_chars("=> "),
+            );
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        EpochProgress { bar, started: Instant::now(), running_loss: None }
+    }
+
+    /// Records one optimisation step: `seen` is how many images this epoch has used so far.
+    pub(super) fn step(
+        &mut self,
+        epoch: &mut EpochProgress,
+        step: i64,
+        loss: f64,
+        learning_rate: f64,
+        seen: i64,
+    ) -> Result<()> {
+        self.events.scalar("train/loss_per_step", step, loss as f32)?;
+        self.events.scalar("train/learning_rate", step, learning_rate as f32)?;
+        let running = epoch.running_loss.map_or(loss, |running| 0.98 * running + 0.02 * loss);
+        epoch.running_loss = Some(running);
+        let throughput = seen as f64 / epoch.started.elapsed().as_secs_f64();
+        epoch.bar.set_message(format!("loss {running:.4}  {throughput:.0} img/s"));
+        epoch.bar.inc(1);
+        Ok(())
+    }
+
+    /// Records the end of an epoch and its validation.
+    pub(super) fn epoch(
+        &mut self,
+        progress: EpochProgress,
+        epoch: u32,
+        train_loss: f64,
+        validation: &Evaluation,
+        images_per_second: f64,
+    ) -> Result<()> {
+        progress.bar.finish_and_clear();
+        let step = i64::from(epoch);
+        self.events.scalar("train/loss", step, train_loss as f32)?;
+        self.events.scalar("train/images_per_second", step, images_per_second as f32)?;
+        self.events.scalar("validation/loss", step, validation.loss as f32)?;
+        self.events.scalar("validation/accuracy", step, validation.accuracy as f32)?;
+        self.events.flush()?;
+        let seconds = progress.started.elapsed().as_secs_f64();
+        let line = format!(
+            "epoch {epoch}: train loss {train_loss:.4}, validation loss {:.4}, validation accuracy {:.2}%, \
+             {seconds:.1} s, {images_per_second:.0} img/s",
+            validation.loss,
+            validation.accuracy * 100.0
+        );
+        if self.progress {
+            println!("{line}");
+        } else {
+            tracing::info!("{line}");
+        }
+        Ok(())
+    }
+
+    /// Writes the test-set report files, the misclassified digits, the embedding projector,
+    /// and closes the TensorBoard session. `step` is where the test results go on the x-axis.
+    pub(super) fn finish(
+        &mut self,
+        net: &Net,
+        test: &Split,
+        predicted: &Tensor,
+        report: &ClassificationReport,
+        normalisation: Normalisation,
+        step: u32,
+    ) -> Result<()> {
+        let step = i64::from(step);
+        self.write("classification_report.json", report.to_json())?;
+        self.write("classification_report.md", report.to_markdown())?;
+        let confusion = ConfusionMatrix {
+            labels: &report.labels,
+            rows_are: "true class",
+            columns_are: "predicted class",
+            counts: &report.confusion,
+        };
+        self.write(
+            "confusion_matrix.json",
+            serde_json::to_string_pretty(&confusion)
+                .map_err(std::io::Error::other)
+                .map_err(Error::io("cannot encode", self.run_dir.join("confusion_matrix.json")))?,
+        )?;
+        let heat_map = render::heat_map(&report.labels, &report.confusion, "MNIST test set: true vs predicted");
+        render::save_png(&heat_map, &self.run_dir.join("confusion_matrix.png"))?;
+        self.image("test/confusion_matrix", step, &heat_map)?;
+
+        let misclassified = misclassified_tiles(test, predicted);
+        let grid = render::image_grid(&misclassified, INPUT_SIZE, 10, 2);
+        render::save_png(&grid, &self.run_dir.join("misclassified.png"))?;
+        self.image("test/misclassified", step, &grid)?;
+
+        self.events.scalar("test/accuracy", step, report.accuracy as f32)?;
+        self.events.text("test/report", step, &report.to_markdown())?;
+        self.projector(net, test, normalisation)?;
+        self.events.end_session()?;
+        self.events.flush()
+    }
+
+    /// The last hidden layer's activations for the first test digits, with their labels and
+    /// thumbnails, for TensorBoard's embedding projector.
+    fn projector(&mut self, net: &Net, test: &Split, normalisation: Normalisation) -> Result<()> {
+        let count = PROJECTOR_POINTS.min(test.count());
+        let images = test.images.narrow(0, 0, count);
+        let embeddings = {
+            let _no_grad = tch::no_grad_guard();
+            net.embed(&normalise(&images.to_device(net.device()), normalisation)).to_device(Device::Cpu)
+        };
+        let embeddings: Vec<Vec<f32>> = Vec::<Vec<f32>>::try_from(&embeddings)?;
+        let labels: Vec<String> =
+            Vec::<i64>::try_from(&test.labels.narrow(0, 0, count))?.iter().map(i64::to_string).collect();
+        let sprite = render::encode_png(&render::sprite(&to_pixels(&images), INPUT_SIZE))
+            .map_err(Error::io("cannot encode", self.run_dir.join("projector")))?;
+        tensorboard::write_projector(&self.run_dir, "hidden_layer", &embeddings, &labels, Some((&sprite, INPUT_SIZE)))
+    }
+
+    fn image(&mut self, tag: &str, step: i64, image: &image::RgbImage) -> Result<()> {
+        let png = render::encode_png(image).map_err(Error::io("cannot encode", &self.run_dir))?;
+        self.events.image_png(tag, step, &png, image.width(), image.height(), 3)
+    }
+
+    fn write(&self, name: &str, contents: String) -> Result<()> {
+        let path = self.run_dir.join(name);
+        std::fs::write(&path, contents).map_err(Error::io("cannot write", &path))
+    }
+}
+
+/// `confusion_matrix.json`: the counts with what their axes mean.
+#[derive(Serialize)]
+struct ConfusionMatrix<'a> {
+    labels: &'a [String],
+    rows_are: &'static str,
+    columns_are: &'static str,
+    counts: &'a [Vec<u64>],
+}
+
+/// The misclassified test digits, captioned `true>predicted`.
+fn misclassified_tiles(test: &Split, predicted: &Tensor) -> Vec<GridTile> {
+    let wrong = predicted.ne_tensor(&test.labels).nonzero().flatten(0, -1);
+    let shown = wrong.narrow(0, 0, wrong.size()[0].min(MISCLASSIFIED_SHOWN as i64));
+    let actual = Vec::<i64>::try_from(&test.labels.index_select(0, &shown)).unwrap_or_default();
+    let guessed = Vec::<i64>::try_from(&predicted.index_select(0, &shown)).unwrap_or_default();
+    to_pixels(&test.images.index_select(0, &shown))
+        .into_iter()
+        .zip(actual.iter().zip(&guessed))
+        .map(|(pixels, (actual, guessed))| GridTile { pixels, caption: format!("{actual}>{guessed}") })
+        .collect()
+}
+
+/// Images `[N, 1, H, W]` in [0, 1] as N rows of 8-bit pixels.
+fn to_pixels(images: &Tensor) -> Vec<Vec<u8>> {
+    let bytes = (images.to_device(Device::Cpu) * 255.0).round().clamp(0.0, 255.0).to_kind(Kind::Uint8);
+    let count = bytes.size()[0];
+    (0..count).map(|index| Vec::<u8>::try_from(&bytes.get(index).flatten(0, -1)).unwrap_or_default()).collect()
+}
+
+fn parent_or_self(run_dir: &Path) -> String {
+    run_dir.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(run_dir).display().to_string()
+}

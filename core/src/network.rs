@@ -29,7 +29,7 @@ pub enum Architecture {
     /// 128-unit hidden layer with dropout: ~99k parameters, ~2 MMAC per image.
     #[serde(rename = "cnn-bn-16-32-64")]
     CnnBn16x32x64,
-    /// The same shape with 8, 16 and 32 channels: ~44k parameters, ~0.6 MMAC per image, about
+    /// The same shape with 8, 16 and 32 channels: ~44k parameters, ~0.55 MMAC per image, about
     /// a third of the inference cost, and as accurate once trained with augmentation.
     #[default]
     #[serde(rename = "cnn-bn-8-16-32")]

@@ -29,7 +29,7 @@ struct Args {
     #[arg(long, env = "ARCHITECTURE", default_value = Architecture::default().name(), value_parser = parse_architecture)]
     architecture: Architecture,
     /// Passes over the training set.
-    #[arg(long, env = "EPOCHS", default_value_t = 20)]
+    #[arg(long, env = "EPOCHS", default_value_t = 40)]
     epochs: u32,
     /// Peak learning rate (after a one-epoch linear warm-up; then a cosine decay to 0).
     #[arg(long, env = "LR", default_value_t = 3e-3)]

@@ -190,7 +190,10 @@ fn tensorboard_reads_back_what_the_run_logged_and_the_reports_agree() {
     assert!((lowest - metadata.validation_loss).abs() < 1e-5, "the export is the best epoch: {lowest} vs {metadata:?}");
     let peak = curve("train/learning_rate").iter().map(|point| point.1).fold(0.0, f64::max);
     assert!((peak - metadata.recipe.learning_rate).abs() < 1e-6, "{peak}");
-    assert_eq!(curve("test/accuracy"), [(2, metadata.test_accuracy as f32 as f64)]);
+    let best = i64::from(metadata.best_epoch);
+    assert_eq!(curve("test/accuracy"), [(best, metadata.test_accuracy as f32 as f64)], "logged at the exported epoch");
+    let at_best = curve("validation/accuracy").into_iter().find(|point| point.0 == best).unwrap().1;
+    assert_eq!(at_best, metadata.validation_accuracy as f32 as f64, "the restored weights are the best epoch's");
     for tag in ["train/augmented_samples", "test/confusion_matrix", "test/misclassified"] {
         assert!(logged["images"][tag][0]["width"].as_u64().unwrap() > 0, "{tag}: {logged}");
     }
@@ -238,8 +241,19 @@ fn bad_training_data_is_named_in_one_clear_message() {
     write_tiny_mnist(&data);
     let truncated = std::fs::read(data.join("train-images-idx3-ubyte")).unwrap();
     std::fs::write(data.join("train-images-idx3-ubyte"), &truncated[..truncated.len() - 100]).unwrap();
-    let output =
-        Command::new(TRAIN).arg("--data-dir").arg(&data).arg("--runs-dir").arg(scratch.path()).output().unwrap();
+    // Scratch outputs and one epoch: even if the data were accepted, nothing committed changes.
+    let output = Command::new(TRAIN)
+        .args(["--epochs", "1"])
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--runs-dir")
+        .arg(scratch.path().join("runs"))
+        .arg("--output")
+        .arg(scratch.path().join("bucket"))
+        .arg("--checksums")
+        .arg(scratch.path().join("sha512sums.txt"))
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("invalid IDX file") && stderr.contains("train-images-idx3-ubyte"), "{stderr}");

@@ -12,7 +12,7 @@ use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
 fn main() {
-    let rounds: usize = std::env::args().nth(1).and_then(|value| value.parse().ok()).unwrap_or(7);
+    let rounds: usize = std::env::args().nth(1).and_then(|value| value.parse().ok()).unwrap_or(7).max(1);
     tch::set_num_threads(1);
     let _no_grad = tch::no_grad_guard();
     println!("| architecture | parameters | µs/image, batch 1 | µs/image, batch 8 | µs/image, batch 32 |");

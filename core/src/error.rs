@@ -109,6 +109,19 @@ pub enum Error {
     /// Training settings that cannot work (zero epochs, a validation split of 1, ...).
     #[error("invalid training settings: {0}")]
     InvalidSettings(String),
+    /// Training produced a loss that is not a number; a lower learning rate usually helps.
+    #[error(
+        "training diverged at epoch {epoch} (train loss {train_loss}, validation loss {validation_loss}); \
+         try a lower --lr"
+    )]
+    Diverged {
+        /// The epoch that diverged.
+        epoch: u32,
+        /// Its mean training loss.
+        train_loss: f64,
+        /// Its validation loss.
+        validation_loss: f64,
+    },
     /// A filesystem operation failed.
     #[error("{action} {path}: {cause}")]
     Io {

@@ -105,6 +105,9 @@ impl Split {
         let image_dims = parse_idx(images_path, images, IMAGES_MAGIC, 3)?;
         let label_dims = parse_idx(labels_path, labels, LABELS_MAGIC, 1)?;
         let (count, rows, cols) = (image_dims[0], image_dims[1], image_dims[2]);
+        if count == 0 {
+            return Err(Error::InvalidIdx { path: images_path.to_owned(), reason: "it holds no images".into() });
+        }
         if count != label_dims[0] {
             return Err(Error::InvalidIdx {
                 path: labels_path.to_owned(),

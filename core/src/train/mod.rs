@@ -27,7 +27,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::artifact::{self, ModelMetadata, Normalisation, TrainingRecipe};
 use crate::data::{Mnist, Split};
-use crate::network::{Architecture, INPUT_SIZE, MNIST_MEAN, MNIST_STD, Net, digit_labels};
+use crate::network::{Architecture, INPUT_SIZE, MNIST_MEAN, MNIST_STD, NUM_CLASSES, Net, digit_labels};
 use crate::{Error, Result};
 pub use augment::Augmentation;
 use monitor::Monitor;
@@ -160,6 +160,13 @@ impl TrainedModel {
     }
 }
 
+/// The epoch whose weights are kept so far.
+struct BestEpoch {
+    epoch: u32,
+    validation_loss: f64,
+    weights: HashMap<String, Tensor>,
+}
+
 /// The loss and accuracy of a network on a labelled set, with its predictions.
 struct Evaluation {
     loss: f64,
@@ -168,40 +175,50 @@ struct Evaluation {
 }
 
 const EVAL_BATCH: i64 = 1000;
+/// How many augmented training images TensorBoard shows.
+const SAMPLE_IMAGES: i64 = 64;
 
 /// Trains a fresh network on `data.train` (less the validation split), keeps the epoch with
 /// the lowest validation loss and measures it on `data.test`, logging to `settings.run_dir`.
 pub fn train(settings: &TrainSettings, data: &Mnist) -> Result<TrainedModel> {
     validate(settings)?;
-    tch::set_num_threads(settings.threads as i32);
+    for (name, split) in [("training", &data.train), ("test", &data.test)] {
+        check_fits_the_network(name, split)?;
+    }
+    tch::set_num_threads(settings.threads as i32); // Fits: checked by `validate`.
     tch::manual_seed(settings.seed as i64);
     let device = settings.device;
     let normalisation = Normalisation { mean: MNIST_MEAN, std: MNIST_STD };
     let (training, validation) = split_off_validation(&data.train, settings.validation_split);
-    let (images, labels) = (training.images.to_device(device), training.labels.to_device(device));
     let count = training.count();
+    if count == 0 {
+        let reason = format!("--validation-split {} leaves no training images", settings.validation_split);
+        return Err(Error::InvalidSettings(reason));
+    }
+    let (images, labels) = (training.images.to_device(device), training.labels.to_device(device));
 
     let mut store = nn::VarStore::new(device);
     let net = Net::new(&store.root(), settings.architecture);
     let mut optimizer = settings.optimizer.build(&store, settings.learning_rate)?;
     let mut monitor = Monitor::create(&settings.run_dir, settings.progress)?;
     monitor.hyperparameters(settings, count, validation.count())?;
-    monitor.sample_images("train/augmented_samples", &settings.augmentation.apply(&images.narrow(0, 0, 64)))?;
+    let samples = images.narrow(0, 0, count.min(SAMPLE_IMAGES));
+    monitor.sample_images("train/augmented_samples", &settings.augmentation.apply(&samples))?;
 
-    let batch_size = i64::from(settings.batch_size.max(1));
+    let batch_size = i64::from(settings.batch_size);
     let steps_per_epoch = (count + batch_size - 1) / batch_size;
     let schedule = Schedule {
         peak: settings.learning_rate,
         warmup_steps: steps_per_epoch,
         total_steps: steps_per_epoch * i64::from(settings.epochs),
     };
-    let mut best: Option<(f64, u32, HashMap<String, Tensor>)> = None;
+    let mut best: Option<BestEpoch> = None;
     let mut step = 0;
     for epoch in 1..=settings.epochs {
         let started = Instant::now();
         let mut bar = monitor.epoch_bar(epoch, settings.epochs, steps_per_epoch as u64);
         let order = Tensor::randperm(count, (Kind::Int64, device));
-        let mut loss_sum = Tensor::zeros([], (Kind::Float, device));
+        let mut loss_sum = 0.0;
         for batch in 0..steps_per_epoch {
             let size = batch_size.min(count - batch * batch_size);
             let indices = order.narrow(0, batch * batch_size, size);
@@ -210,24 +227,29 @@ pub fn train(settings: &TrainSettings, data: &Mnist) -> Result<TrainedModel> {
             optimizer.set_lr(learning_rate);
             let loss = net.forward_t(&inputs, true).cross_entropy_for_logits(&labels.index_select(0, &indices));
             optimizer.backward_step(&loss);
-            loss_sum += loss.detach() * size as f64;
-            monitor.step(&mut bar, step, loss.double_value(&[]), learning_rate, batch * batch_size + size)?;
+            let loss = loss.double_value(&[]);
+            loss_sum += loss * size as f64;
+            monitor.step(&mut bar, step, loss, learning_rate, batch * batch_size + size)?;
             step += 1;
         }
-        let train_loss = loss_sum.double_value(&[]) / count as f64;
+        let train_loss = loss_sum / count as f64;
         let seconds = started.elapsed().as_secs_f64();
-        let checked = evaluate(&net, &validation, normalisation, device);
+        let checked = evaluate(&net, &validation, normalisation, device)?;
         monitor.epoch(bar, epoch, train_loss, &checked, count as f64 / seconds)?;
-        if best.as_ref().is_none_or(|(loss, _, _)| checked.loss < *loss) {
-            best = Some((checked.loss, epoch, snapshot(&store)));
+        if !(train_loss.is_finite() && checked.loss.is_finite()) {
+            return Err(Error::Diverged { epoch, train_loss, validation_loss: checked.loss });
+        }
+        if best.as_ref().is_none_or(|best| checked.loss < best.validation_loss) {
+            best = Some(BestEpoch { epoch, validation_loss: checked.loss, weights: snapshot(&store) });
         }
     }
-    let (validation_loss, best_epoch, weights) = best.ok_or_else(|| Error::InvalidSettings("no epoch ran".into()))?;
-    restore(&mut store, &weights);
-    let validation_accuracy = evaluate(&net, &validation, normalisation, device).accuracy;
-    let test = evaluate(&net, &data.test, normalisation, device);
-    let report = ClassificationReport::new(digit_labels(), &to_vec(&data.test.labels), &to_vec(&test.predicted));
-    monitor.finish(&net, &data.test, &test.predicted, &report, normalisation, settings.epochs)?;
+    let best = best.ok_or_else(|| Error::InvalidSettings("no epoch ran".into()))?;
+    restore(&mut store, &best.weights);
+    // Measured again on the restored weights, so the metadata describes what is exported.
+    let validation = evaluate(&net, &validation, normalisation, device)?;
+    let test = evaluate(&net, &data.test, normalisation, device)?;
+    let report = ClassificationReport::new(digit_labels(), &to_vec(&data.test.labels)?, &to_vec(&test.predicted)?);
+    monitor.finish(&net, &data.test, &test.predicted, &report, normalisation, best.epoch)?;
 
     let metadata = ModelMetadata {
         architecture: settings.architecture,
@@ -235,9 +257,9 @@ pub fn train(settings: &TrainSettings, data: &Mnist) -> Result<TrainedModel> {
         normalisation,
         labels: digit_labels(),
         test_accuracy: test.accuracy,
-        validation_accuracy,
-        validation_loss,
-        best_epoch,
+        validation_accuracy: validation.accuracy,
+        validation_loss: validation.loss,
+        best_epoch: best.epoch,
         training_data_sha256: data.sha256.clone(),
         parameters: store.trainable_variables().iter().map(|tensor| tensor.numel() as u64).sum(),
         weights_sha256: weights_sha256(&store)?,
@@ -265,14 +287,38 @@ fn validate(settings: &TrainSettings) -> Result<()> {
     if settings.batch_size == 0 {
         return invalid("--batch-size must be at least 1");
     }
-    if !(0.0..1.0).contains(&settings.validation_split) {
-        return invalid("--validation-split must be in [0, 1)");
+    if !(settings.validation_split > 0.0 && settings.validation_split < 1.0) {
+        return invalid("--validation-split must be between 0 and 1 (exclusive): the best epoch is chosen on it");
     }
-    if settings.threads == 0 {
-        return invalid("--threads must be at least 1");
+    if settings.threads == 0 || i32::try_from(settings.threads).is_err() {
+        return invalid("--threads must be between 1 and 2^31 - 1");
+    }
+    let Augmentation { max_rotation_degrees, max_scale, max_shift } = settings.augmentation;
+    if !(0.0..=180.0).contains(&max_rotation_degrees) {
+        return invalid("--augment-rotation must be between 0 and 180 degrees");
+    }
+    if !(0.0..1.0).contains(&max_scale) || !(0.0..1.0).contains(&max_shift) {
+        return invalid("--augment-scale and --augment-shift must be in [0, 1)");
     }
     if !(settings.learning_rate > 0.0 && settings.learning_rate.is_finite()) {
         return invalid("--lr must be a positive number");
+    }
+    Ok(())
+}
+
+/// Refuses data the network cannot take: images that are not 28×28, labels outside 0-9.
+fn check_fits_the_network(name: &str, split: &Split) -> Result<()> {
+    let size = split.images.size();
+    let side = i64::from(INPUT_SIZE);
+    if size[2..] != [side, side] {
+        let reason = format!("the {name} images are {}x{}; the network takes {side}x{side}", size[3], size[2]);
+        return Err(Error::InvalidSettings(reason));
+    }
+    let (lowest, highest) = (split.labels.min().int64_value(&[]), split.labels.max().int64_value(&[]));
+    if lowest < 0 || highest >= NUM_CLASSES {
+        let reason =
+            format!("the {name} labels run from {lowest} to {highest}; the network knows 0 to {}", NUM_CLASSES - 1);
+        return Err(Error::InvalidSettings(reason));
     }
     Ok(())
 }
@@ -295,22 +341,18 @@ impl Schedule {
     }
 }
 
-/// Splits off a random `fraction` of `split` for validation (drawn from libtorch's seeded
-/// generator), returning (training, validation). With a fraction of 0 the validation set
-/// is the training set itself, so the best-epoch choice still works.
+/// Splits off a random `fraction` of `split` (at least one image) for validation, drawn from
+/// libtorch's seeded generator, returning (training, validation).
 fn split_off_validation(split: &Split, fraction: f64) -> (Split, Split) {
     let count = split.count();
-    let held_back = (count as f64 * fraction).round() as i64;
-    if held_back == 0 {
-        return (split.shallow_clone(), split.shallow_clone());
-    }
+    let held_back = ((count as f64 * fraction).round() as i64).clamp(1, count);
     let order = Tensor::randperm(count, (Kind::Int64, Device::Cpu));
     let pick = |start: i64, length: i64| split.select(&order.narrow(0, start, length));
     (pick(held_back, count - held_back), pick(0, held_back))
 }
 
 /// Loss, accuracy and predicted classes of `net` on `split`, in evaluation mode.
-fn evaluate(net: &Net, split: &Split, normalisation: Normalisation, device: Device) -> Evaluation {
+fn evaluate(net: &Net, split: &Split, normalisation: Normalisation, device: Device) -> Result<Evaluation> {
     let _no_grad = tch::no_grad_guard();
     let mut loss_sum = 0.0;
     let mut predicted = Vec::new();
@@ -324,10 +366,10 @@ fn evaluate(net: &Net, split: &Split, normalisation: Normalisation, device: Devi
         predicted.push(logits.argmax(-1, false).to_device(Device::Cpu));
         start += size;
     }
-    let predicted = Tensor::cat(&predicted, 0);
-    let count = split.count().max(1);
+    let predicted = Tensor::f_cat(&predicted, 0)?;
+    let count = split.count() as f64;
     let correct = predicted.eq_tensor(&split.labels).sum(Kind::Int64).int64_value(&[]);
-    Evaluation { loss: loss_sum / count as f64, accuracy: correct as f64 / count as f64, predicted }
+    Ok(Evaluation { loss: loss_sum / count, accuracy: correct as f64 / count, predicted })
 }
 
 fn normalise(images: &Tensor, normalisation: Normalisation) -> Tensor {
@@ -363,8 +405,8 @@ pub fn weights_sha256(store: &nn::VarStore) -> Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-fn to_vec(tensor: &Tensor) -> Vec<i64> {
-    Vec::<i64>::try_from(tensor).unwrap_or_default()
+fn to_vec(tensor: &Tensor) -> Result<Vec<i64>> {
+    Ok(Vec::<i64>::try_from(tensor)?)
 }
 
 #[cfg(test)]
@@ -382,6 +424,78 @@ mod tests {
     }
 
     #[test]
+    fn settings_that_cannot_train_are_refused_before_anything_runs() {
+        let split = || Split {
+            images: Tensor::zeros([2, 1, 28, 28], tch::kind::FLOAT_CPU),
+            labels: Tensor::zeros([2], (Kind::Int64, Device::Cpu)),
+        };
+        let data = Mnist { train: split(), test: split(), sha256: String::new() };
+        let run_dir = tempfile::tempdir().unwrap();
+        let settings = TrainSettings {
+            architecture: Architecture::default(),
+            epochs: 1,
+            learning_rate: 1e-3,
+            batch_size: 8,
+            optimizer: Optimizer::Adam { beta1: 0.9, beta2: 0.999, weight_decay: 0.0 },
+            augmentation: Augmentation::NONE,
+            validation_split: 0.9,
+            seed: 1,
+            threads: 1,
+            device: Device::Cpu,
+            run_dir: run_dir.path().to_owned(),
+            created: SystemTime::UNIX_EPOCH,
+            progress: false,
+        };
+        let error = train(&settings, &data).err().unwrap().to_string();
+        assert!(error.contains("leaves no training images"), "{error}");
+        let small_images = Split { images: Tensor::zeros([2, 1, 2, 2], tch::kind::FLOAT_CPU), ..split() };
+        let error = train(&settings, &Mnist { train: small_images, test: split(), sha256: String::new() })
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("the training images are 2x2; the network takes 28x28"), "{error}");
+        let bad_labels = Split { labels: Tensor::from_slice(&[3i64, 12]), ..split() };
+        let error = train(&settings, &Mnist { train: split(), test: bad_labels, sha256: String::new() })
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("the test labels run from 3 to 12"), "{error}");
+        for (broken, expected) in [
+            (TrainSettings { epochs: 0, ..settings.clone() }, "--epochs"),
+            (TrainSettings { batch_size: 0, ..settings.clone() }, "--batch-size"),
+            (TrainSettings { validation_split: 1.0, ..settings.clone() }, "--validation-split"),
+            (TrainSettings { validation_split: 0.0, ..settings.clone() }, "--validation-split"),
+            (
+                TrainSettings {
+                    augmentation: Augmentation { max_scale: f64::NAN, ..Augmentation::NONE },
+                    ..settings.clone()
+                },
+                "--augment-scale",
+            ),
+            (TrainSettings { learning_rate: f64::NAN, ..settings.clone() }, "--lr"),
+            (TrainSettings { threads: 0, ..settings.clone() }, "--threads"),
+        ] {
+            let error = train(&broken, &data).err().unwrap().to_string();
+            assert!(error.contains(expected), "{error}");
+        }
+    }
+
+    #[test]
+    fn restoring_a_snapshot_brings_back_every_variable() {
+        let mut store = nn::VarStore::new(Device::Cpu);
+        let net = Net::new(&store.root(), Architecture::default());
+        let saved = snapshot(&store);
+        let before = weights_sha256(&store).unwrap();
+        // One training-mode forward moves the batch-norm statistics; a step moves the weights.
+        let mut optimizer = nn::Sgd::default().build(&store, 0.1).unwrap();
+        let inputs = Tensor::randn([4, 1, 28, 28], tch::kind::FLOAT_CPU);
+        optimizer.backward_step(&net.forward_t(&inputs, true).sum(Kind::Float));
+        assert_ne!(weights_sha256(&store).unwrap(), before);
+        restore(&mut store, &saved);
+        assert_eq!(weights_sha256(&store).unwrap(), before);
+    }
+
+    #[test]
     fn the_validation_split_is_disjoint_and_complete() {
         let split = Split {
             images: Tensor::arange(20, tch::kind::FLOAT_CPU).view([20, 1, 1, 1]),
@@ -389,8 +503,8 @@ mod tests {
         };
         let (training, validation) = split_off_validation(&split, 0.25);
         assert_eq!((training.count(), validation.count()), (15, 5));
-        let mut all = to_vec(&training.labels);
-        all.extend(to_vec(&validation.labels));
+        let mut all = to_vec(&training.labels).unwrap();
+        all.extend(to_vec(&validation.labels).unwrap());
         all.sort();
         assert_eq!(all, (0..20).collect::<Vec<i64>>());
     }

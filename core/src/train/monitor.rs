@@ -59,7 +59,7 @@ impl Monitor {
             }
         }
         let events = EventWriter::create(run_dir)?;
-        tracing::info!(dir = %run_dir.display(), "TensorBoard: tensorboard --logdir {}", parent_or_self(run_dir));
+        tracing::info!(events = %events.path().display(), "TensorBoard: tensorboard --logdir {}", parent_or_self(run_dir));
         Ok(Monitor { run_dir: run_dir.to_owned(), events, progress })
     }
 
@@ -97,7 +97,7 @@ impl Monitor {
     /// Logs a grid of images `[N, 1, 28, 28]` with values in [0, 1].
     pub(super) fn sample_images(&mut self, tag: &str, images: &Tensor) -> Result<()> {
         let tiles: Vec<GridTile> =
-            to_pixels(images).into_iter().map(|pixels| GridTile { pixels, caption: String::new() }).collect();
+            to_pixels(images)?.into_iter().map(|pixels| GridTile { pixels, caption: String::new() }).collect();
         self.image(tag, 0, &render::image_grid(&tiles, INPUT_SIZE, 8, 2))
     }
 
@@ -168,7 +168,8 @@ impl Monitor {
     }
 
     /// Writes the test-set report files, the misclassified digits, the embedding projector,
-    /// and closes the TensorBoard session. `step` is where the test results go on the x-axis.
+    /// and closes the TensorBoard session. `step` is the exported (best) epoch: the test
+    /// results go there on the x-axis.
     pub(super) fn finish(
         &mut self,
         net: &Net,
@@ -197,7 +198,7 @@ impl Monitor {
         render::save_png(&heat_map, &self.run_dir.join("confusion_matrix.png"))?;
         self.image("test/confusion_matrix", step, &heat_map)?;
 
-        let misclassified = misclassified_tiles(test, predicted);
+        let misclassified = misclassified_tiles(test, predicted)?;
         let grid = render::image_grid(&misclassified, INPUT_SIZE, 10, 2);
         render::save_png(&grid, &self.run_dir.join("misclassified.png"))?;
         self.image("test/misclassified", step, &grid)?;
@@ -213,6 +214,9 @@ impl Monitor {
     /// thumbnails, for TensorBoard's embedding projector.
     fn projector(&mut self, net: &Net, test: &Split, normalisation: Normalisation) -> Result<()> {
         let count = PROJECTOR_POINTS.min(test.count());
+        if count == 0 {
+            return Ok(());
+        }
         let images = test.images.narrow(0, 0, count);
         let embeddings = {
             let _no_grad = tch::no_grad_guard();
@@ -221,7 +225,7 @@ impl Monitor {
         let embeddings: Vec<Vec<f32>> = Vec::<Vec<f32>>::try_from(&embeddings)?;
         let labels: Vec<String> =
             Vec::<i64>::try_from(&test.labels.narrow(0, 0, count))?.iter().map(i64::to_string).collect();
-        let sprite = render::encode_png(&render::sprite(&to_pixels(&images), INPUT_SIZE))
+        let sprite = render::encode_png(&render::sprite(&to_pixels(&images)?, INPUT_SIZE))
             .map_err(Error::io("cannot encode", self.run_dir.join("projector")))?;
         tensorboard::write_projector(&self.run_dir, "hidden_layer", &embeddings, &labels, Some((&sprite, INPUT_SIZE)))
     }
@@ -247,23 +251,23 @@ struct ConfusionMatrix<'a> {
 }
 
 /// The misclassified test digits, captioned `true>predicted`.
-fn misclassified_tiles(test: &Split, predicted: &Tensor) -> Vec<GridTile> {
+fn misclassified_tiles(test: &Split, predicted: &Tensor) -> Result<Vec<GridTile>> {
     let wrong = predicted.ne_tensor(&test.labels).nonzero().flatten(0, -1);
     let shown = wrong.narrow(0, 0, wrong.size()[0].min(MISCLASSIFIED_SHOWN as i64));
-    let actual = Vec::<i64>::try_from(&test.labels.index_select(0, &shown)).unwrap_or_default();
-    let guessed = Vec::<i64>::try_from(&predicted.index_select(0, &shown)).unwrap_or_default();
-    to_pixels(&test.images.index_select(0, &shown))
+    let actual = Vec::<i64>::try_from(&test.labels.index_select(0, &shown))?;
+    let guessed = Vec::<i64>::try_from(&predicted.index_select(0, &shown))?;
+    Ok(to_pixels(&test.images.index_select(0, &shown))?
         .into_iter()
         .zip(actual.iter().zip(&guessed))
         .map(|(pixels, (actual, guessed))| GridTile { pixels, caption: format!("{actual}>{guessed}") })
-        .collect()
+        .collect())
 }
 
 /// Images `[N, 1, H, W]` in [0, 1] as N rows of 8-bit pixels.
-fn to_pixels(images: &Tensor) -> Vec<Vec<u8>> {
+fn to_pixels(images: &Tensor) -> Result<Vec<Vec<u8>>> {
     let bytes = (images.to_device(Device::Cpu) * 255.0).round().clamp(0.0, 255.0).to_kind(Kind::Uint8);
     let count = bytes.size()[0];
-    (0..count).map(|index| Vec::<u8>::try_from(&bytes.get(index).flatten(0, -1)).unwrap_or_default()).collect()
+    Ok((0..count).map(|index| Vec::<u8>::try_from(&bytes.get(index).flatten(0, -1))).collect::<Result<_, _>>()?)
 }
 
 fn parent_or_self(run_dir: &Path) -> String {

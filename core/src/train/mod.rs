@@ -235,7 +235,7 @@ pub fn train(settings: &TrainSettings, data: &Mnist) -> Result<TrainedModel> {
         let train_loss = loss_sum / count as f64;
         let seconds = started.elapsed().as_secs_f64();
         let checked = evaluate(&net, &validation, normalisation, device)?;
-        monitor.epoch(bar, epoch, train_loss, &checked, count as f64 / seconds)?;
+        monitor.epoch(bar, epoch, train_loss, &checked, seconds, count)?;
         if !(train_loss.is_finite() && checked.loss.is_finite()) {
             return Err(Error::Diverged { epoch, train_loss, validation_loss: checked.loss });
         }
@@ -266,7 +266,7 @@ pub fn train(settings: &TrainSettings, data: &Mnist) -> Result<TrainedModel> {
         recipe: TrainingRecipe {
             optimizer: settings.optimizer.describe(),
             learning_rate: settings.learning_rate,
-            schedule: "linear warm-up for 1 epoch, then cosine decay to 0".into(),
+            schedule: Schedule::DESCRIPTION.into(),
             epochs: settings.epochs,
             batch_size: settings.batch_size,
             augmentation: settings.augmentation.describe(),
@@ -331,6 +331,9 @@ struct Schedule {
 }
 
 impl Schedule {
+    /// What [`Schedule::at`] does, for the weights' metadata.
+    const DESCRIPTION: &str = "linear warm-up for 1 epoch, then cosine decay to 0";
+
     fn at(&self, step: i64) -> f64 {
         if step < self.warmup_steps {
             return self.peak * (step + 1) as f64 / self.warmup_steps as f64;

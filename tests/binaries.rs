@@ -78,26 +78,37 @@ fn write_tiny_mnist(dir: &Path) {
     }
 }
 
+/// A scratch directory holding the tiny data set in `data/`.
+fn scratch_with_tiny_mnist() -> tempfile::TempDir {
+    let scratch = tempfile::tempdir().unwrap();
+    std::fs::create_dir(scratch.path().join("data")).unwrap();
+    write_tiny_mnist(&scratch.path().join("data"));
+    scratch
+}
+
+/// The train bin reading `scratch/data` and writing only inside `scratch` (runs, bucket,
+/// checksums), so no test can touch the committed model.
+fn train_in(scratch: &Path) -> Command {
+    let mut command = Command::new(TRAIN);
+    command
+        .arg("--data-dir")
+        .arg(scratch.join("data"))
+        .arg("--runs-dir")
+        .arg(scratch.join("runs"))
+        .arg("--output")
+        .arg(scratch.join("bucket"))
+        .arg("--checksums")
+        .arg(scratch.join("sha512sums.txt"));
+    command
+}
+
 #[test]
 fn the_train_bin_publishes_weights_the_server_then_serves() {
-    let scratch = tempfile::tempdir().unwrap();
-    let data = scratch.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write_tiny_mnist(&data);
+    let scratch = scratch_with_tiny_mnist();
     let bucket = scratch.path().join("bucket");
     let checksums = scratch.path().join("sha512sums.txt");
-    let status = Command::new(TRAIN)
-        .args(["--epochs", "1", "--batch-size", "32", "--exp-name", "tiny"])
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--runs-dir")
-        .arg(scratch.path().join("runs"))
-        .arg("--output")
-        .arg(&bucket)
-        .arg("--checksums")
-        .arg(&checksums)
-        .status()
-        .unwrap();
+    let status =
+        train_in(scratch.path()).args(["--epochs", "1", "--batch-size", "32", "--exp-name", "tiny"]).status().unwrap();
     assert!(status.success());
     assert!(scratch.path().join("runs/tiny/mnist-classifier.safetensors").is_file());
     assert!(bucket.join("mnist-classifier.tar.gz").is_file());
@@ -120,16 +131,8 @@ fn the_train_bin_publishes_weights_the_server_then_serves() {
 
 /// Runs the train bin on the tiny data set in `scratch` and returns its stdout.
 fn train_tiny(scratch: &Path, exp_name: &str, seed: &str) -> String {
-    let output = Command::new(TRAIN)
+    let output = train_in(scratch)
         .args(["--epochs", "2", "--batch-size", "32", "--threads", "1", "--seed", seed, "--exp-name", exp_name])
-        .arg("--data-dir")
-        .arg(scratch.join("data"))
-        .arg("--runs-dir")
-        .arg(scratch.join("runs"))
-        .arg("--output")
-        .arg(scratch.join("bucket"))
-        .arg("--checksums")
-        .arg(scratch.join("sha512sums.txt"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -144,9 +147,7 @@ fn weights_hash(stdout: &str) -> &str {
 
 #[test]
 fn the_same_seed_and_threads_give_the_same_weights_and_another_seed_does_not() {
-    let scratch = tempfile::tempdir().unwrap();
-    std::fs::create_dir(scratch.path().join("data")).unwrap();
-    write_tiny_mnist(&scratch.path().join("data"));
+    let scratch = scratch_with_tiny_mnist();
     let first = train_tiny(scratch.path(), "first", "5");
     let again = train_tiny(scratch.path(), "again", "5");
     let other = train_tiny(scratch.path(), "other", "6");
@@ -160,9 +161,7 @@ fn the_same_seed_and_threads_give_the_same_weights_and_another_seed_does_not() {
 
 #[test]
 fn tensorboard_reads_back_what_the_run_logged_and_the_reports_agree() {
-    let scratch = tempfile::tempdir().unwrap();
-    std::fs::create_dir(scratch.path().join("data")).unwrap();
-    write_tiny_mnist(&scratch.path().join("data"));
+    let scratch = scratch_with_tiny_mnist();
     train_tiny(scratch.path(), "logged", "3");
     let run = scratch.path().join("runs/logged");
     let metadata = max_mnist_core::artifact::read_metadata(&run.join("mnist-classifier.safetensors")).unwrap();
@@ -235,25 +234,12 @@ fn tensorboard_reads_back_what_the_run_logged_and_the_reports_agree() {
 
 #[test]
 fn bad_training_data_is_named_in_one_clear_message() {
-    let scratch = tempfile::tempdir().unwrap();
-    let data = scratch.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write_tiny_mnist(&data);
-    let truncated = std::fs::read(data.join("train-images-idx3-ubyte")).unwrap();
-    std::fs::write(data.join("train-images-idx3-ubyte"), &truncated[..truncated.len() - 100]).unwrap();
-    // Scratch outputs and one epoch: even if the data were accepted, nothing committed changes.
-    let output = Command::new(TRAIN)
-        .args(["--epochs", "1"])
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--runs-dir")
-        .arg(scratch.path().join("runs"))
-        .arg("--output")
-        .arg(scratch.path().join("bucket"))
-        .arg("--checksums")
-        .arg(scratch.path().join("sha512sums.txt"))
-        .output()
-        .unwrap();
+    let scratch = scratch_with_tiny_mnist();
+    let images = scratch.path().join("data/train-images-idx3-ubyte");
+    let truncated = std::fs::read(&images).unwrap();
+    std::fs::write(&images, &truncated[..truncated.len() - 100]).unwrap();
+    // One epoch in scratch: even if the data were accepted, nothing committed changes.
+    let output = train_in(scratch.path()).args(["--epochs", "1"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("invalid IDX file") && stderr.contains("train-images-idx3-ubyte"), "{stderr}");

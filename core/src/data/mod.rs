@@ -126,11 +126,6 @@ impl Split {
         Split { images: self.images.index_select(0, indices), labels: self.labels.index_select(0, indices) }
     }
 
-    /// Another handle on the same tensors.
-    pub fn shallow_clone(&self) -> Split {
-        Split { images: self.images.shallow_clone(), labels: self.labels.shallow_clone() }
-    }
-
     /// Number of examples.
     pub fn count(&self) -> i64 {
         self.labels.size()[0]

@@ -67,9 +67,10 @@ impl From<CoreError> for ApiError {
     fn from(error: CoreError) -> ApiError {
         let body = Json(ErrorBody::new(error.to_string()));
         match error {
-            CoreError::EmptyImage | CoreError::UnsupportedImageFormat | CoreError::UndecodableImage(_) => {
-                ApiError::BadRequest(body)
-            }
+            CoreError::EmptyImage
+            | CoreError::NoDigit
+            | CoreError::UnsupportedImageFormat
+            | CoreError::UndecodableImage(_) => ApiError::BadRequest(body),
             CoreError::TooManyPixels { .. } => ApiError::PayloadTooLarge(body),
             CoreError::Overloaded => ApiError::Unavailable(body, RETRY_AFTER_SECONDS),
             other => {

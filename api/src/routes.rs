@@ -1,11 +1,12 @@
 //! The MAX routes: `/model/metadata`, `/model/labels` and `/model/predict`.
 
 use max_mnist_core::inference::InferenceEngine;
+use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{OpenApi, Tags};
 
 use crate::error::ApiError;
-use crate::types::{LabelsResponse, ModelMetadataResponse, PredictForm, PredictResponse};
+use crate::types::{LabelsResponse, ModelMetadataResponse, PredictForm, PredictResponse, PredictionBody};
 
 #[derive(Tags)]
 enum Tag {
@@ -49,15 +50,25 @@ impl ModelApi {
 
     /// Classify a handwritten digit
     ///
-    /// Send the image in the multipart field `image` (or `file`). The answer holds the
-    /// predicted digit, its probability and the probabilities of all ten digits.
+    /// Send the image in the multipart field `image` (or `file`): a photo, a scan or a
+    /// drawing, dark ink on light paper or light on dark, the digit anywhere in the frame.
+    /// The server finds the ink, crops it, scales it into a 20×20 box and centres it by
+    /// mass in 28×28, as MNIST was made. The answer holds the predicted digit, its
+    /// probability and the probabilities of all ten digits; with `include_input=true`, also
+    /// the 28×28 image the network saw. An image with no ink is a 400.
     #[oai(path = "/model/predict", method = "post")]
-    async fn predict(&self, form: PredictForm) -> Result<Json<PredictResponse>, ApiError> {
+    async fn predict(
+        &self,
+        form: PredictForm,
+        /// Also return the 28×28 image the network saw, as a PNG data URL.
+        #[oai(default)]
+        include_input: Query<bool>,
+    ) -> Result<Json<PredictResponse>, ApiError> {
         let image = form
             .image
             .or(form.file)
             .ok_or_else(|| ApiError::bad_request("no image: send the file in the multipart field `image`"))?;
-        let prediction = self.engine.classify(image.0).await?;
-        Ok(Json(PredictResponse::ok(vec![prediction.into()])))
+        let classification = self.engine.classify(image.0).await?;
+        Ok(Json(PredictResponse::ok(vec![PredictionBody::new(classification, include_input.0)?])))
     }
 }

@@ -1,8 +1,10 @@
 //! Request and response bodies of the model routes, as they appear in the OpenAPI document.
 
+use base64::prelude::{BASE64_STANDARD, Engine};
 use max_mnist_config::metadata::ModelCard;
+use max_mnist_core::Error as CoreError;
 use max_mnist_core::artifact::{ModelMetadata, Normalisation, TrainingRecipe};
-use max_mnist_core::wrapper::Prediction;
+use max_mnist_core::inference::Classification;
 use poem_openapi::types::{Binary, Example};
 use poem_openapi::{Multipart, Object};
 use serde::Deserialize;
@@ -28,16 +30,29 @@ pub struct PredictionBody {
     pub probability: f32,
     /// The probability of each digit 0-9, in order; they sum to 1.
     pub probabilities: Vec<f32>,
+    /// The 28×28 image the network saw (white ink on black, after finding, cropping and
+    /// centring the digit), as a PNG data URL; only with `include_input=true`.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default)]
+    pub model_input: Option<String>,
 }
 
-impl From<Prediction> for PredictionBody {
-    fn from(prediction: Prediction) -> PredictionBody {
-        PredictionBody {
+impl PredictionBody {
+    /// The body for `classification`, with the model's input as a PNG data URL when
+    /// `include_input` is set.
+    pub fn new(classification: Classification, include_input: bool) -> Result<PredictionBody, CoreError> {
+        let model_input = match include_input {
+            true => Some(format!("data:image/png;base64,{}", BASE64_STANDARD.encode(classification.input.to_png()?))),
+            false => None,
+        };
+        let prediction = classification.prediction;
+        Ok(PredictionBody {
             prediction: prediction.class_index as u32,
             label: prediction.label,
             probability: prediction.probability,
             probabilities: prediction.probabilities,
-        }
+            model_input,
+        })
     }
 }
 
@@ -67,6 +82,7 @@ impl Example for PredictResponse {
             label: "7".into(),
             probability: 0.9982,
             probabilities,
+            model_input: None,
         }])
     }
 }

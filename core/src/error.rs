@@ -12,6 +12,12 @@ pub enum Error {
     /// The bytes are not one of the supported image formats.
     #[error("the file is not a supported image (send PNG, JPEG, GIF, BMP, WebP or TIFF)")]
     UnsupportedImageFormat,
+    /// The image decoded, but no ink stands out from its background.
+    #[error("no digit found: the image is blank (nothing stands out from the background)")]
+    NoDigit,
+    /// The image the model saw could not be encoded for the client.
+    #[error("could not encode the model's input as PNG: {0}")]
+    EncodeImage(String),
     /// The bytes look like a supported format but cannot be decoded (truncated, corrupt).
     #[error("the image could not be decoded: {0}")]
     UndecodableImage(String),

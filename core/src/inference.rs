@@ -12,7 +12,7 @@ use tch::Tensor;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::artifact::ModelMetadata;
-use crate::preprocess::Preprocessor;
+use crate::preprocess::{ModelInput, Preprocessor};
 use crate::wrapper::{ModelWrapper, Prediction};
 use crate::{Error, Result};
 
@@ -31,6 +31,15 @@ pub struct EngineSettings {
 struct Job {
     input: Tensor,
     reply: oneshot::Sender<Result<Prediction>>,
+}
+
+/// The answer for one image: the prediction and the input the network saw.
+#[derive(Clone, Debug)]
+pub struct Classification {
+    /// What the model predicted.
+    pub prediction: Prediction,
+    /// The image after `pre_process`, before normalisation.
+    pub input: ModelInput,
 }
 
 /// A cloneable handle to the inference thread. The thread ends when the last handle is
@@ -64,17 +73,22 @@ impl InferenceEngine {
 
     /// Runs the three steps on one encoded image: `pre_process` on the blocking pool, then
     /// `predict` and `post_process` on the inference thread.
-    pub async fn classify(&self, image: Vec<u8>) -> Result<Prediction> {
+    pub async fn classify(&self, image: Vec<u8>) -> Result<Classification> {
         let preprocessor = self.preprocessor.clone();
-        let input = tokio::task::spawn_blocking(move || preprocessor.pre_process(&image))
-            .await
-            .map_err(|_| Error::InferenceStopped)??;
+        let (input, tensor) = tokio::task::spawn_blocking(move || {
+            let input = preprocessor.model_input(&image)?;
+            let tensor = preprocessor.to_tensor(&input);
+            Ok::<_, Error>((input, tensor))
+        })
+        .await
+        .map_err(|_| Error::InferenceStopped)??;
         let (reply, answer) = oneshot::channel();
-        self.jobs.try_send(Job { input, reply }).map_err(|error| match error {
+        self.jobs.try_send(Job { input: tensor, reply }).map_err(|error| match error {
             mpsc::error::TrySendError::Full(_) => Error::Overloaded,
             mpsc::error::TrySendError::Closed(_) => Error::InferenceStopped,
         })?;
-        answer.await.map_err(|_| Error::InferenceStopped)?
+        let prediction = answer.await.map_err(|_| Error::InferenceStopped)??;
+        Ok(Classification { prediction, input })
     }
 }
 

@@ -40,6 +40,10 @@ async fn bad_images_get_400_and_the_server_stays_up() {
     expect_error(app.predict_multipart("image", "text.png", b"just text".to_vec()).await, 400, "not a supported image")
         .await;
     expect_error(app.predict_multipart("other", "digit-1.png", png.clone()).await, 400, "`image`").await;
+    let mut blank_canvas = std::io::Cursor::new(Vec::new());
+    image::RgbaImage::new(280, 280).write_to(&mut blank_canvas, image::ImageFormat::Png).unwrap();
+    expect_error(app.predict_multipart("image", "blank.png", blank_canvas.into_inner()).await, 400, "no digit found")
+        .await;
     assert_eq!(app.predict_sample("digit-1.png").await.0, 1);
 }
 

@@ -57,3 +57,51 @@ async fn concurrent_requests_each_get_their_own_answer() {
         assert_eq!(sent, predicted);
     }
 }
+
+#[tokio::test]
+async fn reads_digits_as_users_send_them() {
+    let app = TestApp::spawn().await;
+    let samples = [
+        ("photo-4-exif.jpg", 4),
+        ("photo-8-exif.jpg", 8),
+        ("scan-3.jpg", 3),
+        ("canvas-2-transparent.png", 2),
+        ("canvas-7.png", 7),
+    ];
+    for (name, digit) in samples {
+        let (predicted, probability) = app.predict_sample(name).await;
+        assert_eq!(predicted, digit, "{name}");
+        assert!(probability > 0.5, "{name}: {probability}");
+    }
+}
+
+#[tokio::test]
+async fn shows_the_28_pixel_image_the_model_saw_when_asked() {
+    let app = TestApp::spawn().await;
+    let form = || {
+        let part = reqwest::multipart::Part::bytes(sample("photo-4-exif.jpg")).file_name("photo.jpg");
+        reqwest::multipart::Form::new().part("image", part)
+    };
+    let plain: PredictResponse = app
+        .client
+        .post(format!("{}/model/predict", app.url))
+        .multipart(form())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(plain.predictions[0].model_input, None);
+
+    let url = format!("{}/model/predict?include_input=true", app.url);
+    let body: PredictResponse = app.client.post(url).multipart(form()).send().await.unwrap().json().await.unwrap();
+    let data_url = body.predictions[0].model_input.as_deref().expect("model_input is present");
+    let encoded = data_url.strip_prefix("data:image/png;base64,").expect("a PNG data URL");
+    let png = base64::Engine::decode(&base64::prelude::BASE64_STANDARD, encoded).unwrap();
+    let seen = image::load_from_memory(&png).unwrap().to_luma8();
+    assert_eq!(seen.dimensions(), (28, 28));
+    // White ink on black, as in MNIST: the corners are black and some strokes are white.
+    assert_eq!([seen[(0, 0)], seen[(27, 0)], seen[(0, 27)], seen[(27, 27)]].map(|pixel| pixel.0[0]), [0; 4]);
+    assert_eq!(seen.pixels().map(|pixel| pixel.0[0]).max(), Some(255));
+}

@@ -1,0 +1,646 @@
+//! MNIST's own normalisation, applied to whatever a user uploads.
+//!
+//! MNIST digits are white strokes on black, scaled to fit a 20×20 box (keeping their aspect
+//! ratio, grey levels from anti-aliasing) and placed in 28×28 so that their centre of mass
+//! is the centre of the field. Users send dark ink on paper, photos with shadows, scans and
+//! canvas drawings on transparent backgrounds, at any size and anywhere in the frame. The
+//! steps, each a function below:
+//!
+//! 1. [`working_luminance`]: shrink large uploads, take the luminance, composite transparency
+//!    onto the background the drawing assumes (white under dark ink, black under light ink);
+//! 2. [`ink_bright`]: invert when the ink is darker than the background;
+//! 3. [`remove_background`]: subtract a morphological opening of the image, which keeps the
+//!    strokes and removes paper texture, shadows and lighting gradients;
+//! 4. [`find_ink`]: an Otsu threshold, then the connected strokes that make up the digit
+//!    (specks and scanner edges are dropped), keeping the grey levels around them;
+//! 5. [`fit_and_centre`]: crop to the ink, thicken strokes that would be thinner than MNIST's,
+//!    scale to fit the box and place by centre of mass.
+
+use image::imageops::{self, FilterType};
+use image::{DynamicImage, GenericImageView, ImageBuffer, Luma};
+
+use crate::{Error, Result};
+
+/// A grayscale image with values in [0, 1].
+pub(crate) type Plane = ImageBuffer<Luma<f32>, Vec<f32>>;
+
+/// Longest side the ink is looked for at; larger uploads are first shrunk by area averaging.
+const WORKING_SIDE: u32 = 512;
+/// Least contrast between ink and background, on a 0-1 scale, that counts as a digit.
+const MIN_INK_CONTRAST: f32 = 0.12;
+/// Bounds of the Otsu threshold, as fractions of the strongest ink contrast.
+const THRESHOLD_BOUNDS: (f32, f32) = (0.2, 0.6);
+/// Pixels within this distance of a stroke keep their grey level (anti-aliased edges).
+const EDGE_RADIUS: u32 = 2;
+/// Thinnest stroke, in pixels of the model's input, before strokes are thickened; MNIST's
+/// strokes are 2 to 4 pixels wide.
+const MIN_STROKE_WIDTH: f32 = 2.0;
+
+/// The digit in `image` as `side × side` intensities (white ink on black, in [0, 1]), or
+/// [`Error::NoDigit`] when nothing stands out from the background.
+pub(crate) fn normalise(image: &DynamicImage, side: u32) -> Result<Vec<f32>> {
+    let luminance = ink_bright(working_luminance(image));
+    let contrast = remove_background(&luminance);
+    let ink = find_ink(&contrast).ok_or(Error::NoDigit)?;
+    fit_and_centre(ink, side).ok_or(Error::NoDigit)
+}
+
+/// Step 1: the luminance of `image`, shrunk to fit [`WORKING_SIDE`], with transparent pixels
+/// composited onto white when the opaque pixels are dark, and onto black otherwise.
+fn working_luminance(image: &DynamicImage) -> Plane {
+    let (width, height) = image.dimensions();
+    let shrunk =
+        if width.max(height) > WORKING_SIDE { Some(image.thumbnail(WORKING_SIDE, WORKING_SIDE)) } else { None };
+    let image = shrunk.as_ref().unwrap_or(image);
+    let converted;
+    let (bytes, channels) = match image.color().bytes_per_pixel() == image.color().channel_count() {
+        true => (image.as_bytes(), usize::from(image.color().channel_count())),
+        false => {
+            converted = image.to_rgba8();
+            (converted.as_raw().as_slice(), 4)
+        }
+    };
+    let has_alpha = channels == 2 || channels == 4;
+    let luma_alpha: Vec<(f32, f32)> = bytes
+        .chunks_exact(channels)
+        .map(|pixel| {
+            let luma = match channels {
+                1 | 2 => f32::from(pixel[0]),
+                _ => 0.2126 * f32::from(pixel[0]) + 0.7152 * f32::from(pixel[1]) + 0.0722 * f32::from(pixel[2]),
+            };
+            let alpha = if has_alpha { f32::from(pixel[channels - 1]) / 255.0 } else { 1.0 };
+            (luma / 255.0, alpha)
+        })
+        .collect();
+    let (opaque_luma, opaque_weight) = luma_alpha.iter().fold((0.0f64, 0.0f64), |(sum, weight), &(luma, alpha)| {
+        (sum + f64::from(luma * alpha), weight + f64::from(alpha))
+    });
+    let background = if opaque_weight > 0.0 && opaque_luma / opaque_weight < 0.5 { 1.0 } else { 0.0 };
+    let values = luma_alpha.iter().map(|&(luma, alpha)| luma * alpha + background * (1.0 - alpha)).collect();
+    Plane::from_raw(image.width(), image.height(), values).expect("one value per pixel")
+}
+
+/// Step 2: `luminance` with bright ink. The background is the median of the border; the ink
+/// lies on whichever side of it the image strays further (after a 3×3 mean, so that noise
+/// does not count), which works for dark photos and for faint ink alike.
+fn ink_bright(mut luminance: Plane) -> Plane {
+    let background = border_median(&luminance);
+    let blurred = box_blur(&luminance);
+    let (darkest, brightest) =
+        blurred.pixels().fold((f32::MAX, f32::MIN), |(low, high), pixel| (low.min(pixel.0[0]), high.max(pixel.0[0])));
+    if background - darkest > brightest - background {
+        for pixel in luminance.pixels_mut() {
+            pixel.0[0] = 1.0 - pixel.0[0];
+        }
+    }
+    luminance
+}
+
+/// The median of the pixels in a ring along the image's edges.
+fn border_median(plane: &Plane) -> f32 {
+    let (width, height) = plane.dimensions();
+    let ring = (width.min(height) / 32).max(1);
+    let mut values: Vec<f32> = plane
+        .enumerate_pixels()
+        .filter(|(x, y, _)| *x < ring || *y < ring || *x >= width - ring || *y >= height - ring)
+        .map(|(_, _, pixel)| pixel.0[0])
+        .collect();
+    let middle = values.len() / 2;
+    *values.select_nth_unstable_by(middle, f32::total_cmp).1
+}
+
+/// Step 3: how much brighter each pixel is than the background under it. The background
+/// is the page's illumination: a smooth surface (a polynomial in x and y) fitted to the
+/// typical level of each block of the image, leaving out the blocks the ink brightens. It
+/// follows shadows, vignetting and lighting gradients, but not the strokes, however thick.
+fn remove_background(luminance: &Plane) -> Plane {
+    let illumination = Illumination::fit(luminance);
+    Plane::from_fn(luminance.width(), luminance.height(), |x, y| {
+        Luma([(luminance.get_pixel(x, y).0[0] - illumination.at(x, y)).max(0.0)])
+    })
+}
+
+/// The page's brightness as a polynomial in the pixel position.
+struct Illumination {
+    degree: u32,
+    /// One per term `u^i v^j` with `i + j <= degree`, in [`Illumination::terms`] order.
+    coefficients: Vec<f64>,
+    width: u32,
+    height: u32,
+}
+
+impl Illumination {
+    /// Blocks whose level lies this many robust standard deviations above the fit are ink.
+    const INK_DEVIATIONS: f64 = 3.0;
+    /// The least spread of the background, so that a perfectly flat page does not make
+    /// every faint block an outlier.
+    const MIN_SPREAD: f64 = 0.02;
+    /// Highest degree fitted (a cubic follows vignetting and curved shadows).
+    const MAX_DEGREE: u32 = 3;
+    /// Terms of a polynomial of [`Illumination::MAX_DEGREE`] in two variables.
+    const MAX_TERMS: usize = 10;
+
+    /// Fits the illumination of `plane` (bright ink on a darker background).
+    fn fit(plane: &Plane) -> Illumination {
+        let (width, height) = plane.dimensions();
+        let grid = (width.max(height) / 8).clamp(4, 16);
+        let degree = if grid >= 12 { Self::MAX_DEGREE } else { 1 };
+        let blocks = Illumination::block_levels(plane, grid);
+        let mut levels: Vec<f64> = blocks.iter().map(|block| block.2).collect();
+        let middle = levels.len() / 2;
+        let median_level = *levels.select_nth_unstable_by(middle, f64::total_cmp).1;
+        // Block levels are background wherever ink covers less than 60% of the block, so a
+        // fit to all of them is close; blocks far above it (thick strokes) are then left out.
+        let mut background = vec![true; blocks.len()];
+        let mut fitted = Illumination { degree: 0, coefficients: vec![median_level], width, height };
+        for _ in 0..4 {
+            let Some(better) = Illumination::least_squares(&blocks, &background, degree, width, height) else {
+                break;
+            };
+            fitted = better;
+            let residuals: Vec<f64> = blocks.iter().map(|&(x, y, level)| level - fitted.at_f64(x, y)).collect();
+            let mut spread: Vec<f64> =
+                residuals.iter().zip(&background).filter(|(_, inside)| **inside).map(|(r, _)| r.abs()).collect();
+            let middle = spread.len() / 2;
+            let spread = (1.4826 * *spread.select_nth_unstable_by(middle, f64::total_cmp).1).max(Self::MIN_SPREAD);
+            background = residuals.iter().map(|residual| *residual <= Self::INK_DEVIATIONS * spread).collect();
+        }
+        fitted
+    }
+
+    /// `(x, y, level)` of each block of a `grid × grid` division of `plane`: its centre and
+    /// its 40th percentile, which is background even where strokes cross the block.
+    fn block_levels(plane: &Plane, grid: u32) -> Vec<(f64, f64, f64)> {
+        let (width, height) = plane.dimensions();
+        let mut blocks = Vec::with_capacity((grid * grid) as usize);
+        let mut values = Vec::new();
+        for row in 0..grid {
+            let (top, bottom) = (row * height / grid, ((row + 1) * height / grid).max(row * height / grid + 1));
+            for column in 0..grid {
+                let (left, right) =
+                    (column * width / grid, ((column + 1) * width / grid).max(column * width / grid + 1));
+                values.clear();
+                for y in top..bottom.min(height) {
+                    values.extend((left..right.min(width)).map(|x| plane.get_pixel(x, y).0[0]));
+                }
+                let rank = values.len() * 2 / 5;
+                let level = *values.select_nth_unstable_by(rank, f32::total_cmp).1;
+                blocks.push((f64::from(left + right) / 2.0, f64::from(top + bottom) / 2.0, f64::from(level)));
+            }
+        }
+        blocks
+    }
+
+    /// The polynomial of `degree` closest to the `blocks` marked `background`, or `None`
+    /// when they do not determine it.
+    fn least_squares(
+        blocks: &[(f64, f64, f64)],
+        background: &[bool],
+        degree: u32,
+        width: u32,
+        height: u32,
+    ) -> Option<Illumination> {
+        let shape = Illumination { degree, coefficients: Vec::new(), width, height };
+        let count = ((degree + 1) * (degree + 2) / 2) as usize;
+        // The normal equations, as an augmented matrix.
+        let mut system = vec![vec![0.0f64; count + 1]; count];
+        for (&(x, y, level), _) in blocks.iter().zip(background).filter(|(_, inside)| **inside) {
+            let terms = shape.terms(x, y);
+            for (row, &left) in system.iter_mut().zip(&terms[..count]) {
+                for (cell, &right) in row.iter_mut().zip(&terms[..count]) {
+                    *cell += left * right;
+                }
+                row[count] += left * level;
+            }
+        }
+        // Gaussian elimination with partial pivoting.
+        for column in 0..count {
+            let pivot = (column..count).max_by(|&a, &b| system[a][column].abs().total_cmp(&system[b][column].abs()))?;
+            if system[pivot][column].abs() < 1e-9 {
+                return None;
+            }
+            system.swap(column, pivot);
+            let pivot_row = system[column].clone();
+            for (_, row) in system.iter_mut().enumerate().filter(|(index, _)| *index != column) {
+                let factor = row[column] / pivot_row[column];
+                for (cell, pivot) in row.iter_mut().zip(&pivot_row).skip(column) {
+                    *cell -= factor * pivot;
+                }
+            }
+        }
+        let coefficients = (0..count).map(|row| system[row][count] / system[row][row]).collect();
+        Some(Illumination { coefficients, ..shape })
+    }
+
+    /// The polynomial's terms `u^i v^j` (by total degree, then `i`) at pixel (`x`, `y`),
+    /// with coordinates scaled to [-1, 1]; those past the degree are 0.
+    fn terms(&self, x: f64, y: f64) -> [f64; Self::MAX_TERMS] {
+        let u = 2.0 * x / f64::from(self.width.max(1)) - 1.0;
+        let v = 2.0 * y / f64::from(self.height.max(1)) - 1.0;
+        let (u_powers, v_powers) = ([1.0, u, u * u, u * u * u], [1.0, v, v * v, v * v * v]);
+        let mut terms = [0.0; Self::MAX_TERMS];
+        let mut next = 0;
+        for total in 0..=self.degree as usize {
+            for i in 0..=total {
+                terms[next] = u_powers[i] * v_powers[total - i];
+                next += 1;
+            }
+        }
+        terms
+    }
+
+    fn at_f64(&self, x: f64, y: f64) -> f64 {
+        self.terms(x, y).iter().zip(&self.coefficients).map(|(term, coefficient)| term * coefficient).sum()
+    }
+
+    /// The background's brightness at the centre of pixel (`x`, `y`).
+    fn at(&self, x: u32, y: u32) -> f32 {
+        self.at_f64(f64::from(x) + 0.5, f64::from(y) + 0.5) as f32
+    }
+}
+
+/// Each pixel replaced by `combine` over the square of `radius` around it (a minimum or
+/// maximum filter), separably.
+fn neighbourhood(plane: &Plane, radius: u32, combine: fn(f32, f32) -> f32) -> Plane {
+    let (width, height) = plane.dimensions();
+    let rows = filter_rows(plane.as_raw(), width as usize, radius as usize, combine);
+    let columns = filter_rows(&transpose(&rows, width as usize), height as usize, radius as usize, combine);
+    Plane::from_raw(width, height, transpose(&columns, height as usize)).expect("one value per pixel")
+}
+
+/// The 3×3 mean of each pixel (fewer at the edges).
+fn box_blur(plane: &Plane) -> Plane {
+    let (width, height) = plane.dimensions();
+    let mean_of = |values: &[f32], length: usize| -> Vec<f32> {
+        let mut out = Vec::with_capacity(values.len());
+        for row in values.chunks_exact(length) {
+            for x in 0..length {
+                let window = &row[x.saturating_sub(1)..(x + 2).min(length)];
+                out.push(window.iter().sum::<f32>() / window.len() as f32);
+            }
+        }
+        out
+    };
+    let rows = mean_of(plane.as_raw(), width as usize);
+    let columns = mean_of(&transpose(&rows, width as usize), height as usize);
+    Plane::from_raw(width, height, transpose(&columns, height as usize)).expect("one value per pixel")
+}
+
+/// `combine` over a window of `radius` along each row of `values` (rows of `length`).
+fn filter_rows(values: &[f32], length: usize, radius: usize, combine: fn(f32, f32) -> f32) -> Vec<f32> {
+    let mut out = Vec::with_capacity(values.len());
+    for row in values.chunks_exact(length) {
+        for x in 0..length {
+            let window = &row[x.saturating_sub(radius)..(x + radius + 1).min(length)];
+            out.push(window.iter().copied().reduce(combine).unwrap_or(0.0));
+        }
+    }
+    out
+}
+
+/// Rows of `length` values turned into columns.
+fn transpose(values: &[f32], length: usize) -> Vec<f32> {
+    let rows = values.len() / length;
+    let mut out = vec![0.0; values.len()];
+    for (y, row) in values.chunks_exact(length).enumerate() {
+        for (x, &value) in row.iter().enumerate() {
+            out[x * rows + y] = value;
+        }
+    }
+    out
+}
+
+/// Step 4: the digit's pixels, cropped to their bounding box, with their grey levels
+/// stretched so that the strokes reach 1; `None` when there is no ink.
+fn find_ink(contrast: &Plane) -> Option<Ink> {
+    let contrast = &without_edge_strips(contrast);
+    let strongest = box_blur(contrast).pixels().map(|pixel| pixel.0[0]).fold(0.0, f32::max);
+    if strongest < MIN_INK_CONTRAST {
+        return None;
+    }
+    let (low, high) = THRESHOLD_BOUNDS;
+    let threshold = otsu_threshold(contrast, strongest).clamp(low * strongest, high * strongest);
+    let components = Components::label(contrast, threshold);
+    let kept = components.digit();
+    if !kept.contains(&true) {
+        return None;
+    }
+    // Only the part of the image around the digit matters from here on.
+    let around = components.bounds(&kept).grown(EDGE_RADIUS).within(contrast.width(), contrast.height());
+    let strokes = components.mask(&kept, &around);
+    let contrast = around.crop(contrast);
+    let mut stroke_levels: Vec<f32> = contrast
+        .pixels()
+        .zip(strokes.pixels())
+        .filter(|(_, stroke)| stroke.0[0] > 0.0)
+        .map(|(pixel, _)| pixel.0[0])
+        .collect();
+    let percentile = stroke_levels.len() * 9 / 10;
+    let stroke_level = stroke_levels.select_nth_unstable_by(percentile, f32::total_cmp).1.max(f32::EPSILON);
+    let near_stroke = neighbourhood(&strokes, EDGE_RADIUS, f32::max);
+    let levels = Plane::from_fn(contrast.width(), contrast.height(), |x, y| {
+        let near = near_stroke.get_pixel(x, y).0[0] > 0.0;
+        Luma([if near { (contrast.get_pixel(x, y).0[0] / stroke_level).min(1.0) } else { 0.0 }])
+    });
+    let stroke_width = 2.0 * stroke_levels.len() as f32 / boundary_pixels(&strokes).max(1) as f32;
+    Some(Ink { levels: Bounds::of(&levels)?.crop(&levels), stroke_width })
+}
+
+/// Pixels of `mask` (1 inside, 0 outside) with a 4-neighbour outside it or off the edge.
+fn boundary_pixels(mask: &Plane) -> usize {
+    let (width, height) = mask.dimensions();
+    let inside = |x: u32, y: u32| mask.get_pixel(x, y).0[0] > 0.0;
+    mask.enumerate_pixels()
+        .filter(|&(x, y, pixel)| {
+            pixel.0[0] > 0.0
+                && (x == 0
+                    || y == 0
+                    || x + 1 == width
+                    || y + 1 == height
+                    || !(inside(x - 1, y) && inside(x + 1, y) && inside(x, y - 1) && inside(x, y + 1)))
+        })
+        .count()
+}
+
+/// `contrast` without the strips along its edges (a scanner lid's shadow, the edge of the
+/// sheet), which would otherwise set the threshold for the ink.
+fn without_edge_strips(contrast: &Plane) -> Plane {
+    let components = Components::label(contrast, MIN_INK_CONTRAST);
+    let strips: Vec<bool> = std::iter::once(false)
+        .chain(components.regions.iter().map(|region| region.bounds.is_edge_strip(components.width, components.height)))
+        .collect();
+    let values = contrast
+        .as_raw()
+        .iter()
+        .zip(&components.labels)
+        .map(|(&value, &label)| if strips[label as usize] { 0.0 } else { value })
+        .collect();
+    Plane::from_raw(contrast.width(), contrast.height(), values).expect("one value per pixel")
+}
+
+/// The digit found by [`find_ink`].
+struct Ink {
+    /// Intensities in [0, 1], cropped to the digit.
+    levels: Plane,
+    /// Mean stroke width in pixels of `levels`.
+    stroke_width: f32,
+}
+
+/// Otsu's threshold on `plane`, whose values lie in `[0, strongest]` (mostly).
+fn otsu_threshold(plane: &Plane, strongest: f32) -> f32 {
+    const BINS: usize = 256;
+    let mut histogram = [0u64; BINS];
+    for pixel in plane.pixels() {
+        histogram[((pixel.0[0] / strongest).clamp(0.0, 1.0) * (BINS - 1) as f32) as usize] += 1;
+    }
+    let total: u64 = histogram.iter().sum();
+    let weighted_total: f64 = histogram.iter().enumerate().map(|(bin, &count)| bin as f64 * count as f64).sum();
+    let (mut below, mut weighted_below) = (0u64, 0.0f64);
+    let (mut best_bin, mut best_variance) = (0, 0.0f64);
+    for (bin, &count) in histogram.iter().enumerate() {
+        below += count;
+        weighted_below += bin as f64 * count as f64;
+        let above = total - below;
+        if below == 0 || above == 0 {
+            continue;
+        }
+        let mean_below = weighted_below / below as f64;
+        let mean_above = (weighted_total - weighted_below) / above as f64;
+        let variance = below as f64 * above as f64 * (mean_below - mean_above).powi(2);
+        if variance > best_variance {
+            (best_bin, best_variance) = (bin, variance);
+        }
+    }
+    (best_bin as f32 + 0.5) / (BINS - 1) as f32 * strongest
+}
+
+/// The 8-connected regions of pixels above a threshold.
+struct Components {
+    width: u32,
+    height: u32,
+    /// Per pixel, row by row: 0 for background, else the region's number.
+    labels: Vec<u32>,
+    /// Per region (index = number - 1).
+    regions: Vec<Region>,
+}
+
+/// One connected region.
+struct Region {
+    area: usize,
+    bounds: Bounds,
+}
+
+impl Components {
+    /// Labels the regions of `plane` brighter than `threshold`.
+    fn label(plane: &Plane, threshold: f32) -> Components {
+        let (width, height) = plane.dimensions();
+        let index = |x: u32, y: u32| (y * width + x) as usize;
+        let mut labels = vec![0u32; (width * height) as usize];
+        let mut regions = Vec::new();
+        let mut stack = Vec::new();
+        for (x, y, pixel) in plane.enumerate_pixels() {
+            if pixel.0[0] <= threshold || labels[index(x, y)] != 0 {
+                continue;
+            }
+            let number = regions.len() as u32 + 1;
+            let mut region = Region { area: 0, bounds: Bounds::point(x, y) };
+            labels[index(x, y)] = number;
+            stack.push((x, y));
+            while let Some((x, y)) = stack.pop() {
+                region.area += 1;
+                region.bounds.include(x, y);
+                for ny in y.saturating_sub(1)..(y + 2).min(height) {
+                    for nx in x.saturating_sub(1)..(x + 2).min(width) {
+                        if labels[index(nx, ny)] == 0 && plane.get_pixel(nx, ny).0[0] > threshold {
+                            labels[index(nx, ny)] = number;
+                            stack.push((nx, ny));
+                        }
+                    }
+                }
+            }
+            regions.push(region);
+        }
+        Components { width, height, labels, regions }
+    }
+
+    /// Whether each label (0 for the background, then each region's number) belongs to the
+    /// digit: the largest region and those near it or big enough, without specks and
+    /// without scanner edges (thin regions that run along a border).
+    fn digit(&self) -> Vec<bool> {
+        let candidates: Vec<&Region> =
+            self.regions.iter().filter(|region| !region.bounds.is_edge_strip(self.width, self.height)).collect();
+        let mut kept = vec![false; self.regions.len() + 1];
+        let Some(main) = candidates.iter().max_by_key(|region| region.area) else {
+            return kept;
+        };
+        let surroundings = main.bounds.grown(main.bounds.longest_side() / 4);
+        for (index, region) in self.regions.iter().enumerate() {
+            kept[index + 1] = candidates.iter().any(|candidate| std::ptr::eq(*candidate, region))
+                && (region.area * 100 >= main.area * 15
+                    || (region.area * 100 >= main.area * 2 && surroundings.overlaps(&region.bounds)));
+        }
+        kept
+    }
+
+    /// The box around the `kept` regions.
+    fn bounds(&self, kept: &[bool]) -> Bounds {
+        let mut kept_regions =
+            self.regions.iter().zip(&kept[1..]).filter(|(_, kept)| **kept).map(|(region, _)| region.bounds);
+        let first = kept_regions.next().unwrap_or(Bounds::point(0, 0));
+        kept_regions.fold(first, |mut all, bounds| {
+            all.include(bounds.left, bounds.top);
+            all.include(bounds.right, bounds.bottom);
+            all
+        })
+    }
+
+    /// 1 where a pixel of `area` belongs to a `kept` region, else 0.
+    fn mask(&self, kept: &[bool], area: &Bounds) -> Plane {
+        Plane::from_fn(area.width(), area.height(), |x, y| {
+            let label = self.labels[((y + area.top) * self.width + x + area.left) as usize];
+            Luma([if kept[label as usize] { 1.0 } else { 0.0 }])
+        })
+    }
+}
+
+/// An inclusive pixel rectangle.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Bounds {
+    left: u32,
+    top: u32,
+    right: u32,
+    bottom: u32,
+}
+
+impl Bounds {
+    fn point(x: u32, y: u32) -> Bounds {
+        Bounds { left: x, top: y, right: x, bottom: y }
+    }
+
+    /// The box around the non-zero pixels of `plane`, if any.
+    fn of(plane: &Plane) -> Option<Bounds> {
+        let mut bounds: Option<Bounds> = None;
+        for (x, y, pixel) in plane.enumerate_pixels() {
+            if pixel.0[0] > 0.0 {
+                bounds.get_or_insert(Bounds::point(x, y)).include(x, y);
+            }
+        }
+        bounds
+    }
+
+    fn include(&mut self, x: u32, y: u32) {
+        self.left = self.left.min(x);
+        self.top = self.top.min(y);
+        self.right = self.right.max(x);
+        self.bottom = self.bottom.max(y);
+    }
+
+    fn width(&self) -> u32 {
+        self.right - self.left + 1
+    }
+
+    fn height(&self) -> u32 {
+        self.bottom - self.top + 1
+    }
+
+    fn longest_side(&self) -> u32 {
+        self.width().max(self.height())
+    }
+
+    /// The part of `self` inside a `width × height` image.
+    fn within(&self, width: u32, height: u32) -> Bounds {
+        Bounds { right: self.right.min(width - 1), bottom: self.bottom.min(height - 1), ..*self }
+    }
+
+    fn grown(&self, by: u32) -> Bounds {
+        Bounds {
+            left: self.left.saturating_sub(by),
+            top: self.top.saturating_sub(by),
+            right: self.right.saturating_add(by),
+            bottom: self.bottom.saturating_add(by),
+        }
+    }
+
+    fn overlaps(&self, other: &Bounds) -> bool {
+        self.left <= other.right && other.left <= self.right && self.top <= other.bottom && other.top <= self.bottom
+    }
+
+    /// A thin strip along the edge it touches, spanning most of the image: the shadow of a
+    /// scanner lid or the edge of a sheet, not a stroke.
+    fn is_edge_strip(&self, width: u32, height: u32) -> bool {
+        let along_top_or_bottom = (self.top == 0 || self.bottom == height - 1)
+            && self.width() * 10 >= width * 9
+            && self.height() * 5 <= height;
+        let along_left_or_right = (self.left == 0 || self.right == width - 1)
+            && self.height() * 10 >= height * 9
+            && self.width() * 5 <= width;
+        along_top_or_bottom || along_left_or_right
+    }
+
+    fn crop(&self, plane: &Plane) -> Plane {
+        imageops::crop_imm(plane, self.left, self.top, self.width(), self.height()).to_image()
+    }
+}
+
+/// Step 5: the cropped digit scaled to fit MNIST's box (20 pixels of 28) with strokes at
+/// least [`MIN_STROKE_WIDTH`] wide and its brightest pixel at 1, placed in the
+/// `side × side` field with its centre of mass at the centre. `None` if nothing is left.
+fn fit_and_centre(ink: Ink, side: u32) -> Option<Vec<f32>> {
+    let digit_box = (side * 20).div_ceil(28);
+    let levels = thicken(shrink(ink, 4 * digit_box), digit_box);
+    let (width, height) = levels.dimensions();
+    let scale = digit_box as f32 / width.max(height) as f32;
+    let fitted_width = ((width as f32 * scale).round() as u32).clamp(1, digit_box);
+    let fitted_height = ((height as f32 * scale).round() as u32).clamp(1, digit_box);
+    let mut fitted = imageops::resize(&levels, fitted_width, fitted_height, FilterType::Triangle);
+
+    let brightest = fitted.pixels().map(|pixel| pixel.0[0]).fold(0.0, f32::max);
+    if brightest <= 0.0 {
+        return None;
+    }
+    let (mut mass, mut moment_x, mut moment_y) = (0.0f32, 0.0f32, 0.0f32);
+    for (x, y, pixel) in fitted.enumerate_pixels_mut() {
+        pixel.0[0] = (pixel.0[0] / brightest).clamp(0.0, 1.0);
+        mass += pixel.0[0];
+        moment_x += x as f32 * pixel.0[0];
+        moment_y += y as f32 * pixel.0[0];
+    }
+    // MNIST's centres of mass sit at (14, 14) in pixel indices of the 28×28 field.
+    let centre = side as f32 / 2.0;
+    let left = (centre - moment_x / mass).round().clamp(0.0, (side - fitted_width) as f32) as i64;
+    let top = (centre - moment_y / mass).round().clamp(0.0, (side - fitted_height) as f32) as i64;
+    let mut field = Plane::new(side, side);
+    imageops::replace(&mut field, &fitted, left, top);
+    Some(field.into_raw())
+}
+
+/// `ink` shrunk (by area averaging) so that its longest side is at most `longest`, which
+/// keeps [`thicken`] cheap on large photos.
+fn shrink(ink: Ink, longest: u32) -> Ink {
+    let (width, height) = ink.levels.dimensions();
+    if width.max(height) <= longest {
+        return ink;
+    }
+    let factor = longest as f32 / width.max(height) as f32;
+    let size = |length: u32| ((length as f32 * factor).round() as u32).max(1);
+    Ink {
+        levels: imageops::resize(&ink.levels, size(width), size(height), FilterType::Triangle),
+        stroke_width: ink.stroke_width * factor,
+    }
+}
+
+/// The levels of `ink`, dilated when its strokes would come out thinner than
+/// [`MIN_STROKE_WIDTH`] once scaled to fit `digit_box` (a fine pen on a large page).
+fn thicken(ink: Ink, digit_box: u32) -> Plane {
+    let (width, height) = ink.levels.dimensions();
+    let scale = digit_box as f32 / width.max(height) as f32;
+    let missing = MIN_STROKE_WIDTH / scale - ink.stroke_width;
+    let radius = (missing / 2.0).ceil();
+    if radius < 1.0 {
+        return ink.levels;
+    }
+    let radius = radius as u32;
+    let mut padded = Plane::new(width + 2 * radius, height + 2 * radius);
+    imageops::replace(&mut padded, &ink.levels, i64::from(radius), i64::from(radius));
+    neighbourhood(&padded, radius, f32::max)
+}

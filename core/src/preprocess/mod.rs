@@ -1,0 +1,356 @@
+//! `pre_process`: from the bytes a client uploaded to the tensor the network takes.
+//!
+//! The format is sniffed from the bytes (never from a file name or content type), the
+//! header's dimensions are checked against the pixel limit before anything is decoded, and
+//! decoding runs under `image::Limits`. The EXIF orientation is applied, then [`digit`]
+//! turns the picture into an MNIST digit: white strokes on black, fitted to a 20×20 box and
+//! centred by mass in 28×28, whatever the polarity, background and position of the ink. The
+//! result is normalised with the constants that came with the weights.
+
+mod digit;
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+use tch::Tensor;
+
+use crate::artifact::Normalisation;
+use crate::{Error, Result};
+
+/// The formats accepted, each enabled in the `image` crate's features.
+const SUPPORTED_FORMATS: [ImageFormat; 6] =
+    [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::Gif, ImageFormat::Bmp, ImageFormat::WebP, ImageFormat::Tiff];
+
+/// What the network sees of one upload: `side × side` intensities in [0, 1], white ink on
+/// black, before normalisation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelInput {
+    side: u32,
+    pixels: Vec<f32>,
+}
+
+impl ModelInput {
+    /// Side of the square, in pixels.
+    pub fn side(&self) -> u32 {
+        self.side
+    }
+
+    /// The intensities, row by row.
+    pub fn pixels(&self) -> &[f32] {
+        &self.pixels
+    }
+
+    /// The image as an 8-bit grayscale PNG, to show a user what the model saw.
+    pub fn to_png(&self) -> Result<Vec<u8>> {
+        let image = image::GrayImage::from_fn(self.side, self.side, |x, y| {
+            image::Luma([(self.pixels[(y * self.side + x) as usize] * 255.0).round() as u8])
+        });
+        let mut png = Cursor::new(Vec::new());
+        image.write_to(&mut png, ImageFormat::Png).map_err(|error| Error::EncodeImage(error.to_string()))?;
+        Ok(png.into_inner())
+    }
+}
+
+/// Turns encoded images into normalised `[1, size, size]` tensors. Cheap to clone and safe
+/// to share between threads, so decoding can run anywhere while one thread owns the model.
+#[derive(Clone, Debug)]
+pub struct Preprocessor {
+    input_size: u32,
+    normalisation: Normalisation,
+    max_pixels: u64,
+}
+
+impl Preprocessor {
+    /// A preprocessor for a network taking `input_size`² pixels normalised with
+    /// `normalisation` (both from the weights' metadata), refusing images whose header
+    /// declares more than `max_pixels` pixels.
+    pub fn new(input_size: u32, normalisation: Normalisation, max_pixels: u64) -> Preprocessor {
+        Preprocessor { input_size, normalisation, max_pixels }
+    }
+
+    /// Decodes `bytes` and returns the normalised `[1, size, size]` float tensor.
+    pub fn pre_process(&self, bytes: &[u8]) -> Result<Tensor> {
+        Ok(self.to_tensor(&self.model_input(bytes)?))
+    }
+
+    /// Decodes `bytes` and finds the digit in them, as the network will see it.
+    pub fn model_input(&self, bytes: &[u8]) -> Result<ModelInput> {
+        let image = self.decode(bytes)?;
+        let pixels = digit::normalise(&image, self.input_size)?;
+        Ok(ModelInput { side: self.input_size, pixels })
+    }
+
+    /// `input` normalised with the weights' constants, as a `[1, size, size]` tensor.
+    pub fn to_tensor(&self, input: &ModelInput) -> Tensor {
+        let Normalisation { mean, std } = self.normalisation;
+        let values: Vec<f32> = input.pixels.iter().map(|&value| (value - mean) / std).collect();
+        let side = i64::from(input.side);
+        Tensor::from_slice(&values).view([1, side, side])
+    }
+
+    /// The upright picture in `bytes`, decoded within the pixel limit.
+    fn decode(&self, bytes: &[u8]) -> Result<DynamicImage> {
+        if bytes.is_empty() {
+            return Err(Error::EmptyImage);
+        }
+        let format = image::guess_format(bytes).map_err(|_| Error::UnsupportedImageFormat)?;
+        if !SUPPORTED_FORMATS.contains(&format) {
+            return Err(Error::UnsupportedImageFormat);
+        }
+        let undecodable = |error: image::ImageError| Error::UndecodableImage(error.to_string());
+        // Reading the header allocates nothing, so it runs without limits; the declared size
+        // is then checked against ours before any pixel is decoded.
+        let mut probe = ImageReader::with_format(Cursor::new(bytes), format);
+        probe.no_limits();
+        let (width, height) = probe.into_dimensions().map_err(undecodable)?;
+        let too_many_pixels = || Error::TooManyPixels { width, height, limit: self.max_pixels };
+        if u64::from(width) * u64::from(height) > self.max_pixels {
+            return Err(too_many_pixels());
+        }
+        let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+        let mut limits = image::Limits::default();
+        limits.max_image_width = Some(width);
+        limits.max_image_height = Some(height);
+        // Room for the largest decoded buffer (32-bit float RGBA) of an image within the limit.
+        limits.max_alloc = Some(self.max_pixels.saturating_mul(16).max(1 << 20));
+        reader.limits(limits);
+        let over_limit = |error: image::ImageError| match error {
+            image::ImageError::Limits(_) => too_many_pixels(),
+            other => undecodable(other),
+        };
+        let mut decoder = reader.into_decoder().map_err(over_limit)?;
+        // A photo's EXIF orientation says which way is up; a broken tag is ignored.
+        let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+        let mut image = DynamicImage::from_decoder(decoder).map_err(over_limit)?;
+        image.apply_orientation(orientation);
+        Ok(image)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use image::codecs::jpeg::JpegEncoder;
+    use image::{GenericImageView, GrayImage, Luma, Rgb, RgbImage, Rgba, RgbaImage};
+
+    use super::*;
+    use crate::network::{INPUT_SIZE, MNIST_MEAN, MNIST_STD};
+
+    fn preprocessor(max_pixels: u64) -> Preprocessor {
+        Preprocessor::new(INPUT_SIZE, Normalisation { mean: MNIST_MEAN, std: MNIST_STD }, max_pixels)
+    }
+
+    fn encode(image: impl Into<DynamicImage>, format: ImageFormat) -> Vec<u8> {
+        let mut bytes = Cursor::new(Vec::new());
+        image.into().write_to(&mut bytes, format).unwrap();
+        bytes.into_inner()
+    }
+
+    fn sample(name: &str) -> Vec<u8> {
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples").join(name)).unwrap()
+    }
+
+    fn model_input(bytes: &[u8]) -> ModelInput {
+        preprocessor(1 << 24).model_input(bytes).unwrap()
+    }
+
+    /// MNIST test digit 3 (white on black, 28×28) as ink coverage in [0, 1], enlarged `scale` times.
+    fn enlarged_ink(scale: u32) -> image::ImageBuffer<Luma<f32>, Vec<f32>> {
+        let digit = image::load_from_memory(&sample("digit-3.png")).unwrap().to_luma32f();
+        image::imageops::resize(&digit, 28 * scale, 28 * scale, image::imageops::FilterType::Triangle)
+    }
+
+    /// Pearson correlation between two inputs' pixels: 1 for the same picture. The reference
+    /// digit shifted by one pixel scores 0.84, by two 0.58.
+    fn similarity(left: &ModelInput, right: &ModelInput) -> f32 {
+        let mean = |input: &ModelInput| input.pixels().iter().sum::<f32>() / input.pixels().len() as f32;
+        let (left_mean, right_mean) = (mean(left), mean(right));
+        let (mut product, mut left_square, mut right_square) = (0.0, 0.0, 0.0);
+        for (a, b) in left.pixels().iter().zip(right.pixels()) {
+            product += (a - left_mean) * (b - right_mean);
+            left_square += (a - left_mean).powi(2);
+            right_square += (b - right_mean).powi(2);
+        }
+        product / (left_square * right_square).sqrt()
+    }
+
+    /// Ink on paper: `ink` (coverage) drawn in `colour` at (`left`, `top`) on a `width × height`
+    /// page whose brightness is `paper(x, y)`.
+    fn on_paper(
+        width: u32,
+        height: u32,
+        left: u32,
+        top: u32,
+        colour: [f32; 3],
+        paper: impl Fn(u32, u32) -> f32,
+    ) -> RgbImage {
+        let ink = enlarged_ink(6);
+        RgbImage::from_fn(width, height, |x, y| {
+            let coverage = match (x.checked_sub(left), y.checked_sub(top)) {
+                (Some(dx), Some(dy)) if dx < ink.width() && dy < ink.height() => ink.get_pixel(dx, dy).0[0],
+                _ => 0.0,
+            };
+            let page = paper(x, y);
+            Rgb(colour.map(|channel| ((page * (1.0 - coverage) + channel * coverage) * 255.0).round() as u8))
+        })
+    }
+
+    /// Closer to the reference than the reference is to itself shifted by one pixel.
+    const SAME_DIGIT: f32 = 0.86;
+
+    fn reference() -> ModelInput {
+        model_input(&sample("digit-3.png"))
+    }
+
+    #[test]
+    fn leaves_an_mnist_digit_as_it_was() {
+        let original = image::load_from_memory(&sample("digit-3.png")).unwrap().to_luma32f().into_raw();
+        let input = reference();
+        let total: f32 = original.iter().zip(input.pixels()).map(|(a, b)| (a - b).abs()).sum();
+        assert!(total / 784.0 < 0.02, "{}", total / 784.0);
+    }
+
+    #[test]
+    fn finds_dark_ink_anywhere_on_light_paper() {
+        for (left, top) in [(10, 10), (300, 30), (140, 190)] {
+            let page = on_paper(480, 360, left, top, [0.1, 0.15, 0.5], |_, _| 0.93);
+            let input = model_input(&encode(page, ImageFormat::Png));
+            assert!(
+                similarity(&input, &reference()) > SAME_DIGIT,
+                "at ({left}, {top}): {}",
+                similarity(&input, &reference())
+            );
+        }
+    }
+
+    #[test]
+    fn ignores_shadows_and_paper_texture_in_a_jpeg_photo() {
+        let texture = |x: u32, y: u32| ((x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) % 7) as f32 / 100.0;
+        let shadow = |x: u32, y: u32| 0.95 - 0.4 * x as f32 / 640.0 - texture(x, y) - 0.1 * y as f32 / 400.0;
+        let page = on_paper(640, 400, 380, 150, [0.05, 0.05, 0.08], shadow);
+        let mut jpeg = Vec::new();
+        JpegEncoder::new_with_quality(&mut jpeg, 60).encode_image(&page).unwrap();
+        let input = model_input(&jpeg);
+        assert!(similarity(&input, &reference()) > SAME_DIGIT, "{}", similarity(&input, &reference()));
+    }
+
+    #[test]
+    fn follows_the_exif_orientation() {
+        let upright = on_paper(300, 240, 60, 40, [0.0, 0.0, 0.0], |_, _| 1.0);
+        // Orientation 6: the camera stored the picture turned a quarter to the left.
+        let stored = image::imageops::rotate270(&upright);
+        let exif: Vec<u8> = [b"II*\0".as_slice(), &8u32.to_le_bytes(), &1u16.to_le_bytes(), &0x0112u16.to_le_bytes()]
+            .into_iter()
+            .chain([&3u16.to_le_bytes()[..], &1u32.to_le_bytes(), &6u16.to_le_bytes(), &[0, 0], &0u32.to_le_bytes()])
+            .flatten()
+            .copied()
+            .collect();
+        let mut jpeg = Vec::new();
+        let mut encoder = JpegEncoder::new_with_quality(&mut jpeg, 90);
+        image::ImageEncoder::set_exif_metadata(&mut encoder, exif).unwrap();
+        image::ImageEncoder::write_image(
+            encoder,
+            &stored,
+            stored.width(),
+            stored.height(),
+            image::ExtendedColorType::Rgb8,
+        )
+        .unwrap();
+        let turned = model_input(&encode(stored, ImageFormat::Jpeg));
+        let honoured = model_input(&jpeg);
+        assert!(similarity(&honoured, &reference()) > SAME_DIGIT, "{}", similarity(&honoured, &reference()));
+        assert!(similarity(&turned, &reference()) < 0.5, "without the tag the digit lies on its side");
+    }
+
+    #[test]
+    fn composites_a_transparent_canvas_onto_the_background_its_ink_assumes() {
+        let ink = enlarged_ink(8);
+        for colour in [[0u8, 0, 0], [255, 255, 255], [200, 30, 30]] {
+            let canvas = RgbaImage::from_fn(320, 300, |x, y| match (x.checked_sub(90), y.checked_sub(60)) {
+                (Some(dx), Some(dy)) if dx < ink.width() && dy < ink.height() => {
+                    let [r, g, b] = colour;
+                    Rgba([r, g, b, (ink.get_pixel(dx, dy).0[0] * 255.0).round() as u8])
+                }
+                _ => Rgba([0, 0, 0, 0]),
+            });
+            let input = model_input(&encode(canvas, ImageFormat::Png));
+            assert!(similarity(&input, &reference()) > SAME_DIGIT, "{colour:?}: {}", similarity(&input, &reference()));
+        }
+    }
+
+    #[test]
+    fn fits_the_digit_in_twenty_pixels_centred_by_mass() {
+        let tall_thin = GrayImage::from_fn(200, 200, |x, y| {
+            Luma([if (40..52).contains(&x) && (20..170).contains(&y) { 0 } else { 255 }])
+        });
+        let input = model_input(&encode(tall_thin, ImageFormat::Png));
+        let image = GrayImage::from_fn(28, 28, |x, y| Luma([(input.pixels()[(y * 28 + x) as usize] * 255.0) as u8]));
+        let (mut mass, mut moment_x, mut moment_y, mut rows) = (0.0, 0.0, 0.0, 0);
+        for y in 0..28 {
+            let row: f32 = (0..28).map(|x| image.get_pixel(x, y).0[0] as f32).sum();
+            rows += u32::from(row > 0.0);
+            for x in 0..28 {
+                let value = image.get_pixel(x, y).0[0] as f32;
+                (mass, moment_x, moment_y) = (mass + value, moment_x + x as f32 * value, moment_y + y as f32 * value);
+            }
+        }
+        assert_eq!(rows, 20, "the longer side spans the 20-pixel box");
+        // Placed by whole pixels, as MNIST was: at most half a pixel off.
+        assert!((moment_x / mass - 14.0).abs() <= 0.51 && (moment_y / mass - 14.0).abs() <= 0.51);
+        assert!(image.view(0, 0, 28, 28).pixels().any(|(_, _, pixel)| pixel.0[0] == 255), "strokes reach full white");
+    }
+
+    #[test]
+    fn says_there_is_no_digit_in_a_blank_image() {
+        let noisy_paper = RgbImage::from_fn(300, 200, |x, y| {
+            let grain = ((x * 7919 + y * 104_729) % 9) as u8;
+            Rgb([235 + grain, 232 + grain, 225 + grain])
+        });
+        let blanks = [
+            encode(noisy_paper, ImageFormat::Jpeg),
+            encode(RgbaImage::from_pixel(280, 280, Rgba([0, 0, 0, 0])), ImageFormat::Png),
+            encode(GrayImage::from_pixel(28, 28, Luma([0])), ImageFormat::Png),
+            encode(GrayImage::from_pixel(64, 64, Luma([255])), ImageFormat::Png),
+        ];
+        for (index, blank) in blanks.iter().enumerate() {
+            assert!(matches!(preprocessor(1 << 24).model_input(blank), Err(Error::NoDigit)), "blank {index}");
+        }
+    }
+
+    #[test]
+    fn normalises_with_the_weights_constants() {
+        let input = reference();
+        let tensor = preprocessor(1 << 20).to_tensor(&input);
+        assert_eq!(tensor.size(), [1, 28, 28]);
+        let brightest = input.pixels().iter().copied().fold(0.0, f32::max);
+        assert!((tensor.max().double_value(&[]) as f32 - (brightest - MNIST_MEAN) / MNIST_STD).abs() < 1e-5);
+        assert!((tensor.min().double_value(&[]) as f32 - (0.0 - MNIST_MEAN) / MNIST_STD).abs() < 1e-5);
+    }
+
+    #[test]
+    fn encodes_what_the_model_saw_as_a_28_pixel_png() {
+        let input = reference();
+        let png = image::load_from_memory(&input.to_png().unwrap()).unwrap().to_luma8();
+        assert_eq!(png.dimensions(), (28, 28));
+        let expected: Vec<u8> = input.pixels().iter().map(|&value| (value * 255.0).round() as u8).collect();
+        assert_eq!(png.into_raw(), expected);
+    }
+
+    #[test]
+    fn reads_every_committed_sample_format() {
+        for name in ["digit-0.png", "digit-7.jpg", "digit-3-rgb.png", "digit-5-rgba.png"] {
+            let tensor = preprocessor(1 << 20).pre_process(&sample(name)).unwrap();
+            assert_eq!(tensor.size(), [1, 28, 28], "{name}");
+        }
+    }
+
+    #[test]
+    fn refuses_empty_unknown_truncated_and_huge_images() {
+        let preprocessor = preprocessor(100 * 100);
+        assert!(matches!(preprocessor.pre_process(b""), Err(Error::EmptyImage)));
+        assert!(matches!(preprocessor.pre_process(b"hello, world"), Err(Error::UnsupportedImageFormat)));
+        let png = sample("digit-0.png");
+        assert!(matches!(preprocessor.pre_process(&png[..png.len() / 2]), Err(Error::UndecodableImage(_))));
+        let big = encode(GrayImage::new(101, 100), ImageFormat::Png);
+        assert!(matches!(preprocessor.pre_process(&big), Err(Error::TooManyPixels { width: 101, height: 100, .. })));
+    }
+}

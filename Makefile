@@ -27,6 +27,7 @@ samples: libtorch data
 libtorch:
 	scripts/setup-libtorch.sh
 
-# Python tools the tests call (TensorBoard's reader), pinned in scripts/requirements-test.txt.
+# Tools the tests call: Python ones (TensorBoard's reader), pinned in scripts/requirements-test.txt,
+# and Debian's chromium and chromium-driver for the `/app` browser test (apt, when missing).
 test-tools: libtorch
 	scripts/setup-test-tools.sh

@@ -117,7 +117,7 @@ async fn verified_weights(settings: &ServerSettings) -> Result<VerifiedAsset, St
 }
 
 /// The whole HTTP surface: Swagger UI at `/`, the spec at `/swagger.json`, the model routes,
-/// and the middleware every request passes through.
+/// the drawing page at `/app`, and the middleware every request passes through.
 fn routes(api: ModelApi, settings: &ServerSettings) -> poem::endpoint::BoxEndpoint<'static> {
     let service = OpenApiService::new(api, API_TITLE, API_VERSION).description(API_DESCRIPTION);
     let swagger_ui = service.swagger_ui();
@@ -126,6 +126,7 @@ fn routes(api: ModelApi, settings: &ServerSettings) -> poem::endpoint::BoxEndpoi
         .at("/", swagger_ui)
         .at("/swagger.json", spec)
         .nest_no_strip("/model", service)
+        .nest("/app", crate::app::routes())
         .with(BodyLimit::new(settings.max_body_bytes))
         .with_if(settings.cors_enable, Cors::new())
         .with(CatchPanic::new().with_handler(panic_response))

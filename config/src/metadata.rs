@@ -39,8 +39,14 @@ pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const API_DESCRIPTION: &str = "\
 Recognises a handwritten digit in an image, in the style of IBM's Model Asset eXchange.
 
+**Try it in your browser: [draw a digit at /app](/app)**, and see the answer, the ten \
+probabilities and the 28×28 image the model saw.
+
 * `POST /model/predict` with a multipart form whose `image` field holds a PNG, JPEG, GIF, BMP, \
-WebP or TIFF file returns the digit, its probability and the probabilities of all ten digits.
+WebP or TIFF file returns the digit, its probability and the probabilities of all ten digits. \
+Photos, scans and drawings work as they are: dark ink on paper or light on dark, transparent \
+backgrounds, any size, the digit anywhere in the frame (EXIF rotation is honoured). The server \
+finds the ink and centres it the way MNIST was made; `?include_input=true` returns what it saw.
 * `GET /model/metadata` describes the model, including the SHA-512 of the weights being served \
 and their test accuracy; `GET /model/labels` lists the classes.
 

@@ -1,6 +1,7 @@
 //! The real server on 127.0.0.1 with the real model and the committed samples. All API tests
 //! compile into this one binary.
 
+mod app;
 mod docs;
 mod errors;
 mod helpers;

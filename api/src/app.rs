@@ -1,0 +1,37 @@
+//! The drawing page at `/app`: draw a digit (or upload a photo) and watch the model's answer,
+//! its ten probabilities and the 28×28 image it saw. The page is three static files from
+//! `api/app/`, embedded in the binary so that the server needs nothing beside it and the
+//! browser fetches nothing from elsewhere; it calls the same public `POST /model/predict` as
+//! any client. A page, not API, so it is kept out of the OpenAPI document.
+
+use poem::endpoint::make_sync;
+use poem::http::header;
+use poem::{Endpoint, Response, Route, get};
+
+/// Everything from this server and nothing else; images may also be the `data:` URL of the
+/// model's input and the `blob:` URL of an uploaded photo.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data: blob:; \
+    object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// The page's routes, to be nested at `/app`: `/` (and so `/app` and `/app/`), `/app.js`
+/// and `/app.css`.
+pub fn routes() -> Route {
+    Route::new()
+        .at("/", embedded(include_str!("../app/index.html"), "text/html; charset=utf-8"))
+        .at("/app.js", embedded(include_str!("../app/app.js"), "text/javascript; charset=utf-8"))
+        .at("/app.css", embedded(include_str!("../app/app.css"), "text/css; charset=utf-8"))
+}
+
+/// `GET` (and `HEAD`) answering with one embedded file. Browsers fetch it again on every load
+/// (`no-cache`; the files are small), so a new binary's page never runs an old cached script.
+fn embedded(body: &'static str, content_type: &'static str) -> impl Endpoint {
+    get(make_sync(move |_| {
+        Response::builder()
+            .content_type(content_type)
+            .header(header::CACHE_CONTROL, "no-cache")
+            .header(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY)
+            .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+            .header(header::REFERRER_POLICY, "no-referrer")
+            .body(body)
+    }))
+}

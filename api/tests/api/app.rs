@@ -1,0 +1,491 @@
+//! The drawing page at `/app`, end to end: headless Chromium, driven over WebDriver by
+//! chromedriver, draws digits with real pointer strokes on the page's canvas, and the page asks
+//! the real server. Needs Debian's `chromium` and `chromium-driver` (`make test-tools`).
+//!
+//! `APP_SCREENSHOT=docs/app-screenshot.png` also saves a screenshot of the page with a drawn
+//! digit (a relative path is taken from the repository root).
+
+use std::net::TcpListener;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction, TouchActions};
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use futures::FutureExt;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::helpers::{TestApp, repository};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// The longest wait for chromedriver to answer or for the page to settle.
+const WAIT: Duration = Duration::from_secs(15);
+/// The longest a whole browser test may run.
+const TEST_LIMIT: Duration = Duration::from_secs(50);
+
+#[tokio::test]
+async fn page_and_assets_are_embedded_with_their_types_and_security_headers() {
+    let app = TestApp::spawn().await;
+    for (path, content_type) in [
+        ("/app", "text/html"),
+        ("/app/", "text/html"),
+        ("/app/app.js", "text/javascript"),
+        ("/app/app.css", "text/css"),
+    ] {
+        let response = app.client.get(format!("{}{path}", app.url)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let header = |name: &str| response.headers()[name].to_str().unwrap().to_owned();
+        assert!(header("content-type").starts_with(content_type), "{path}: {}", header("content-type"));
+        assert!(header("content-security-policy").starts_with("default-src 'self'"), "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("cache-control"), "no-cache", "{path}");
+        let body = response.text().await.unwrap();
+        assert!(!body.contains("http://") && !body.contains("https://"), "{path} names no other site");
+    }
+    let spec: serde_json::Value =
+        app.client.get(format!("{}/swagger.json", app.url)).send().await.unwrap().json().await.unwrap();
+    assert!(spec["paths"].as_object().unwrap().keys().all(|path| !path.starts_with("/app")), "the page is not API");
+    assert!(spec["info"]["description"].as_str().unwrap().contains("](/app)"), "the Swagger UI links to the page");
+}
+
+#[tokio::test]
+async fn draws_digits_and_shows_the_prediction_the_chart_and_the_model_input() {
+    let app = TestApp::spawn().await;
+    with_browser(&app, Screen::Desktop, async |page: &Page| {
+        page.expect_empty("before any drawing").await;
+
+        for (digit, strokes) in [(1, one()), (7, seven()), (0, zero())] {
+            let asked = page.draw(&strokes).await;
+            page.expect_prediction(asked, digit, strokes.len()).await;
+            if digit == 7 {
+                page.save_screenshot_if_asked().await;
+            }
+            page.click("#clear").await;
+            page.expect_empty(&format!("Clear after the {digit}")).await;
+        }
+
+        // A four in two strokes: Ctrl+Z takes the second back, the Undo button the first.
+        let asked = page.draw(&four()).await;
+        page.expect_prediction(asked, 4, 2).await;
+        let asked = page.press_on_pad(&(Key::Control + "z")).await;
+        let after_undo = page.answer_to(asked).await;
+        assert_eq!((after_undo.strokes, after_undo.bars, after_undo.undo_enabled), (1, 10, true), "{after_undo:?}");
+        page.click("#undo").await;
+        page.expect_empty("Undo of the last stroke").await;
+
+        // Escape clears too.
+        let asked = page.draw(&one()).await;
+        page.expect_prediction(asked, 1, 1).await;
+        page.press_on_pad(&Key::Escape).await;
+        page.expect_empty("Escape").await;
+
+        // An uploaded file is sent as it is.
+        let asked = page.upload(&repository().join("samples/digit-7.png")).await;
+        page.expect_prediction(asked, 7, 0).await;
+        page.click("#clear").await;
+
+        // An image with no ink: the server's 400 is shown as a hint, not as a crash.
+        let scratch = tempfile::tempdir().unwrap();
+        let blank = scratch.path().join("blank.png");
+        image::GrayImage::from_pixel(56, 56, image::Luma([255])).save(&blank).unwrap();
+        let asked = page.upload(&blank).await;
+        let state = page.answer_to(asked).await;
+        assert_eq!(
+            (state.prediction.as_str(), state.winner, state.model_input.as_deref()),
+            ("?", None, None),
+            "{state:?}"
+        );
+        assert!(state.status.to_lowercase().contains("digit"), "{state:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn fits_a_phone_and_draws_with_a_finger() {
+    let app = TestApp::spawn().await;
+    with_browser(&app, Screen::Phone, async |page: &Page| {
+        let layout = page.layout().await;
+        assert!(layout.scroll_width <= layout.viewport_width, "no horizontal scroll: {layout:?}");
+        let [left, top, right, bottom] = layout.pad;
+        assert!(
+            left >= 0.0 && top >= 0.0 && right <= layout.viewport_width && bottom <= layout.viewport_height,
+            "the whole pad is on screen: {layout:?}"
+        );
+        assert!(right - left >= 0.8 * layout.viewport_width, "the pad uses the width: {layout:?}");
+        assert!(layout.prediction_bottom <= layout.viewport_height, "the answer shows while drawing: {layout:?}");
+        let asked = page.draw(&seven()).await;
+        page.expect_prediction(asked, 7, 1).await;
+    })
+    .await;
+}
+
+// --- Digits as a person draws them: strokes of points on the pad, from (0, 0) at its top left
+// to (1, 1) at its bottom right, each about two thirds of the pad high.
+
+type Strokes = Vec<Vec<(f64, f64)>>;
+
+fn one() -> Strokes {
+    vec![polyline(&[(0.53, 0.18), (0.47, 0.82)])]
+}
+
+fn seven() -> Strokes {
+    vec![polyline(&[(0.28, 0.22), (0.72, 0.22), (0.45, 0.82)])]
+}
+
+fn zero() -> Strokes {
+    let points = (0..=48).map(|step| {
+        let angle = f64::from(step) / 48.0 * std::f64::consts::TAU;
+        (0.5 + 0.21 * angle.sin(), 0.5 - 0.31 * angle.cos())
+    });
+    vec![points.collect()]
+}
+
+fn four() -> Strokes {
+    vec![polyline(&[(0.34, 0.18), (0.29, 0.57), (0.74, 0.57)]), polyline(&[(0.63, 0.24), (0.63, 0.84)])]
+}
+
+/// The corners joined by points at most 0.05 apart, so that a stroke is many pointer moves.
+fn polyline(corners: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut points = vec![corners[0]];
+    for pair in corners.windows(2) {
+        let [(x0, y0), (x1, y1)] = [pair[0], pair[1]];
+        let steps = ((x1 - x0).hypot(y1 - y0) / 0.05).ceil();
+        points.extend((1..=steps as u32).map(|step| {
+            let t = f64::from(step) / steps;
+            (x0 + t * (x1 - x0), y0 + t * (y1 - y0))
+        }));
+    }
+    points
+}
+
+// --- The browser ---------------------------------------------------------------------------
+
+/// The screens the page is tried on.
+#[derive(Clone, Copy)]
+enum Screen {
+    /// A desktop window, drawn on with a mouse.
+    Desktop,
+    /// A 360×640 phone with a touch screen, drawn on with a finger.
+    Phone,
+}
+
+/// Opens `/app` of `app` in a fresh headless Chromium on `screen`, runs `test` on it within
+/// [`TEST_LIMIT`], and closes the browser whether the test passed or not.
+async fn with_browser(app: &TestApp, screen: Screen, test: impl AsyncFnOnce(&Page)) {
+    let driver = ChromeDriver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let client = driver.open(screen, profile.path()).await;
+    let page = Page { client, screen };
+    let outcome = AssertUnwindSafe(async {
+        page.client.goto(&format!("{}/app", app.url)).await.unwrap();
+        tokio::time::timeout(TEST_LIMIT, test(&page)).await.expect("the browser test ran too long");
+    })
+    .catch_unwind()
+    .await;
+    // Ends the session, which closes Chromium; chromedriver itself is killed when dropped.
+    let _ = page.client.close().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// A chromedriver process on a free local port, killed when dropped.
+struct ChromeDriver {
+    process: Child,
+    url: String,
+}
+
+impl ChromeDriver {
+    async fn start() -> ChromeDriver {
+        assert!(
+            Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists(),
+            "{CHROMEDRIVER} or {CHROMIUM} is missing: run `make test-tools`, which installs Debian's \
+             chromium and chromium-driver"
+        );
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let process = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {CHROMEDRIVER}: {error}"));
+        let driver = ChromeDriver { process, url: format!("http://127.0.0.1:{port}") };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let status = client.get(format!("{}/status", driver.url)).send().await;
+            if status.is_ok_and(|response| response.status().is_success()) {
+                return driver;
+            }
+            assert!(Instant::now() < deadline, "{CHROMEDRIVER} did not answer on {} within {WAIT:?}", driver.url);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A new Chromium session, its profile in `profile`. The flags keep Chromium from reaching
+    /// for the network on its own (the test machines have none).
+    async fn open(&self, screen: Screen, profile: &Path) -> Client {
+        let window = match screen {
+            Screen::Desktop => "--window-size=1000,900",
+            Screen::Phone => "--window-size=360,640",
+        };
+        let mut options = json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", format!("--user-data-dir={}", profile.display()), window,
+            ],
+        });
+        if let Screen::Phone = screen {
+            options["mobileEmulation"] =
+                json!({"deviceMetrics": {"width": 360, "height": 640, "pixelRatio": 3.0, "touch": true}});
+        }
+        let capabilities = json!({"goog:chromeOptions": options});
+        let serde_json::Value::Object(capabilities) = capabilities else { unreachable!() };
+        ClientBuilder::rustls()
+            .expect("the WebDriver client is set up")
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .unwrap_or_else(|error| panic!("chromedriver could not start {CHROMIUM}: {error}"))
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// The `/app` page open in a browser.
+struct Page {
+    client: Client,
+    screen: Screen,
+}
+
+/// What the page shows.
+#[derive(Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageState {
+    /// Whether a prediction is asked for and not shown yet.
+    busy: bool,
+    /// The number of the latest answer to a finished drawing (stroke, undo or upload) that
+    /// was shown: requests count up from 1; 0 for none yet.
+    answer: u64,
+    /// The big digit (`–` before any drawing, `?` when the server found none).
+    prediction: String,
+    /// The status line.
+    status: String,
+    /// Bars in the chart.
+    bars: usize,
+    /// The highlighted bar.
+    winner: Option<usize>,
+    /// The `src` of the shown model input.
+    model_input: Option<String>,
+    /// Strokes on the pad.
+    strokes: usize,
+    undo_enabled: bool,
+    clear_enabled: bool,
+}
+
+impl PageState {
+    /// Whether the page shows nothing drawn and no answer.
+    fn is_empty(&self) -> bool {
+        let PageState {
+            busy,
+            answer: _,
+            prediction,
+            status,
+            bars,
+            winner,
+            model_input,
+            strokes,
+            undo_enabled,
+            clear_enabled,
+        } = self;
+        (!busy && prediction == "–" && status.is_empty() && *bars == 10 && winner.is_none())
+            && (model_input.is_none() && *strokes == 0 && !undo_enabled && !clear_enabled)
+    }
+}
+
+/// Where things are on the phone's screen, in CSS pixels.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Layout {
+    scroll_width: f64,
+    viewport_width: f64,
+    viewport_height: f64,
+    /// Left, top, right, bottom of the pad.
+    pad: [f64; 4],
+    /// Bottom of the predicted digit.
+    prediction_bottom: f64,
+}
+
+impl Page {
+    /// What the page shows now.
+    async fn state(&self) -> PageState {
+        self.run(
+            r##"
+                const bars = [...document.querySelectorAll("#chart .bar")];
+                const winner = bars.findIndex((bar) => bar.classList.contains("winner"));
+                const result = document.getElementById("result");
+                const input = document.getElementById("model-input");
+                return {
+                    busy: result.getAttribute("aria-busy") !== "false",
+                    answer: Number(result.dataset.answer),
+                    prediction: document.getElementById("prediction").textContent,
+                    status: document.getElementById("status").textContent,
+                    bars: bars.length,
+                    winner: winner < 0 ? null : winner,
+                    modelInput: input.hidden ? null : input.getAttribute("src"),
+                    strokes: Number(document.getElementById("pad").dataset.strokes),
+                    undoEnabled: !document.getElementById("undo").disabled,
+                    clearEnabled: !document.getElementById("clear").disabled,
+                };
+                "##,
+        )
+        .await
+    }
+
+    /// Waits until the page's state passes `ready`, and returns it.
+    async fn wait_for(&self, what: &str, ready: impl Fn(&PageState) -> bool) -> PageState {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let state = self.state().await;
+            if ready(&state) {
+                return state;
+            }
+            assert!(Instant::now() < deadline, "timed out after {WAIT:?} waiting for {what}: {state:?}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// The page once it shows the answer to a request made after the answer `asked` (what an
+    /// action returned), with nothing more pending.
+    async fn answer_to(&self, asked: u64) -> PageState {
+        self.wait_for("the answer", |state| state.answer > asked && !state.busy).await
+    }
+
+    /// Waits for the answer to a drawing of `strokes` strokes (made after the answer `asked`)
+    /// and checks that it reads `digit`, in the big digit and the chart, with the model's input
+    /// shown.
+    async fn expect_prediction(&self, asked: u64, digit: usize, strokes: usize) {
+        let state = self.answer_to(asked).await;
+        assert_eq!(state.prediction, digit.to_string(), "{state:?}");
+        assert_eq!((state.bars, state.winner, state.strokes), (10, Some(digit), strokes), "{state:?}");
+        let model_input = state.model_input.as_deref().unwrap_or_default();
+        assert!(model_input.starts_with("data:image/png;base64,"), "the model input is shown: {state:?}");
+        assert!(state.status.contains(&digit.to_string()), "the answer is announced: {state:?}");
+    }
+
+    /// Waits for the page to show nothing drawn and no answer.
+    async fn expect_empty(&self, after: &str) {
+        self.wait_for(&format!("an empty page ({after})"), PageState::is_empty).await;
+    }
+
+    async fn layout(&self) -> Layout {
+        self.run(
+            r#"
+                const pad = document.getElementById("pad").getBoundingClientRect();
+                return {
+                    scrollWidth: document.documentElement.scrollWidth,
+                    viewportWidth: window.innerWidth,
+                    viewportHeight: window.innerHeight,
+                    pad: [pad.left, pad.top, pad.right, pad.bottom],
+                    predictionBottom: document.getElementById("prediction").getBoundingClientRect().bottom,
+                };
+                "#,
+        )
+        .await
+    }
+
+    /// Draws `strokes` on the pad with the screen's pointer: the mouse on a desktop, a finger
+    /// on a phone. Returns the answer shown before.
+    async fn draw(&self, strokes: &Strokes) -> u64 {
+        let asked = self.state().await.answer;
+        let [left, top, width, height]: [f64; 4] = self
+            .run(
+                r#"
+                const pad = document.getElementById("pad");
+                const box = pad.getBoundingClientRect();
+                return [box.left + pad.clientLeft, box.top + pad.clientTop, pad.clientWidth, pad.clientHeight];
+                "#,
+            )
+            .await;
+        let to_screen = |(x, y): (f64, f64)| (left + x * width, top + y * height);
+        match self.screen {
+            Screen::Desktop => {
+                let mouse = strokes_with(MouseActions::new("mouse".into()), strokes, to_screen);
+                self.client.perform_actions(mouse).await.unwrap();
+            }
+            Screen::Phone => {
+                let finger = strokes_with(TouchActions::new("finger".into()), strokes, to_screen);
+                self.client.perform_actions(finger).await.unwrap();
+            }
+        }
+        asked
+    }
+
+    async fn click(&self, selector: &str) {
+        self.client.find(Locator::Css(selector)).await.unwrap().click().await.unwrap();
+    }
+
+    /// Types `keys` with the pad focused. Returns the answer shown before.
+    async fn press_on_pad(&self, keys: &str) -> u64 {
+        let asked = self.state().await.answer;
+        self.client.find(Locator::Id("pad")).await.unwrap().send_keys(keys).await.unwrap();
+        asked
+    }
+
+    /// Chooses `file` in the upload control. Returns the answer shown before.
+    async fn upload(&self, file: &Path) -> u64 {
+        let asked = self.state().await.answer;
+        let input = self.client.find(Locator::Id("upload")).await.unwrap();
+        // chromedriver takes only canonical paths.
+        input.send_keys(&file.canonicalize().unwrap().display().to_string()).await.unwrap();
+        asked
+    }
+
+    /// With `APP_SCREENSHOT` set, saves a PNG of the page there.
+    async fn save_screenshot_if_asked(&self) {
+        let Some(path) = std::env::var_os("APP_SCREENSHOT") else {
+            return;
+        };
+        let path: PathBuf = repository().join(path);
+        std::fs::write(&path, self.client.screenshot().await.unwrap())
+            .unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
+    }
+
+    /// Runs `script`, a function body, in the page and returns what it returns.
+    async fn run<T: DeserializeOwned>(&self, script: &str) -> T {
+        serde_json::from_value(self.client.execute(script, Vec::new()).await.unwrap()).unwrap()
+    }
+}
+
+/// `source` drawing each stroke: down at its first point, moving through the others (15 ms
+/// each), up at its last.
+fn strokes_with<S: InputSource<Action = PointerAction>>(
+    mut source: S,
+    strokes: &Strokes,
+    to_screen: impl Fn((f64, f64)) -> (f64, f64),
+) -> S {
+    for stroke in strokes {
+        let (x, y) = to_screen(stroke[0]);
+        source = source
+            .then(PointerAction::MoveTo { duration: None, x, y })
+            .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT });
+        for &point in &stroke[1..] {
+            let (x, y) = to_screen(point);
+            source = source.then(PointerAction::MoveTo { duration: Some(Duration::from_millis(15)), x, y });
+        }
+        source = source.then(PointerAction::Up { button: MOUSE_BUTTON_LEFT });
+    }
+    source
+}

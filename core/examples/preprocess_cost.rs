@@ -2,7 +2,7 @@
 //! one thread, for each image file given: the median over several timed rounds.
 //!
 //! `cargo run --release -p max-mnist-core --example preprocess_cost -- [--rounds N] FILE...`
-//! (bench/preprocess-cost.sh runs it on the committed samples for BENCHMARKS.md).
+//! (BENCHMARKS.md has the figures for the committed samples).
 
 use std::path::PathBuf;
 use std::time::Instant;

@@ -81,13 +81,11 @@ fn working_luminance(image: &DynamicImage) -> Plane {
 }
 
 /// Step 2: `luminance` with bright ink. The background is the median of the border; the ink
-/// lies on whichever side of it the image strays further (after a 3×3 mean, so that noise
+/// lies on whichever side of it the image strays further (in 2×2 means, so that noise
 /// does not count), which works for dark photos and for faint ink alike.
 fn ink_bright(mut luminance: Plane) -> Plane {
     let background = border_median(&luminance);
-    let blurred = box_blur(&luminance);
-    let (darkest, brightest) =
-        blurred.pixels().fold((f32::MAX, f32::MIN), |(low, high), pixel| (low.min(pixel.0[0]), high.max(pixel.0[0])));
+    let (darkest, brightest) = smoothed_extremes(&luminance);
     if background - darkest > brightest - background {
         for pixel in luminance.pixels_mut() {
             pixel.0[0] = 1.0 - pixel.0[0];
@@ -115,9 +113,15 @@ fn border_median(plane: &Plane) -> f32 {
 /// follows shadows, vignetting and lighting gradients, but not the strokes, however thick.
 fn remove_background(luminance: &Plane) -> Plane {
     let illumination = Illumination::fit(luminance);
-    Plane::from_fn(luminance.width(), luminance.height(), |x, y| {
-        Luma([(luminance.get_pixel(x, y).0[0] - illumination.at(x, y)).max(0.0)])
-    })
+    let width = luminance.width() as usize;
+    let mut contrast = luminance.clone();
+    for (y, row) in contrast.as_mut().chunks_exact_mut(width).enumerate() {
+        let along_row = illumination.along_row(y as u32);
+        for (x, value) in row.iter_mut().enumerate() {
+            *value = (*value - along_row.at(x as u32)).max(0.0);
+        }
+    }
+    contrast
 }
 
 /// The page's brightness as a polynomial in the pixel position.
@@ -253,9 +257,33 @@ impl Illumination {
         self.terms(x, y).iter().zip(&self.coefficients).map(|(term, coefficient)| term * coefficient).sum()
     }
 
-    /// The background's brightness at the centre of pixel (`x`, `y`).
-    fn at(&self, x: u32, y: u32) -> f32 {
-        self.at_f64(f64::from(x) + 0.5, f64::from(y) + 0.5) as f32
+    /// The illumination along row `y`: a polynomial in x alone.
+    fn along_row(&self, y: u32) -> RowIllumination {
+        let v = 2.0 * (f64::from(y) + 0.5) / f64::from(self.height.max(1)) - 1.0;
+        let mut coefficients = [0.0; Self::MAX_DEGREE as usize + 1];
+        let mut next = 0;
+        for total in 0..=self.degree as i32 {
+            for i in 0..=total {
+                coefficients[i as usize] += self.coefficients[next] * v.powi(total - i);
+                next += 1;
+            }
+        }
+        RowIllumination { coefficients, width: self.width }
+    }
+}
+
+/// [`Illumination`] along one row.
+struct RowIllumination {
+    /// Of `u^0` to `u^MAX_DEGREE`.
+    coefficients: [f64; Illumination::MAX_DEGREE as usize + 1],
+    width: u32,
+}
+
+impl RowIllumination {
+    /// The background's brightness at the centre of pixel `x` of the row.
+    fn at(&self, x: u32) -> f32 {
+        let u = 2.0 * (f64::from(x) + 0.5) / f64::from(self.width.max(1)) - 1.0;
+        self.coefficients.iter().rev().fold(0.0, |sum, coefficient| sum * u + coefficient) as f32
     }
 }
 
@@ -268,22 +296,22 @@ fn neighbourhood(plane: &Plane, radius: u32, combine: fn(f32, f32) -> f32) -> Pl
     Plane::from_raw(width, height, transpose(&columns, height as usize)).expect("one value per pixel")
 }
 
-/// The 3×3 mean of each pixel (fewer at the edges).
-fn box_blur(plane: &Plane) -> Plane {
+/// The lowest and highest means of 2×2 blocks of `plane` (of single pixels for an image one
+/// pixel wide or high): its extremes without single-pixel noise.
+fn smoothed_extremes(plane: &Plane) -> (f32, f32) {
     let (width, height) = plane.dimensions();
-    let mean_of = |values: &[f32], length: usize| -> Vec<f32> {
-        let mut out = Vec::with_capacity(values.len());
-        for row in values.chunks_exact(length) {
-            for x in 0..length {
-                let window = &row[x.saturating_sub(1)..(x + 2).min(length)];
-                out.push(window.iter().sum::<f32>() / window.len() as f32);
-            }
+    let values = plane.as_raw();
+    let step = |length: u32| if length > 1 { 2 } else { 1 };
+    let (mut lowest, mut highest) = (f32::MAX, f32::MIN);
+    for top in (0..height as usize).step_by(step(height)).filter(|top| top + step(height) <= height as usize) {
+        for left in (0..width as usize).step_by(step(width)).filter(|left| left + step(width) <= width as usize) {
+            let (rows, columns) = (top..top + step(height), left..left + step(width));
+            let sum: f32 = rows.flat_map(|y| columns.clone().map(move |x| values[y * width as usize + x])).sum();
+            let mean = sum / (step(width) * step(height)) as f32;
+            (lowest, highest) = (lowest.min(mean), highest.max(mean));
         }
-        out
-    };
-    let rows = mean_of(plane.as_raw(), width as usize);
-    let columns = mean_of(&transpose(&rows, width as usize), height as usize);
-    Plane::from_raw(width, height, transpose(&columns, height as usize)).expect("one value per pixel")
+    }
+    (lowest, highest)
 }
 
 /// `combine` over a window of `radius` along each row of `values` (rows of `length`).
@@ -314,7 +342,7 @@ fn transpose(values: &[f32], length: usize) -> Vec<f32> {
 /// stretched so that the strokes reach 1; `None` when there is no ink.
 fn find_ink(contrast: &Plane) -> Option<Ink> {
     let contrast = &without_edge_strips(contrast);
-    let strongest = box_blur(contrast).pixels().map(|pixel| pixel.0[0]).fold(0.0, f32::max);
+    let strongest = smoothed_extremes(contrast).1;
     if strongest < MIN_INK_CONTRAST {
         return None;
     }

@@ -41,9 +41,10 @@ impl PredictionBody {
     /// The body for `classification`, with the model's input as a PNG data URL when
     /// `include_input` is set.
     pub fn new(classification: Classification, include_input: bool) -> Result<PredictionBody, CoreError> {
-        let model_input = match include_input {
-            true => Some(format!("data:image/png;base64,{}", BASE64_STANDARD.encode(classification.input.to_png()?))),
-            false => None,
+        let model_input = if include_input {
+            Some(format!("data:image/png;base64,{}", BASE64_STANDARD.encode(classification.input.to_png()?)))
+        } else {
+            None
         };
         let prediction = classification.prediction;
         Ok(PredictionBody {

@@ -15,6 +15,9 @@ pub enum Error {
     /// The image decoded, but no ink stands out from its background.
     #[error("no digit found: the image is blank (nothing stands out from the background)")]
     NoDigit,
+    /// Preprocessing stopped unexpectedly (a bug); the request fails, the server goes on.
+    #[error("preprocessing the image failed unexpectedly")]
+    PreprocessingFailed,
     /// The image the model saw could not be encoded for the client.
     #[error("could not encode the model's input as PNG: {0}")]
     EncodeImage(String),

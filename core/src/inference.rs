@@ -38,7 +38,7 @@ struct Job {
 pub struct Classification {
     /// What the model predicted.
     pub prediction: Prediction,
-    /// The image after `pre_process`, before normalisation.
+    /// What the network saw: the digit found, fitted and centred, before normalisation.
     pub input: ModelInput,
 }
 
@@ -81,7 +81,7 @@ impl InferenceEngine {
             Ok::<_, Error>((input, tensor))
         })
         .await
-        .map_err(|_| Error::InferenceStopped)??;
+        .map_err(|_| Error::PreprocessingFailed)??;
         let (reply, answer) = oneshot::channel();
         self.jobs.try_send(Job { input: tensor, reply }).map_err(|error| match error {
             mpsc::error::TrySendError::Full(_) => Error::Overloaded,

@@ -9,8 +9,8 @@
 //! 1. [`working_luminance`]: shrink large uploads, take the luminance, composite transparency
 //!    onto the background the drawing assumes (white under dark ink, black under light ink);
 //! 2. [`ink_bright`]: invert when the ink is darker than the background;
-//! 3. [`remove_background`]: subtract a morphological opening of the image, which keeps the
-//!    strokes and removes paper texture, shadows and lighting gradients;
+//! 3. [`remove_background`]: subtract the page's illumination, a smooth surface fitted to the
+//!    image's blocks, which removes shadows, vignetting and lighting gradients but not strokes;
 //! 4. [`find_ink`]: an Otsu threshold, then the connected strokes that make up the digit
 //!    (specks and scanner edges are dropped), keeping the grey levels around them;
 //! 5. [`fit_and_centre`]: crop to the ink, thicken strokes that would be thinner than MNIST's,
@@ -24,6 +24,12 @@ use crate::{Error, Result};
 /// A grayscale image with values in [0, 1].
 pub(crate) type Plane = ImageBuffer<Luma<f32>, Vec<f32>>;
 
+/// MNIST's digits fit a box of this side inside a field of [`MNIST_FIELD`].
+const MNIST_BOX: u32 = 20;
+/// Side of MNIST's images.
+const MNIST_FIELD: u32 = 28;
+/// A median absolute deviation times this is the standard deviation of normal noise.
+const MAD_TO_DEVIATION: f64 = 1.4826;
 /// Longest side the ink is looked for at; larger uploads are first shrunk by area averaging.
 const WORKING_SIDE: u32 = 512;
 /// Least contrast between ink and background, on a 0-1 scale, that counts as a digit.
@@ -39,6 +45,9 @@ const MIN_STROKE_WIDTH: f32 = 2.0;
 /// The digit in `image` as `side × side` intensities (white ink on black, in [0, 1]), or
 /// [`Error::NoDigit`] when nothing stands out from the background.
 pub(crate) fn normalise(image: &DynamicImage, side: u32) -> Result<Vec<f32>> {
+    if image.width() == 0 || image.height() == 0 {
+        return Err(Error::NoDigit);
+    }
     let luminance = ink_bright(working_luminance(image));
     let contrast = remove_background(&luminance);
     let ink = find_ink(&contrast).ok_or(Error::NoDigit)?;
@@ -53,12 +62,11 @@ fn working_luminance(image: &DynamicImage) -> Plane {
         if width.max(height) > WORKING_SIDE { Some(image.thumbnail(WORKING_SIDE, WORKING_SIDE)) } else { None };
     let image = shrunk.as_ref().unwrap_or(image);
     let converted;
-    let (bytes, channels) = match image.color().bytes_per_pixel() == image.color().channel_count() {
-        true => (image.as_bytes(), usize::from(image.color().channel_count())),
-        false => {
-            converted = image.to_rgba8();
-            (converted.as_raw().as_slice(), 4)
-        }
+    let (bytes, channels) = if image.color().bytes_per_pixel() == image.color().channel_count() {
+        (image.as_bytes(), usize::from(image.color().channel_count()))
+    } else {
+        converted = image.to_rgba8();
+        (converted.as_raw().as_slice(), 4)
     };
     let has_alpha = channels == 2 || channels == 4;
     let luma_alpha: Vec<(f32, f32)> = bytes
@@ -166,7 +174,8 @@ impl Illumination {
             let mut spread: Vec<f64> =
                 residuals.iter().zip(&background).filter(|(_, inside)| **inside).map(|(r, _)| r.abs()).collect();
             let middle = spread.len() / 2;
-            let spread = (1.4826 * *spread.select_nth_unstable_by(middle, f64::total_cmp).1).max(Self::MIN_SPREAD);
+            let spread =
+                (MAD_TO_DEVIATION * *spread.select_nth_unstable_by(middle, f64::total_cmp).1).max(Self::MIN_SPREAD);
             background = residuals.iter().map(|residual| *residual <= Self::INK_DEVIATIONS * spread).collect();
         }
         fitted
@@ -287,40 +296,40 @@ impl RowIllumination {
     }
 }
 
-/// Each pixel replaced by `combine` over the square of `radius` around it (a minimum or
-/// maximum filter), separably.
-fn neighbourhood(plane: &Plane, radius: u32, combine: fn(f32, f32) -> f32) -> Plane {
+/// Each pixel replaced by the maximum over the square of `radius` around it (a grey
+/// dilation), separably.
+fn dilate(plane: &Plane, radius: u32) -> Plane {
     let (width, height) = plane.dimensions();
-    let rows = filter_rows(plane.as_raw(), width as usize, radius as usize, combine);
-    let columns = filter_rows(&transpose(&rows, width as usize), height as usize, radius as usize, combine);
+    let rows = dilate_rows(plane.as_raw(), width as usize, radius as usize);
+    let columns = dilate_rows(&transpose(&rows, width as usize), height as usize, radius as usize);
     Plane::from_raw(width, height, transpose(&columns, height as usize)).expect("one value per pixel")
 }
 
-/// The lowest and highest means of 2×2 blocks of `plane` (of single pixels for an image one
-/// pixel wide or high): its extremes without single-pixel noise.
+/// The lowest and highest means over every 2×2 window of `plane` (over single pixels along a
+/// side one pixel long): its extremes without single-pixel noise.
 fn smoothed_extremes(plane: &Plane) -> (f32, f32) {
-    let (width, height) = plane.dimensions();
+    let (width, height) = (plane.width() as usize, plane.height() as usize);
     let values = plane.as_raw();
-    let step = |length: u32| if length > 1 { 2 } else { 1 };
+    let (window_width, window_height) = (width.min(2), height.min(2));
     let (mut lowest, mut highest) = (f32::MAX, f32::MIN);
-    for top in (0..height as usize).step_by(step(height)).filter(|top| top + step(height) <= height as usize) {
-        for left in (0..width as usize).step_by(step(width)).filter(|left| left + step(width) <= width as usize) {
-            let (rows, columns) = (top..top + step(height), left..left + step(width));
-            let sum: f32 = rows.flat_map(|y| columns.clone().map(move |x| values[y * width as usize + x])).sum();
-            let mean = sum / (step(width) * step(height)) as f32;
+    for top in 0..=height - window_height {
+        for left in 0..=width - window_width {
+            let sum: f32 = (top..top + window_height)
+                .flat_map(|y| values[y * width + left..y * width + left + window_width].iter())
+                .sum();
+            let mean = sum / (window_width * window_height) as f32;
             (lowest, highest) = (lowest.min(mean), highest.max(mean));
         }
     }
     (lowest, highest)
 }
 
-/// `combine` over a window of `radius` along each row of `values` (rows of `length`).
-fn filter_rows(values: &[f32], length: usize, radius: usize, combine: fn(f32, f32) -> f32) -> Vec<f32> {
+/// The maximum over a window of `radius` along each row of `values` (rows of `length`).
+fn dilate_rows(values: &[f32], length: usize, radius: usize) -> Vec<f32> {
     let mut out = Vec::with_capacity(values.len());
     for row in values.chunks_exact(length) {
         for x in 0..length {
-            let window = &row[x.saturating_sub(radius)..(x + radius + 1).min(length)];
-            out.push(window.iter().copied().reduce(combine).unwrap_or(0.0));
+            out.push(row[x.saturating_sub(radius)..(x + radius + 1).min(length)].iter().copied().fold(0.0, f32::max));
         }
     }
     out
@@ -365,7 +374,7 @@ fn find_ink(contrast: &Plane) -> Option<Ink> {
         .collect();
     let percentile = stroke_levels.len() * 9 / 10;
     let stroke_level = stroke_levels.select_nth_unstable_by(percentile, f32::total_cmp).1.max(f32::EPSILON);
-    let near_stroke = neighbourhood(&strokes, EDGE_RADIUS, f32::max);
+    let near_stroke = dilate(&strokes, EDGE_RADIUS);
     let levels = Plane::from_fn(contrast.width(), contrast.height(), |x, y| {
         let near = near_stroke.get_pixel(x, y).0[0] > 0.0;
         Luma([if near { (contrast.get_pixel(x, y).0[0] / stroke_level).min(1.0) } else { 0.0 }])
@@ -495,15 +504,22 @@ impl Components {
     /// digit: the largest region and those near it or big enough, without specks and
     /// without scanner edges (thin regions that run along a border).
     fn digit(&self) -> Vec<bool> {
-        let candidates: Vec<&Region> =
-            self.regions.iter().filter(|region| !region.bounds.is_edge_strip(self.width, self.height)).collect();
+        let candidate: Vec<bool> =
+            self.regions.iter().map(|region| !region.bounds.is_edge_strip(self.width, self.height)).collect();
         let mut kept = vec![false; self.regions.len() + 1];
-        let Some(main) = candidates.iter().max_by_key(|region| region.area) else {
+        let Some(main) = self
+            .regions
+            .iter()
+            .zip(&candidate)
+            .filter(|(_, candidate)| **candidate)
+            .map(|(region, _)| region)
+            .max_by_key(|region| region.area)
+        else {
             return kept;
         };
         let surroundings = main.bounds.grown(main.bounds.longest_side() / 4);
         for (index, region) in self.regions.iter().enumerate() {
-            kept[index + 1] = candidates.iter().any(|candidate| std::ptr::eq(*candidate, region))
+            kept[index + 1] = candidate[index]
                 && (region.area * 100 >= main.area * 15
                     || (region.area * 100 >= main.area * 2 && surroundings.overlaps(&region.bounds)));
         }
@@ -610,11 +626,11 @@ impl Bounds {
     }
 }
 
-/// Step 5: the cropped digit scaled to fit MNIST's box (20 pixels of 28) with strokes at
+/// Step 5: the cropped digit scaled to fit MNIST's box ([`MNIST_BOX`] pixels of [`MNIST_FIELD`]) with strokes at
 /// least [`MIN_STROKE_WIDTH`] wide and its brightest pixel at 1, placed in the
 /// `side × side` field with its centre of mass at the centre. `None` if nothing is left.
 fn fit_and_centre(ink: Ink, side: u32) -> Option<Vec<f32>> {
-    let digit_box = (side * 20).div_ceil(28);
+    let digit_box = (side * MNIST_BOX).div_ceil(MNIST_FIELD);
     let levels = thicken(shrink(ink, 4 * digit_box), digit_box);
     let (width, height) = levels.dimensions();
     let scale = digit_box as f32 / width.max(height) as f32;
@@ -670,5 +686,57 @@ fn thicken(ink: Ink, digit_box: u32) -> Plane {
     let radius = radius as u32;
     let mut padded = Plane::new(width + 2 * radius, height + 2 * radius);
     imageops::replace(&mut padded, &ink.levels, i64::from(radius), i64::from(radius));
-    neighbourhood(&padded, radius, f32::max)
+    dilate(&padded, radius)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cubic illumination with every term non-zero, on a 300×200 image.
+    fn cubic() -> Illumination {
+        let coefficients = vec![0.5, 0.1, -0.2, 0.05, 0.03, -0.04, 0.02, -0.01, 0.015, -0.025];
+        Illumination { degree: 3, coefficients, width: 300, height: 200 }
+    }
+
+    #[test]
+    fn evaluates_the_illumination_the_same_by_row_and_by_point() {
+        let illumination = cubic();
+        for (x, y) in [(0, 0), (299, 0), (17, 123), (150, 199), (299, 199)] {
+            let by_point = illumination.at_f64(f64::from(x) + 0.5, f64::from(y) + 0.5) as f32;
+            assert!((illumination.along_row(y).at(x) - by_point).abs() < 1e-5, "({x}, {y})");
+        }
+    }
+
+    #[test]
+    fn least_squares_recovers_a_cubic_and_refuses_what_does_not_determine_one() {
+        let truth = cubic();
+        let blocks: Vec<(f64, f64, f64)> = (0..16)
+            .flat_map(|row| (0..16).map(move |column| (column as f64 * 19.0 + 9.0, row as f64 * 12.5 + 6.0)))
+            .map(|(x, y)| (x, y, truth.at_f64(x, y)))
+            .collect();
+        let fitted = Illumination::least_squares(&blocks, &vec![true; blocks.len()], 3, 300, 200).unwrap();
+        for (found, expected) in fitted.coefficients.iter().zip(&truth.coefficients) {
+            assert!((found - expected).abs() < 1e-6, "{found} against {expected}");
+        }
+        // Every block at one point: a cubic cannot be told from a constant.
+        let one_point = vec![(10.0, 10.0, 0.5); 16];
+        assert!(Illumination::least_squares(&one_point, &[true; 16], 3, 300, 200).is_none());
+    }
+
+    #[test]
+    fn follows_a_vignette_so_only_the_strokes_stand_out() {
+        // A bright centre falling off to dark corners (after inversion: bright corners), and
+        // one stroke.
+        let plane = Plane::from_fn(400, 300, |x, y| {
+            let (u, v) = (x as f32 / 200.0 - 1.0, y as f32 / 150.0 - 1.0);
+            let stroke = if (190..200).contains(&x) && (100..200).contains(&y) { 0.6 } else { 0.0 };
+            Luma([0.1 + 0.3 * (u * u + v * v) / 2.0 + stroke])
+        });
+        let contrast = remove_background(&plane);
+        let background_left =
+            contrast.pixels().map(|pixel| pixel.0[0]).filter(|&value| value < 0.3).fold(0.0, f32::max);
+        assert!(background_left < 0.05, "{background_left}");
+        assert!(contrast.get_pixel(195, 150).0[0] > 0.5);
+    }
 }

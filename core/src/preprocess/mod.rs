@@ -103,6 +103,9 @@ impl Preprocessor {
         let mut probe = ImageReader::with_format(Cursor::new(bytes), format);
         probe.no_limits();
         let (width, height) = probe.into_dimensions().map_err(undecodable)?;
+        if width == 0 || height == 0 {
+            return Err(Error::UndecodableImage(format!("the image is {width}x{height} pixels")));
+        }
         let too_many_pixels = || Error::TooManyPixels { width, height, limit: self.max_pixels };
         if u64::from(width) * u64::from(height) > self.max_pixels {
             return Err(too_many_pixels());
@@ -317,6 +320,21 @@ mod tests {
     }
 
     #[test]
+    fn odd_shapes_give_an_answer_or_no_digit_never_a_panic() {
+        let stroke = |width: u32, height: u32| {
+            GrayImage::from_fn(width, height, |x, y| Luma([if x % 7 == 3 || y % 11 == 5 { 0 } else { 255 }]))
+        };
+        for (width, height) in [(1, 1), (2, 2), (1, 4000), (4000, 1), (3, 1000), (1000, 3), (29, 28), (513, 2)] {
+            for image in [stroke(width, height), GrayImage::from_pixel(width, height, Luma([128]))] {
+                match preprocessor(1 << 24).model_input(&encode(image, ImageFormat::Png)) {
+                    Ok(input) => assert_eq!(input.pixels().len(), 28 * 28, "{width}x{height}"),
+                    Err(error) => assert!(matches!(error, Error::NoDigit), "{width}x{height}: {error}"),
+                }
+            }
+        }
+    }
+
+    #[test]
     fn normalises_with_the_weights_constants() {
         let input = reference();
         let tensor = preprocessor(1 << 20).to_tensor(&input);
@@ -350,6 +368,10 @@ mod tests {
         assert!(matches!(preprocessor.pre_process(b"hello, world"), Err(Error::UnsupportedImageFormat)));
         let png = sample("digit-0.png");
         assert!(matches!(preprocessor.pre_process(&png[..png.len() / 2]), Err(Error::UndecodableImage(_))));
+        // A GIF whose screen is 0×0 pixels, holding one 1×1 frame.
+        let mut empty_gif = b"GIF89a\0\0\0\0\0\0\0".to_vec();
+        empty_gif.extend([0x2c, 0, 0, 0, 0, 1, 0, 1, 0, 0x80, 0, 0, 0, 255, 255, 255, 2, 2, 0x44, 0x01, 0, 0x3b]);
+        assert!(matches!(preprocessor.pre_process(&empty_gif), Err(Error::UndecodableImage(_))));
         let big = encode(GrayImage::new(101, 100), ImageFormat::Png);
         assert!(matches!(preprocessor.pre_process(&big), Err(Error::TooManyPixels { width: 101, height: 100, .. })));
     }

@@ -207,23 +207,28 @@ impl ChromeDriver {
             "{CHROMEDRIVER} or {CHROMIUM} is missing: run `make test-tools`, which installs Debian's \
              chromium and chromium-driver"
         );
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let process = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|error| panic!("cannot start {CHROMEDRIVER}: {error}"));
-        let driver = ChromeDriver { process, url: format!("http://127.0.0.1:{port}") };
+        // The free port is only free until chromedriver binds it; if another test's server
+        // takes it first, chromedriver exits and is started again on another.
         let client = reqwest::Client::new();
         let deadline = Instant::now() + WAIT;
         loop {
-            let status = client.get(format!("{}/status", driver.url)).send().await;
-            if status.is_ok_and(|response| response.status().is_success()) {
-                return driver;
+            let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let process = Command::new(CHROMEDRIVER)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|error| panic!("cannot start {CHROMEDRIVER}: {error}"));
+            let mut driver = ChromeDriver { process, url: format!("http://127.0.0.1:{port}") };
+            while driver.process.try_wait().is_ok_and(|exit| exit.is_none()) {
+                let status = client.get(format!("{}/status", driver.url)).send().await;
+                if status.is_ok_and(|response| response.status().is_success()) {
+                    return driver;
+                }
+                assert!(Instant::now() < deadline, "{CHROMEDRIVER} did not answer on {} within {WAIT:?}", driver.url);
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            assert!(Instant::now() < deadline, "{CHROMEDRIVER} did not answer on {} within {WAIT:?}", driver.url);
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(Instant::now() < deadline, "{CHROMEDRIVER} kept exiting at start for {WAIT:?}");
         }
     }
 

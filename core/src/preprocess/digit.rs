@@ -16,7 +16,10 @@
 //! 5. [`fit_and_centre`]: crop to the ink, thicken strokes that would be thinner than MNIST's,
 //!    scale to fit the box and place by centre of mass.
 
+use std::borrow::Cow;
+
 use image::imageops::{self, FilterType};
+use image::metadata::Orientation;
 use image::{DynamicImage, GenericImageView, ImageBuffer, Luma};
 
 use crate::{Error, Result};
@@ -42,25 +45,31 @@ const EDGE_RADIUS: u32 = 2;
 /// strokes are 2 to 4 pixels wide.
 const MIN_STROKE_WIDTH: f32 = 2.0;
 
-/// The digit in `image` as `side × side` intensities (white ink on black, in [0, 1]), or
+/// The digit in `image`, turned upright by `orientation`, as `side × side` intensities (white ink on black, in [0, 1]), or
 /// [`Error::NoDigit`] when nothing stands out from the background.
-pub(crate) fn normalise(image: &DynamicImage, side: u32) -> Result<Vec<f32>> {
+pub(crate) fn normalise(image: &DynamicImage, orientation: Orientation, side: u32) -> Result<Vec<f32>> {
     if image.width() == 0 || image.height() == 0 {
         return Err(Error::NoDigit);
     }
-    let luminance = ink_bright(working_luminance(image));
+    let luminance = ink_bright(working_luminance(image, orientation));
     let contrast = remove_background(&luminance);
     let ink = find_ink(&contrast).ok_or(Error::NoDigit)?;
     fit_and_centre(ink, side).ok_or(Error::NoDigit)
 }
 
-/// Step 1: the luminance of `image`, shrunk to fit [`WORKING_SIDE`], with transparent pixels
+/// Step 1: the luminance of `image`, shrunk to fit [`WORKING_SIDE`] and then turned upright
+/// by `orientation` (so that a large photo is never copied whole), with transparent pixels
 /// composited onto white when the opaque pixels are dark, and onto black otherwise.
-fn working_luminance(image: &DynamicImage) -> Plane {
+fn working_luminance(image: &DynamicImage, orientation: Orientation) -> Plane {
     let (width, height) = image.dimensions();
-    let shrunk =
-        if width.max(height) > WORKING_SIDE { Some(image.thumbnail(WORKING_SIDE, WORKING_SIDE)) } else { None };
-    let image = shrunk.as_ref().unwrap_or(image);
+    let mut working = Cow::Borrowed(image);
+    if width.max(height) > WORKING_SIDE {
+        working = Cow::Owned(image.thumbnail(WORKING_SIDE, WORKING_SIDE));
+    }
+    if !matches!(orientation, Orientation::NoTransforms) {
+        working.to_mut().apply_orientation(orientation);
+    }
+    let image = working.as_ref();
     let converted;
     let (bytes, channels) = if image.color().bytes_per_pixel() == image.color().channel_count() {
         (image.as_bytes(), usize::from(image.color().channel_count()))

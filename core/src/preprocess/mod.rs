@@ -11,6 +11,7 @@ mod digit;
 
 use std::io::Cursor;
 
+use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 use tch::Tensor;
 
@@ -75,8 +76,8 @@ impl Preprocessor {
 
     /// Decodes `bytes` and finds the digit in them, as the network will see it.
     pub fn model_input(&self, bytes: &[u8]) -> Result<ModelInput> {
-        let image = self.decode(bytes)?;
-        let pixels = digit::normalise(&image, self.input_size)?;
+        let (image, orientation) = self.decode(bytes)?;
+        let pixels = digit::normalise(&image, orientation, self.input_size)?;
         Ok(ModelInput { side: self.input_size, pixels })
     }
 
@@ -88,8 +89,9 @@ impl Preprocessor {
         Tensor::from_slice(&values).view([1, side, side])
     }
 
-    /// The upright picture in `bytes`, decoded within the pixel limit.
-    fn decode(&self, bytes: &[u8]) -> Result<DynamicImage> {
+    /// The picture in `bytes`, decoded within the pixel limit, and which way turns it upright
+    /// (its EXIF orientation; turning it is left to the smaller working copy).
+    fn decode(&self, bytes: &[u8]) -> Result<(DynamicImage, Orientation)> {
         if bytes.is_empty() {
             return Err(Error::EmptyImage);
         }
@@ -123,10 +125,9 @@ impl Preprocessor {
         };
         let mut decoder = reader.into_decoder().map_err(over_limit)?;
         // A photo's EXIF orientation says which way is up; a broken tag is ignored.
-        let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-        let mut image = DynamicImage::from_decoder(decoder).map_err(over_limit)?;
-        image.apply_orientation(orientation);
-        Ok(image)
+        let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+        let image = DynamicImage::from_decoder(decoder).map_err(over_limit)?;
+        Ok((image, orientation))
     }
 }
 

@@ -17,6 +17,7 @@
 //!    scale to fit the box and place by centre of mass.
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
 
 use image::imageops::{self, FilterType};
 use image::metadata::Orientation;
@@ -45,8 +46,8 @@ const EDGE_RADIUS: u32 = 2;
 /// strokes are 2 to 4 pixels wide.
 const MIN_STROKE_WIDTH: f32 = 2.0;
 
-/// The digit in `image`, turned upright by `orientation`, as `side × side` intensities (white ink on black, in [0, 1]), or
-/// [`Error::NoDigit`] when nothing stands out from the background.
+/// The digit in `image`, turned upright by `orientation`, as `side × side` intensities (white
+/// ink on black, in [0, 1]), or [`Error::NoDigit`] when nothing stands out from the background.
 pub(crate) fn normalise(image: &DynamicImage, orientation: Orientation, side: u32) -> Result<Vec<f32>> {
     if image.width() == 0 || image.height() == 0 {
         return Err(Error::NoDigit);
@@ -111,6 +112,12 @@ fn ink_bright(mut luminance: Plane) -> Plane {
     luminance
 }
 
+/// The value `numerator / denominator` of the way through `values` in `order` (1/2: the
+/// median), by partial sorting; `values` must not be empty.
+fn quantile<T: Copy>(values: &mut [T], numerator: usize, denominator: usize, order: fn(&T, &T) -> Ordering) -> T {
+    *values.select_nth_unstable_by(values.len() * numerator / denominator, order).1
+}
+
 /// The median of the pixels in a ring along the image's edges.
 fn border_median(plane: &Plane) -> f32 {
     let (width, height) = plane.dimensions();
@@ -120,8 +127,7 @@ fn border_median(plane: &Plane) -> f32 {
         .filter(|(x, y, _)| *x < ring || *y < ring || *x >= width - ring || *y >= height - ring)
         .map(|(_, _, pixel)| pixel.0[0])
         .collect();
-    let middle = values.len() / 2;
-    *values.select_nth_unstable_by(middle, f32::total_cmp).1
+    quantile(&mut values, 1, 2, f32::total_cmp)
 }
 
 /// Step 3: how much brighter each pixel is than the background under it. The background
@@ -168,8 +174,7 @@ impl Illumination {
         let degree = if grid >= 12 { Self::MAX_DEGREE } else { 1 };
         let blocks = Illumination::block_levels(plane, grid);
         let mut levels: Vec<f64> = blocks.iter().map(|block| block.2).collect();
-        let middle = levels.len() / 2;
-        let median_level = *levels.select_nth_unstable_by(middle, f64::total_cmp).1;
+        let median_level = quantile(&mut levels, 1, 2, f64::total_cmp);
         // Block levels are background wherever ink covers less than 60% of the block, so a
         // fit to all of them is close; blocks far above it (thick strokes) are then left out.
         let mut background = vec![true; blocks.len()];
@@ -182,9 +187,7 @@ impl Illumination {
             let residuals: Vec<f64> = blocks.iter().map(|&(x, y, level)| level - fitted.at_f64(x, y)).collect();
             let mut spread: Vec<f64> =
                 residuals.iter().zip(&background).filter(|(_, inside)| **inside).map(|(r, _)| r.abs()).collect();
-            let middle = spread.len() / 2;
-            let spread =
-                (MAD_TO_DEVIATION * *spread.select_nth_unstable_by(middle, f64::total_cmp).1).max(Self::MIN_SPREAD);
+            let spread = (MAD_TO_DEVIATION * quantile(&mut spread, 1, 2, f64::total_cmp)).max(Self::MIN_SPREAD);
             background = residuals.iter().map(|residual| *residual <= Self::INK_DEVIATIONS * spread).collect();
         }
         fitted
@@ -205,8 +208,7 @@ impl Illumination {
                 for y in top..bottom.min(height) {
                     values.extend((left..right.min(width)).map(|x| plane.get_pixel(x, y).0[0]));
                 }
-                let rank = values.len() * 2 / 5;
-                let level = *values.select_nth_unstable_by(rank, f32::total_cmp).1;
+                let level = quantile(&mut values, 2, 5, f32::total_cmp);
                 blocks.push((f64::from(left + right) / 2.0, f64::from(top + bottom) / 2.0, f64::from(level)));
             }
         }
@@ -381,8 +383,7 @@ fn find_ink(contrast: &Plane) -> Option<Ink> {
         .filter(|(_, stroke)| stroke.0[0] > 0.0)
         .map(|(pixel, _)| pixel.0[0])
         .collect();
-    let percentile = stroke_levels.len() * 9 / 10;
-    let stroke_level = stroke_levels.select_nth_unstable_by(percentile, f32::total_cmp).1.max(f32::EPSILON);
+    let stroke_level = quantile(&mut stroke_levels, 9, 10, f32::total_cmp).max(f32::EPSILON);
     let near_stroke = dilate(&strokes, EDGE_RADIUS);
     let levels = Plane::from_fn(contrast.width(), contrast.height(), |x, y| {
         let near = near_stroke.get_pixel(x, y).0[0] > 0.0;

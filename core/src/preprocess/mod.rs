@@ -31,11 +31,6 @@ pub struct ModelInput {
 }
 
 impl ModelInput {
-    /// Side of the square, in pixels.
-    pub fn side(&self) -> u32 {
-        self.side
-    }
-
     /// The intensities, row by row.
     pub fn pixels(&self) -> &[f32] {
         &self.pixels

@@ -4,9 +4,13 @@
 //! ([`crate::artifact::ModelMetadata`]); serving reads them back from the weights, so the
 //! two can never disagree.
 
+mod serving;
+
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 use tch::nn::{self, ModuleT};
+
+pub use serving::ServingNet;
 
 /// Side of the square grayscale image the network takes (MNIST's 28×28).
 pub const INPUT_SIZE: u32 = 28;
@@ -86,17 +90,25 @@ struct ConvBlock {
 
 impl ConvBlock {
     fn new(path: &nn::Path, in_channels: i64, out_channels: i64) -> ConvBlock {
-        let conv_config = nn::ConvConfig { padding: 1, bias: false, ..Default::default() };
+        let conv_config = nn::ConvConfig { padding: CONV_PADDING, bias: false, ..Default::default() };
+        let norm_config = nn::BatchNormConfig { eps: BATCH_NORM_EPS, ..Default::default() };
         ConvBlock {
             conv: nn::conv2d(path / "conv", in_channels, out_channels, 3, conv_config),
-            norm: nn::batch_norm2d(path / "norm", out_channels, Default::default()),
+            norm: nn::batch_norm2d(path / "norm", out_channels, norm_config),
         }
     }
 
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        xs.apply(&self.conv).apply_t(&self.norm, train).relu().max_pool2d_default(2)
+        xs.apply(&self.conv).apply_t(&self.norm, train).relu().max_pool2d_default(POOL)
     }
 }
+
+/// Zero padding around each 3×3 convolution's input, keeping its size.
+const CONV_PADDING: i64 = 1;
+/// Side of the max-pooling window (and its stride) after each block.
+const POOL: i64 = 2;
+/// Added to the running variance before batch norm divides by its square root.
+const BATCH_NORM_EPS: f64 = 1e-5;
 
 const DROPOUT: f64 = 0.3;
 

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use max_mnist_config::metadata::{API_DESCRIPTION, API_TITLE, API_VERSION, MODEL_CARD};
 use max_mnist_config::settings::ServerSettings;
-use max_mnist_core::Device;
 use max_mnist_core::archive::UnpackLimits;
 use max_mnist_core::bucket::{self, ModelSource, VerifiedAsset};
 use max_mnist_core::download::DownloadPolicy;
@@ -58,7 +57,7 @@ impl Application {
     /// inference thread and binds `settings.host:settings.port`.
     pub async fn build(settings: &ServerSettings) -> Result<Application, StartupError> {
         let weights = verified_weights(settings).await?;
-        let model = ModelWrapper::load(&weights.path, Device::cuda_if_available(), settings.max_image_pixels)?;
+        let model = ModelWrapper::load(&weights.path, max_mnist_core::best_device(), settings.max_image_pixels)?;
         let metadata = ModelMetadataResponse::new(&MODEL_CARD, model.metadata(), &weights.sha512);
         let engine = InferenceEngine::start(
             model,

@@ -1,9 +1,62 @@
-//! Choosing where tensors live from a name a user types (`cpu`, `cuda`, `cuda:1`), failing
-//! clearly when a GPU is asked for and there is none rather than silently using the CPU.
+//! Choosing where tensors live: from a name a user types (`cpu`, `cuda`, `cuda:1`), failing
+//! clearly when a GPU is asked for and there is none rather than silently using the CPU; or
+//! the best device there is, for serving.
+//!
+//! libtorch's CUDA half (`libtorch_cuda.so` and the CUDA libraries it pulls in, about 250 MB
+//! resident) is not linked into the binaries. It is loaded here, once, and only on a machine
+//! with an NVIDIA driver, so that a CPU-only server stays small.
+
+use std::path::Path;
+use std::sync::OnceLock;
 
 use tch::Device;
 
 use crate::{Error, Result};
+
+/// Present when the NVIDIA kernel driver is loaded (on the host, and in GPU containers).
+const NVIDIA_DRIVER: &str = "/proc/driver/nvidia/version";
+/// libtorch's CUDA support, found through the binaries' rpath.
+const TORCH_CUDA_LIBRARY: &str = "libtorch_cuda.so";
+
+/// Loads libtorch's CUDA support when this machine has an NVIDIA driver; returns whether
+/// CUDA can be used. Only the first call loads; later calls repeat its answer. It must run
+/// before anything else asks libtorch about CUDA, which settles the answer once per process.
+pub fn enable_cuda() -> Result<bool> {
+    static LOADED: OnceLock<std::result::Result<bool, String>> = OnceLock::new();
+    let loaded = LOADED.get_or_init(|| {
+        if !Path::new(NVIDIA_DRIVER).exists() {
+            return Ok(false);
+        }
+        load_torch_cuda().map(|()| true)
+    });
+    match loaded {
+        Ok(loaded) => Ok(*loaded && tch::Cuda::is_available()),
+        Err(cause) => Err(Error::CudaLibrary(cause.clone())),
+    }
+}
+
+/// The first GPU when CUDA can be used, else the CPU; a CUDA library that fails to load is
+/// logged and the CPU used.
+pub fn best_device() -> Device {
+    match enable_cuda() {
+        Ok(true) => Device::Cuda(0),
+        Ok(false) => Device::Cpu,
+        Err(error) => {
+            tracing::warn!(%error, "running on the CPU");
+            Device::Cpu
+        }
+    }
+}
+
+/// Maps `libtorch_cuda.so` into the process for good; its initialisers register CUDA with
+/// the libtorch already loaded.
+fn load_torch_cuda() -> std::result::Result<(), String> {
+    use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
+    // SAFETY: loading runs libtorch_cuda's static initialisers, which only register its
+    // CUDA hooks with libtorch; the library is never unloaded, so nothing dangles.
+    let library = unsafe { Library::open(Some(TORCH_CUDA_LIBRARY), RTLD_NOW | RTLD_GLOBAL) };
+    library.map(std::mem::forget).map_err(|error| error.to_string())
+}
 
 /// Parses `cpu`, `cuda` (the first GPU) or `cuda:N`; a GPU must be present.
 pub fn parse_device(name: &str) -> Result<Device> {
@@ -16,6 +69,7 @@ pub fn parse_device(name: &str) -> Result<Device> {
             Device::Cuda(index.parse().map_err(|_| unknown())?)
         }
     };
+    enable_cuda()?;
     let available = tch::Cuda::device_count();
     match device {
         Device::Cuda(index) if (index as i64) < available => Ok(device),
@@ -36,6 +90,15 @@ mod tests {
         for bad in ["gpu", "cuda:x", "cuda:-1", ""] {
             assert!(parse_device(bad).unwrap_err().to_string().contains("unknown device"), "{bad}");
         }
+    }
+
+    #[test]
+    fn libtorch_cuda_loads_through_the_rpath() {
+        // Whether CUDA then counts as available depends on which test asked libtorch first
+        // (it settles that once per process), so only the loading itself is checked here.
+        load_torch_cuda().unwrap();
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        assert!(maps.contains(TORCH_CUDA_LIBRARY), "libtorch_cuda.so is not mapped");
     }
 
     #[test]

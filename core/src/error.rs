@@ -115,6 +115,9 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A GPU driver is present but libtorch's CUDA library would not load.
+    #[error("cannot load libtorch's CUDA support: {0}")]
+    CudaLibrary(String),
     /// Training settings that cannot work (zero epochs, a validation split of 1, ...).
     #[error("invalid training settings: {0}")]
     InvalidSettings(String),

@@ -19,7 +19,7 @@ pub mod preprocess;
 pub mod train;
 pub mod wrapper;
 
-pub use device::parse_device;
+pub use device::{best_device, enable_cuda, parse_device};
 pub use error::{Error, Result};
 /// Where tensors live (CPU or a CUDA GPU); re-exported so callers need no direct tch dependency.
 pub use tch::Device;

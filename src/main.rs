@@ -11,7 +11,7 @@ use max_mnist_config::settings::ServerSettings;
 #[tokio::main]
 async fn main() -> ExitCode {
     let settings = ServerSettings::parse();
-    telemetry::init(&settings.log_level, settings.log_format);
+    let _logs = telemetry::init(&settings.log_level, settings.log_format);
     match serve(&settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

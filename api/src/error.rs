@@ -40,9 +40,13 @@ pub enum ApiError {
     /// The request is malformed: no image field, or an empty, truncated or undecodable image.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
-    /// The body is over the size limit, or the image over the pixel limit.
+    /// The body is over the size limit, the image over the pixel limit, or the form has more
+    /// parts than allowed.
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
+    /// The body is neither a multipart form nor an image.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
     /// An unexpected fault in the server.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -61,11 +65,24 @@ impl ApiError {
     pub fn payload_too_large(message: impl Into<String>) -> ApiError {
         ApiError::PayloadTooLarge(Json(ErrorBody::new(message)))
     }
-}
 
-impl From<CoreError> for ApiError {
-    fn from(error: CoreError) -> ApiError {
-        let body = Json(ErrorBody::new(error.to_string()));
+    /// A 415 with `message`.
+    pub fn unsupported_media_type(message: impl Into<String>) -> ApiError {
+        ApiError::UnsupportedMediaType(Json(ErrorBody::new(message)))
+    }
+
+    /// The answer to `error`, met on one image of several: the same status, its message
+    /// naming the image by `origin` (`part 2 (image, "seven.png")`).
+    pub fn for_image(origin: &str, error: CoreError) -> ApiError {
+        ApiError::from_core(error, Some(origin))
+    }
+
+    fn from_core(error: CoreError, origin: Option<&str>) -> ApiError {
+        let message = match origin {
+            Some(origin) => format!("{origin}: {error}"),
+            None => error.to_string(),
+        };
+        let body = Json(ErrorBody::new(message));
         match error {
             CoreError::EmptyImage
             | CoreError::NoDigit
@@ -78,6 +95,12 @@ impl From<CoreError> for ApiError {
                 ApiError::Internal(Json(ErrorBody::new("internal error")))
             }
         }
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(error: CoreError) -> ApiError {
+        ApiError::from_core(error, None)
     }
 }
 

@@ -3,8 +3,9 @@
 //! drawing page at `/app` (a browser client of the same API, embedded in the binary), and the
 //! start-up sequence that verifies the weights before a socket is opened.
 //!
-//! A request reads top to bottom: [`routes`] → [`limits`] (body cap) → `pre_process` on the
-//! blocking pool → the inference thread (`predict`, `post_process`) → [`types`] → JSON.
+//! A request reads top to bottom: [`routes`] → [`limits`] (body cap) → [`upload`] (the images
+//! of a multipart form or a raw body) → `pre_process` on the preprocessing threads → the
+//! inference thread (`predict`, `post_process`, batched across requests) → [`types`] → JSON.
 
 pub mod app;
 pub mod error;
@@ -14,5 +15,6 @@ pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
 pub mod types;
+pub mod upload;
 
 pub use startup::{Application, StartupError};

@@ -6,7 +6,8 @@ use poem_openapi::payload::Json;
 use poem_openapi::{OpenApi, Tags};
 
 use crate::error::ApiError;
-use crate::types::{LabelsResponse, ModelMetadataResponse, PredictForm, PredictResponse, PredictionBody};
+use crate::types::{LabelsResponse, ModelMetadataResponse, PredictResponse, PredictionBody};
+use crate::upload::PredictUpload;
 
 #[derive(Tags)]
 enum Tag {
@@ -48,27 +49,36 @@ impl ModelApi {
         Json(self.labels.clone())
     }
 
-    /// Classify a handwritten digit
+    /// Classify handwritten digits
     ///
-    /// Send the image in the multipart field `image` (or `file`): a photo, a scan or a
-    /// drawing, dark ink on light paper or light on dark, the digit anywhere in the frame.
-    /// The server finds the ink, crops it, scales it into a 20×20 box and centres it by
-    /// mass in 28×28, as MNIST was made. The answer holds the predicted digit, its
+    /// Send a photo, a scan or a drawing: dark ink on light paper or light on dark, the digit
+    /// anywhere in the frame. Either as a multipart form, one image per `image` part (repeat
+    /// the part for several images, up to the server's limit; `file` is accepted too), or as
+    /// the raw body with `Content-Type: image/png` (or another `image/*`) or
+    /// `application/octet-stream`. The server finds the ink, crops it, scales it into a 20×20
+    /// box and centres it by mass in 28×28, as MNIST was made, and classifies all images of
+    /// the request together.
+    ///
+    /// The answer holds one prediction per image, in order: the predicted digit, its
     /// probability and the probabilities of all ten digits; with `include_input=true`, also
-    /// the 28×28 image the network saw. An image with no ink is a 400.
+    /// the 28×28 image the network saw. If any image cannot be used (empty, not an image,
+    /// no ink), the request fails with an error naming that part.
     #[oai(path = "/model/predict", method = "post")]
     async fn predict(
         &self,
-        form: PredictForm,
+        upload: PredictUpload,
         /// Also return the 28×28 image the network saw, as a PNG data URL.
         #[oai(default)]
         include_input: Query<bool>,
     ) -> Result<Json<PredictResponse>, ApiError> {
-        let image = form
-            .image
-            .or(form.file)
-            .ok_or_else(|| ApiError::bad_request("no image: send the file in the multipart field `image`"))?;
-        let classification = self.engine.classify(image.0).await?;
-        Ok(Json(PredictResponse::ok(vec![PredictionBody::new(classification, include_input.0)?])))
+        let several = upload.images.len() > 1;
+        let (origins, images): (Vec<String>, Vec<Vec<u8>>) =
+            upload.images.into_iter().map(|image| (image.origin, image.bytes)).unzip();
+        let mut predictions = Vec::with_capacity(images.len());
+        for (result, origin) in self.engine.classify_all(images).await.into_iter().zip(&origins) {
+            let named = |error| if several { ApiError::for_image(origin, error) } else { ApiError::from(error) };
+            predictions.push(PredictionBody::new(result.map_err(named)?, include_input.0).map_err(named)?);
+        }
+        Ok(Json(PredictResponse::ok(predictions)))
     }
 }

@@ -22,6 +22,7 @@ use crate::error::{json_error_response, panic_response};
 use crate::limits::BodyLimit;
 use crate::routes::ModelApi;
 use crate::types::ModelMetadataResponse;
+use crate::upload::UploadLimits;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +64,12 @@ impl Application {
             model,
             EngineSettings {
                 max_batch_size: settings.max_batch_size,
+                max_batch_delay: Duration::from_micros(settings.max_batch_delay_us),
                 queue_capacity: settings.queue_capacity,
+                preprocess_threads: match settings.preprocess_threads {
+                    0 => std::thread::available_parallelism().map_or(1, usize::from),
+                    threads => threads,
+                },
                 torch_threads: settings.torch_threads,
             },
         )?;
@@ -126,6 +132,7 @@ fn routes(api: ModelApi, settings: &ServerSettings) -> poem::endpoint::BoxEndpoi
         .at("/swagger.json", spec)
         .nest_no_strip("/model", service)
         .nest("/app", crate::app::routes())
+        .data(UploadLimits { max_images: settings.max_images_per_request })
         .with(BodyLimit::new(settings.max_body_bytes))
         .with_if(settings.cors_enable, Cors::new())
         .with(CatchPanic::new().with_handler(panic_response))

@@ -9,14 +9,15 @@ use poem_openapi::types::{Binary, Example};
 use poem_openapi::{Multipart, Object};
 use serde::Deserialize;
 
-/// The multipart form of `POST /model/predict`. Parts are read into memory, bounded by the
-/// body limit.
+/// The multipart form of `POST /model/predict` as the OpenAPI document shows it; the
+/// parts are read by [`crate::upload::PredictUpload`], which caps their number.
 #[derive(Multipart, Debug)]
 pub struct PredictForm {
-    /// The image: PNG, JPEG, GIF, BMP, WebP or TIFF, a digit anywhere in it.
-    pub image: Option<Binary<Vec<u8>>>,
-    /// The same, under the field name older MAX clients send; used when `image` is absent.
-    pub file: Option<Binary<Vec<u8>>>,
+    /// The images, one per part, each PNG, JPEG, GIF, BMP, WebP or TIFF with a digit anywhere
+    /// in it; one prediction per image, in order.
+    pub image: Option<Vec<Binary<Vec<u8>>>>,
+    /// The same, under the field name older MAX clients send.
+    pub file: Option<Vec<Binary<Vec<u8>>>>,
 }
 
 /// One classified image.

@@ -42,12 +42,23 @@ pub struct ServerSettings {
     /// Largest image accepted, in pixels (width × height, checked before decoding; larger gets 413).
     #[arg(long, env = "MAX_IMAGE_PIXELS", default_value_t = 16_000_000)]
     pub max_image_pixels: u64,
+    /// Most images in one multipart request (more gets 413).
+    #[arg(long, env = "MAX_IMAGES_PER_REQUEST", default_value_t = 64)]
+    pub max_images_per_request: usize,
     /// Most images in one forward pass.
     #[arg(long, env = "MAX_BATCH_SIZE", default_value_t = 32)]
     pub max_batch_size: usize,
-    /// Most images waiting for inference; beyond it requests get 503.
+    /// Longest a batch waits, in microseconds after its first image, for images still being
+    /// preprocessed (0: run what is queued at once; an idle server never waits).
+    #[arg(long, env = "MAX_BATCH_DELAY_US", default_value_t = 500)]
+    pub max_batch_delay_us: u64,
+    /// Most images waiting for preprocessing, and most waiting for inference; beyond either
+    /// requests get 503.
     #[arg(long, env = "QUEUE_CAPACITY", default_value_t = 1024)]
     pub queue_capacity: usize,
+    /// Threads decoding and preprocessing images (0: one per CPU core).
+    #[arg(long, env = "PREPROCESS_THREADS", default_value_t = 0)]
+    pub preprocess_threads: usize,
     /// libtorch intra-op threads of the inference thread.
     #[arg(long, env = "TORCH_THREADS", default_value_t = 1)]
     pub torch_threads: i32,

@@ -12,6 +12,9 @@ use max_mnist_core::network::{Architecture, Net, ServingNet};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
+/// A forward pass over a batch of images.
+type Forward<'a> = &'a dyn Fn(&Tensor) -> Tensor;
+
 fn main() {
     let rounds: usize = std::env::args().nth(1).and_then(|value| value.parse().ok()).unwrap_or(7).max(1);
     tch::set_num_threads(1);
@@ -23,7 +26,7 @@ fn main() {
         let net = Net::new(&store.root(), architecture);
         let parameters: i64 = store.trainable_variables().iter().map(Tensor::numel).map(|n| n as i64).sum();
         let serving = net.for_serving();
-        let paths: [(&str, &dyn Fn(&Tensor) -> Tensor); 2] = [
+        let paths: [(&str, Forward); 2] = [
             ("eval mode", &|inputs| net.forward_t(inputs, false)),
             ("serving", &|inputs| ServingNet::forward(&serving, inputs)),
         ];
@@ -37,7 +40,7 @@ fn main() {
     }
 }
 
-fn median_micros_per_image(forward: &dyn Fn(&Tensor) -> Tensor, batch: i64, rounds: usize) -> f64 {
+fn median_micros_per_image(forward: Forward, batch: i64, rounds: usize) -> f64 {
     let inputs = Tensor::randn([batch, 1, 28, 28], (Kind::Float, Device::Cpu));
     let iterations = (2000 / batch).max(20);
     for _ in 0..iterations {

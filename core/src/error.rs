@@ -150,6 +150,12 @@ pub enum Error {
     /// The inference queue is full; the client should retry later.
     #[error("the server is busy; retry shortly")]
     Overloaded,
+    /// The engine's threads could not be started (the system refused a thread).
+    #[error("cannot start the inference engine's threads: {0}")]
+    EngineThreads(String),
+    /// A forward pass failed (a bug or a libtorch fault); its images fail, the server goes on.
+    #[error("inference failed unexpectedly")]
+    InferenceFailed,
     /// The inference thread is gone (the engine was shut down or crashed).
     #[error("the inference thread has stopped")]
     InferenceStopped,

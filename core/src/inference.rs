@@ -1,15 +1,26 @@
-//! The inference thread: one long-lived thread owns the model (tch modules are not `Sync`,
-//! and libtorch keeps per-thread caches), fed through a bounded channel. Each request
-//! carries its own reply channel. Whatever is queued when the thread wakes is run as one
-//! batch, up to `max_batch_size` images.
+//! The inference engine. One long-lived thread owns the model (tch modules are not `Sync`,
+//! and libtorch keeps per-thread caches) and runs batches; decoding and preprocessing run on
+//! a fixed pool of preprocessing threads, in parallel with it and never on the async
+//! runtime's workers.
 //!
-//! Decoding (`pre_process`) runs on tokio's blocking pool, in parallel with forwards.
+//! An image's way through: [`InferenceEngine::classify`] hands the bytes to the preprocessing
+//! pool; there `pre_process` turns them into a tensor, which goes straight into the inference
+//! queue. Both stages are bounded by `queue_capacity` images: past it an image is refused
+//! with [`Error::Overloaded`] at once, so a flood costs neither unbounded memory nor
+//! unbounded waiting. The inference thread takes
+//! the first queued image, then whatever else is queued, up to `max_batch_size`; while other
+//! images are still being preprocessed it waits for them, at most `max_batch_delay` after the
+//! first. An idle server therefore answers a lone request at once, and a busy one fills its
+//! batches. Each image carries its own reply channel, so every caller gets its own answer.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::time::{Duration, Instant};
 
 use tch::Tensor;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::artifact::ModelMetadata;
 use crate::preprocess::{ModelInput, Preprocessor};
@@ -21,16 +32,16 @@ use crate::{Error, Result};
 pub struct EngineSettings {
     /// Most images in one forward pass.
     pub max_batch_size: usize,
-    /// Most images waiting for the inference thread; further requests are refused with
-    /// [`Error::Overloaded`].
+    /// Longest the inference thread waits, after the first image of a batch, for images still
+    /// being preprocessed; zero runs whatever is queued at once.
+    pub max_batch_delay: Duration,
+    /// Most images waiting for preprocessing, and most waiting for the inference thread;
+    /// further images are refused with [`Error::Overloaded`].
     pub queue_capacity: usize,
+    /// Threads decoding and preprocessing images.
+    pub preprocess_threads: usize,
     /// libtorch intra-op threads for the forward passes.
     pub torch_threads: i32,
-}
-
-struct Job {
-    input: Tensor,
-    reply: oneshot::Sender<Result<Prediction>>,
 }
 
 /// The answer for one image: the prediction and the input the network saw.
@@ -42,11 +53,23 @@ pub struct Classification {
     pub input: ModelInput,
 }
 
+/// One preprocessed image waiting for the inference thread.
+struct Job {
+    tensor: Tensor,
+    input: ModelInput,
+    reply: oneshot::Sender<Result<Classification>>,
+}
+
 /// A cloneable handle to the inference thread. The thread ends when the last handle is
 /// dropped.
 #[derive(Clone)]
 pub struct InferenceEngine {
-    jobs: mpsc::Sender<Job>,
+    jobs: SyncSender<Job>,
+    /// Images handed to the preprocessing pool and not yet queued (or failed): what the
+    /// inference thread may wait for.
+    preprocessing: Arc<AtomicUsize>,
+    preprocess_pool: Arc<rayon::ThreadPool>,
+    queue_capacity: usize,
     preprocessor: Preprocessor,
     metadata: Arc<ModelMetadata>,
 }
@@ -56,14 +79,34 @@ impl InferenceEngine {
     pub fn start(model: ModelWrapper, settings: EngineSettings) -> Result<InferenceEngine> {
         // Threads inherit the setting, so it must be made before spawning.
         tch::set_num_threads(settings.torch_threads.max(1));
-        let (jobs, queue) = mpsc::channel(settings.queue_capacity.max(1));
+        let queue_capacity = settings.queue_capacity.max(1);
+        let (jobs, queue) = mpsc::sync_channel(queue_capacity);
+        let preprocess_pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(settings.preprocess_threads.max(1))
+            .thread_name(|index| format!("preprocess-{index}"))
+            .build()
+            .map_err(|error| Error::EngineThreads(error.to_string()))?;
+        let preprocessing = Arc::new(AtomicUsize::new(0));
         let preprocessor = model.preprocessor().clone();
         let metadata = Arc::new(model.metadata().clone());
+        let batcher = Batcher {
+            queue,
+            preprocessing: preprocessing.clone(),
+            max_batch_size: settings.max_batch_size.max(1),
+            max_batch_delay: settings.max_batch_delay,
+        };
         std::thread::Builder::new()
             .name("inference".into())
-            .spawn(move || run(model, queue, settings.max_batch_size.max(1)))
-            .map_err(|_| Error::InferenceStopped)?;
-        Ok(InferenceEngine { jobs, preprocessor, metadata })
+            .spawn(move || run(model, batcher))
+            .map_err(|error| Error::EngineThreads(error.to_string()))?;
+        Ok(InferenceEngine {
+            jobs,
+            preprocessing,
+            preprocess_pool: Arc::new(preprocess_pool),
+            queue_capacity,
+            preprocessor,
+            metadata,
+        })
     }
 
     /// What came with the weights.
@@ -71,59 +114,204 @@ impl InferenceEngine {
         &self.metadata
     }
 
-    /// Runs the three steps on one encoded image: `pre_process` on the blocking pool, then
-    /// `predict` and `post_process` on the inference thread.
+    /// Runs the three steps on one encoded image: `pre_process` on the preprocessing pool, then
+    /// `predict` and `post_process` on the inference thread, batched with other requests.
     pub async fn classify(&self, image: Vec<u8>) -> Result<Classification> {
-        let preprocessor = self.preprocessor.clone();
-        let (input, tensor) = tokio::task::spawn_blocking(move || {
-            let input = preprocessor.model_input(&image)?;
-            let tensor = preprocessor.to_tensor(&input);
-            Ok::<_, Error>((input, tensor))
-        })
-        .await
-        .map_err(|_| Error::PreprocessingFailed)??;
+        self.submit(image).await.unwrap_or(Err(Error::InferenceStopped))
+    }
+
+    /// [`classify`](Self::classify) for several images at once, preprocessed in parallel;
+    /// one result per image, in order.
+    pub async fn classify_all(&self, images: Vec<Vec<u8>>) -> Vec<Result<Classification>> {
+        let answers: Vec<_> = images.into_iter().map(|image| self.submit(image)).collect();
+        let mut results = Vec::with_capacity(answers.len());
+        for answer in answers {
+            results.push(answer.await.unwrap_or(Err(Error::InferenceStopped)));
+        }
+        results
+    }
+
+    /// Starts `image` on its way and returns where its answer will arrive; a closed channel
+    /// means the inference thread is gone.
+    fn submit(&self, image: Vec<u8>) -> oneshot::Receiver<Result<Classification>> {
         let (reply, answer) = oneshot::channel();
-        self.jobs.try_send(Job { input: tensor, reply }).map_err(|error| match error {
-            mpsc::error::TrySendError::Full(_) => Error::Overloaded,
-            mpsc::error::TrySendError::Closed(_) => Error::InferenceStopped,
-        })?;
-        let prediction = answer.await.map_err(|_| Error::InferenceStopped)??;
-        Ok(Classification { prediction, input })
+        let preprocessing = self.preprocessing.clone();
+        if preprocessing.fetch_add(1, Ordering::AcqRel) >= self.queue_capacity {
+            preprocessing.fetch_sub(1, Ordering::AcqRel);
+            let _ = reply.send(Err(Error::Overloaded));
+            return answer;
+        }
+        let preprocessor = self.preprocessor.clone();
+        let jobs = self.jobs.clone();
+        self.preprocess_pool.spawn(move || {
+            // A panic in preprocessing (a bug) fails this image; unwinding out of a pool
+            // thread would abort the process.
+            let prepared = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                let input = preprocessor.model_input(&image)?;
+                Ok((preprocessor.to_tensor(&input), input))
+            }))
+            .unwrap_or(Err(Error::PreprocessingFailed));
+            // Counted down before queueing: the batcher, woken by this image, must not wait for it.
+            preprocessing.fetch_sub(1, Ordering::AcqRel);
+            let refused = match prepared {
+                Ok((tensor, input)) => match jobs.try_send(Job { tensor, input, reply }) {
+                    Ok(()) => None,
+                    Err(TrySendError::Full(job)) => Some((job.reply, Error::Overloaded)),
+                    Err(TrySendError::Disconnected(job)) => Some((job.reply, Error::InferenceStopped)),
+                },
+                Err(error) => Some((reply, error)),
+            };
+            if let Some((reply, error)) = refused {
+                // A caller that went away no longer needs its answer.
+                let _ = reply.send(Err(error));
+            }
+        });
+        answer
     }
 }
 
-/// The inference thread's loop: wait for a job, take whatever else is queued, run the
-/// batch, answer each caller.
-fn run(model: ModelWrapper, mut queue: mpsc::Receiver<Job>, max_batch_size: usize) {
-    let mut batch = Vec::with_capacity(max_batch_size);
-    while let Some(first) = queue.blocking_recv() {
+/// The inference thread's side of the queue: how it gathers a batch.
+struct Batcher {
+    queue: Receiver<Job>,
+    preprocessing: Arc<AtomicUsize>,
+    max_batch_size: usize,
+    max_batch_delay: Duration,
+}
+
+impl Batcher {
+    /// The next batch: waits for a first image, then takes what is queued, and while images
+    /// are still being preprocessed waits for them until the batch is full or `max_batch_delay`
+    /// has passed since the first. `None` once every engine handle is gone.
+    fn next_batch(&self) -> Option<Vec<Job>> {
+        let first = self.queue.recv().ok()?;
+        let deadline = Instant::now() + self.max_batch_delay;
+        let mut batch = Vec::with_capacity(self.max_batch_size);
         batch.push(first);
-        while batch.len() < max_batch_size {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        while batch.len() < self.max_batch_size {
+            let next = match self.queue.try_recv() {
+                Ok(job) => Some(job),
+                Err(TryRecvError::Disconnected) => None,
+                Err(TryRecvError::Empty) => self.wait_for_more(deadline),
+            };
+            match next {
+                Some(job) => batch.push(job),
+                None => break,
             }
         }
-        let inputs: Vec<Tensor> = batch.iter().map(|job| job.input.shallow_clone()).collect();
+        Some(batch)
+    }
+
+    /// An image that arrives before `deadline`, if any is still being preprocessed.
+    fn wait_for_more(&self, deadline: Instant) -> Option<Job> {
+        if self.preprocessing.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let left = deadline.checked_duration_since(Instant::now()).filter(|left| !left.is_zero())?;
+        // Timed out, or every sender gone: either way, no more for this batch.
+        self.queue.recv_timeout(left).ok()
+    }
+}
+
+/// The inference thread's loop: gather a batch, run it, answer each caller.
+fn run(model: ModelWrapper, batcher: Batcher) {
+    while let Some(batch) = batcher.next_batch() {
+        let tensors: Vec<Tensor> = batch.iter().map(|job| job.tensor.shallow_clone()).collect();
         // tch panics on libtorch errors; one bad batch must not end the thread for everyone.
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            model.post_process(&model.predict(&Tensor::stack(&inputs, 0)))
+            model.post_process(&model.predict(&Tensor::stack(&tensors, 0)))
         }));
-        match outcome {
-            Ok(Ok(predictions)) => {
-                for (job, prediction) in batch.drain(..).zip(predictions) {
-                    // A caller that went away no longer needs its answer.
-                    let _ = job.reply.send(Ok(prediction));
-                }
-            }
+        let predictions = match outcome {
+            Ok(Ok(predictions)) => predictions,
             Ok(Err(error)) => {
                 tracing::error!(%error, batch = batch.len(), "inference failed");
-                batch.clear();
+                Vec::new()
             }
             Err(_) => {
                 tracing::error!(batch = batch.len(), "inference panicked; its requests fail, the thread goes on");
-                batch.clear();
+                Vec::new()
             }
+        };
+        let mut predictions = predictions.into_iter();
+        for job in batch {
+            let answer = match predictions.next() {
+                Some(prediction) => Ok(Classification { prediction, input: job.input }),
+                None => Err(Error::InferenceFailed),
+            };
+            // A caller that went away no longer needs its answer.
+            let _ = job.reply.send(answer);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batcher over a fresh queue, with `preprocessing` images announced.
+    fn batcher_over_new_queue(
+        max_batch_size: usize,
+        max_batch_delay: Duration,
+        preprocessing: usize,
+    ) -> (Batcher, SyncSender<Job>) {
+        let (jobs, queue) = mpsc::sync_channel(64);
+        let preprocessing = Arc::new(AtomicUsize::new(preprocessing));
+        (Batcher { queue, preprocessing, max_batch_size, max_batch_delay }, jobs)
+    }
+
+    /// A job whose input is all `value`.
+    fn job(value: f32) -> Job {
+        let (reply, _answer) = oneshot::channel();
+        Job {
+            tensor: Tensor::full([1, 28, 28], f64::from(value), tch::kind::FLOAT_CPU),
+            input: ModelInput::blank(28),
+            reply,
+        }
+    }
+
+    fn values(batch: &[Job]) -> Vec<f64> {
+        batch.iter().map(|job| job.tensor.double_value(&[0, 0, 0])).collect()
+    }
+
+    #[test]
+    fn takes_what_is_queued_up_to_the_batch_size_in_order_without_waiting() {
+        let (batcher, jobs) = batcher_over_new_queue(4, Duration::from_secs(10), 0);
+        for value in 0..10 {
+            jobs.send(job(value as f32)).unwrap();
+        }
+        let started = Instant::now();
+        assert_eq!(values(&batcher.next_batch().unwrap()), [0.0, 1.0, 2.0, 3.0]);
+        assert_eq!(values(&batcher.next_batch().unwrap()), [4.0, 5.0, 6.0, 7.0]);
+        assert_eq!(values(&batcher.next_batch().unwrap()), [8.0, 9.0]);
+        // Nothing was being preprocessed, so the 10 s delay never applied.
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        drop(jobs);
+        assert!(batcher.next_batch().is_none());
+    }
+
+    #[test]
+    fn waits_for_an_image_still_being_preprocessed() {
+        let (batcher, jobs) = batcher_over_new_queue(8, Duration::from_secs(10), 1);
+        jobs.send(job(1.0)).unwrap();
+        let preprocessing = batcher.preprocessing.clone();
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            preprocessing.fetch_sub(1, Ordering::AcqRel);
+            jobs.send(job(2.0)).unwrap();
+        });
+        assert_eq!(values(&batcher.next_batch().unwrap()), [1.0, 2.0]);
+        late.join().unwrap();
+    }
+
+    #[test]
+    fn gives_up_waiting_after_the_delay_and_a_zero_delay_never_waits() {
+        let (batcher, jobs) = batcher_over_new_queue(8, Duration::from_millis(100), 1);
+        jobs.send(job(1.0)).unwrap();
+        let started = Instant::now();
+        assert_eq!(values(&batcher.next_batch().unwrap()), [1.0]);
+        assert!(started.elapsed() >= Duration::from_millis(100), "{:?}", started.elapsed());
+
+        let (batcher, jobs) = batcher_over_new_queue(8, Duration::ZERO, 1);
+        jobs.send(job(1.0)).unwrap();
+        assert_eq!(values(&batcher.next_batch().unwrap()), [1.0]);
     }
 }

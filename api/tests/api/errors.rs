@@ -61,14 +61,8 @@ async fn bodies_over_the_limit_get_413_with_or_without_content_length() {
     expect_error(app.predict_multipart("image", "big.png", big.clone()).await, 413, "over the limit").await;
 
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big.chunks(8 * 1024).map(|chunk| Ok(chunk.to_vec())).collect();
-    let response = app
-        .client
-        .post(format!("{}/model/predict", app.url))
-        .header("content-type", "multipart/form-data; boundary=X")
-        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
-        .send()
-        .await
-        .unwrap();
+    let stream = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
+    let response = app.predict_body(Some("multipart/form-data; boundary=X"), stream).await;
     expect_error(response, 413, "over the limit").await;
     assert_eq!(app.predict_sample("digit-8.png").await.0, 8);
 }
@@ -80,16 +74,57 @@ async fn unknown_paths_and_wrong_methods_get_json() {
     expect_error(app.client.get(format!("{}/model/predict", app.url)).send().await.unwrap(), 405, "not allowed").await;
     expect_error(app.client.delete(format!("{}/model/metadata", app.url)).send().await.unwrap(), 405, "not allowed")
         .await;
-    let json = app.client.post(format!("{}/model/predict", app.url)).json(&serde_json::json!({})).send().await.unwrap();
-    expect_error(json, 415, "not supported").await;
-    let malformed = app
-        .client
-        .post(format!("{}/model/predict", app.url))
-        .header("content-type", "multipart/form-data; boundary=X")
-        .body("--X\r\nthis is not a part header\r\n")
-        .send()
-        .await
-        .unwrap();
+    let json = app.predict_body(Some("application/json"), "{}").await;
+    expect_error(json, 415, "cannot read an image").await;
+    let malformed =
+        app.predict_body(Some("multipart/form-data; boundary=X"), "--X\r\nthis is not a part header\r\n").await;
     assert_eq!(malformed.status(), 400);
     assert_eq!(malformed.json::<ErrorBody>().await.unwrap().status, "error");
+}
+
+#[tokio::test]
+async fn a_bad_part_among_several_is_named_in_the_error() {
+    let app = TestApp::spawn().await;
+    let form = reqwest::multipart::Form::new()
+        .part("image", reqwest::multipart::Part::bytes(sample("digit-3.png")).file_name("three.png"))
+        .part("image", reqwest::multipart::Part::bytes(b"not an image".to_vec()).file_name("notes.txt"))
+        .part("image", reqwest::multipart::Part::bytes(sample("digit-7.png")).file_name("seven.png"));
+    let response = app.predict_form(form).await;
+    expect_error(response, 400, "part 2 (image, \"notes.txt\"): the file is not a supported image").await;
+    assert_eq!(app.predict_sample("digit-3.png").await.0, 3);
+}
+
+/// A multipart body of `parts` one-byte parts named `image`.
+fn many_parts(parts: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    for _ in 0..parts {
+        body.extend(b"--X\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\nx\r\n");
+    }
+    body.extend(b"--X--\r\n");
+    body
+}
+
+#[tokio::test]
+async fn more_parts_than_the_cap_get_413_and_the_cap_itself_is_fine() {
+    let app = TestApp::spawn_with(|settings| settings.max_images_per_request = 3).await;
+    let form = Some("multipart/form-data; boundary=X");
+    expect_error(app.predict_body(form, many_parts(4)).await, 413, "at most 3 images per request").await;
+    // Three parts pass the cap; their one-byte images are then refused one by one.
+    expect_error(app.predict_body(form, many_parts(3)).await, 400, "part 1 (image, \"a.png\")").await;
+
+    // Ten thousand parts (within the body limit) with the default cap: refused at the cap,
+    // without reading the rest.
+    let app = TestApp::spawn().await;
+    let response = app.predict_body(form, many_parts(10_000)).await;
+    expect_error(response, 413, "parts in one request").await;
+    assert_eq!(app.predict_sample("digit-9.png").await.0, 9);
+}
+
+#[tokio::test]
+async fn bodies_that_are_neither_forms_nor_images_get_415() {
+    let app = TestApp::spawn().await;
+    for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
+        let response = app.predict_body(Some(content_type), sample("digit-2.png")).await;
+        expect_error(response, 415, "Content-Type image/png").await;
+    }
 }

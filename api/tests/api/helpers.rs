@@ -54,8 +54,21 @@ impl TestApp {
     /// POSTs `bytes` as the multipart field `field` of `/model/predict`.
     pub async fn predict_multipart(&self, field: &str, file_name: &str, bytes: Vec<u8>) -> reqwest::Response {
         let part = reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_owned());
-        let form = reqwest::multipart::Form::new().part(field.to_owned(), part);
+        self.predict_form(reqwest::multipart::Form::new().part(field.to_owned(), part)).await
+    }
+
+    /// POSTs `form` to `/model/predict`.
+    pub async fn predict_form(&self, form: reqwest::multipart::Form) -> reqwest::Response {
         self.client.post(format!("{}/model/predict", self.url)).multipart(form).send().await.unwrap()
+    }
+
+    /// POSTs `body` to `/model/predict` with `content_type` (no `Content-Type` when `None`).
+    pub async fn predict_body(&self, content_type: Option<&str>, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        let mut request = self.client.post(format!("{}/model/predict", self.url)).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        request.send().await.unwrap()
     }
 
     /// Classifies a committed sample and returns the predicted digit and its probability.

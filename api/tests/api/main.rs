@@ -2,6 +2,7 @@
 //! compile into this one binary.
 
 mod app;
+mod batching;
 mod docs;
 mod errors;
 mod helpers;

@@ -105,3 +105,38 @@ async fn shows_the_28_pixel_image_the_model_saw_when_asked() {
     assert_eq!([seen[(0, 0)], seen[(27, 0)], seen[(0, 27)], seen[(27, 27)]].map(|pixel| pixel.0[0]), [0; 4]);
     assert_eq!(seen.pixels().map(|pixel| pixel.0[0]).max(), Some(255));
 }
+
+#[tokio::test]
+async fn several_images_in_one_form_get_one_prediction_each_in_order() {
+    let app = TestApp::spawn().await;
+    let digits = [7, 2, 9, 0, 4, 1, 8, 3, 6, 5, 7, 7];
+    let mut form = reqwest::multipart::Form::new();
+    for (index, digit) in digits.iter().enumerate() {
+        // Both field names, mixed: every image part counts, in the order sent.
+        let field = if index % 4 == 3 { "file" } else { "image" };
+        let part =
+            reqwest::multipart::Part::bytes(sample(&format!("digit-{digit}.png"))).file_name(format!("{digit}.png"));
+        form = form.part(field, part);
+    }
+    let form = form.part("image", reqwest::multipart::Part::bytes(sample("photo-8-exif.jpg")).file_name("photo.jpg"));
+    let response = app.predict_form(form).await;
+    assert_eq!(response.status(), 200);
+    let body: PredictResponse = response.json().await.unwrap();
+    let predicted: Vec<u32> = body.predictions.iter().map(|prediction| prediction.prediction).collect();
+    let mut expected = digits.to_vec();
+    expected.push(8);
+    assert_eq!(predicted, expected);
+}
+
+#[tokio::test]
+async fn a_raw_image_body_gets_the_same_answer_as_the_form() {
+    let app = TestApp::spawn().await;
+    let bytes = sample("photo-4-exif.jpg");
+    let form: PredictResponse = app.predict_multipart("image", "photo.jpg", bytes.clone()).await.json().await.unwrap();
+    for content_type in [Some("image/jpeg"), Some("image/png"), Some("application/octet-stream"), None] {
+        let response = app.predict_body(content_type, bytes.clone()).await;
+        assert_eq!(response.status(), 200, "{content_type:?}");
+        let raw: PredictResponse = response.json().await.unwrap();
+        assert_eq!(raw, form, "{content_type:?}");
+    }
+}

@@ -33,6 +33,9 @@ pub enum StartupError {
     /// The checksums file lists no safetensors weights.
     #[error("{0} lists no `.safetensors` weights file")]
     NoWeights(String),
+    /// Settings that contradict each other.
+    #[error("invalid settings: {0}")]
+    Settings(String),
     /// The listening socket could not be opened.
     #[error("cannot listen on {address}: {cause}")]
     Bind {
@@ -57,6 +60,12 @@ impl Application {
     /// Verifies the weights (fetching them from the bucket when needed), starts the
     /// inference thread and binds `settings.host:settings.port`.
     pub async fn build(settings: &ServerSettings) -> Result<Application, StartupError> {
+        if settings.max_images_per_request > settings.queue_capacity {
+            return Err(StartupError::Settings(format!(
+                "MAX_IMAGES_PER_REQUEST ({}) is over QUEUE_CAPACITY ({}): a full form could never be admitted",
+                settings.max_images_per_request, settings.queue_capacity
+            )));
+        }
         let weights = verified_weights(settings).await?;
         let model = ModelWrapper::load(&weights.path, max_mnist_core::best_device(), settings.max_image_pixels)?;
         let metadata = ModelMetadataResponse::new(&MODEL_CARD, model.metadata(), &weights.sha512);

@@ -1,7 +1,7 @@
 //! The images of a `POST /model/predict`, from either kind of body it accepts:
 //!
 //! - `multipart/form-data`: one image per `image` part (or `file`, as older MAX clients
-//!   send), in order, at most [`UploadLimits::max_images`] parts;
+//!   send), in order; at most [`UploadLimits::max_images`] parts of any name;
 //! - the raw image: `Content-Type: image/*` or `application/octet-stream`, or no
 //!   `Content-Type` at all (`curl -X POST -T digit.png`).
 //!
@@ -9,6 +9,7 @@
 //! framed. The body's size is capped before it gets here ([`crate::limits::BodyLimit`]).
 
 use poem::http::StatusCode;
+use poem::http::header::CONTENT_TYPE;
 use poem::web::Multipart;
 use poem::{FromRequest, Request, RequestBody};
 use poem_openapi::payload::Payload;
@@ -26,7 +27,7 @@ const MAX_NAME_CHARS: usize = 80;
 /// How much one request may upload; stored in the route's data by `startup`.
 #[derive(Clone, Copy, Debug)]
 pub struct UploadLimits {
-    /// Most parts in a multipart request (more is a 413).
+    /// Most parts in a multipart request, of any name (more is a 413).
     pub max_images: usize,
 }
 
@@ -143,7 +144,10 @@ impl<'a> ApiExtractor<'a> for PredictUpload {
         body: &mut RequestBody,
         _options: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<PredictUpload> {
-        match framing(request.content_type()) {
+        // A Content-Type that is not visible ASCII reads as none; it must not pass as a raw image.
+        let unreadable = request.headers().contains_key(CONTENT_TYPE) && request.content_type().is_none();
+        let framing = if unreadable { Framing::Unsupported } else { framing(request.content_type()) };
+        match framing {
             Framing::Multipart => PredictUpload::from_multipart(request, body).await,
             Framing::RawImage => PredictUpload::from_raw_body(body).await,
             Framing::Unsupported => Err(ApiError::unsupported_media_type(format!(

@@ -42,7 +42,8 @@ pub struct ServerSettings {
     /// Largest image accepted, in pixels (width × height, checked before decoding; larger gets 413).
     #[arg(long, env = "MAX_IMAGE_PIXELS", default_value_t = 16_000_000)]
     pub max_image_pixels: u64,
-    /// Most images in one multipart request (more gets 413).
+    /// Most parts in one multipart request, each an image (more gets 413); at most
+    /// QUEUE_CAPACITY.
     #[arg(long, env = "MAX_IMAGES_PER_REQUEST", default_value_t = 64)]
     pub max_images_per_request: usize,
     /// Most images in one forward pass.
@@ -50,10 +51,10 @@ pub struct ServerSettings {
     pub max_batch_size: usize,
     /// Longest a batch waits, in microseconds after its first image, for images still being
     /// preprocessed (0: run what is queued at once; an idle server never waits).
-    #[arg(long, env = "MAX_BATCH_DELAY_US", default_value_t = 500)]
+    #[arg(long, env = "MAX_BATCH_DELAY_US", default_value_t = 1000)]
     pub max_batch_delay_us: u64,
-    /// Most images waiting for preprocessing, and most waiting for inference; beyond either
-    /// requests get 503.
+    /// Most images waiting for preprocessing, and most waiting for inference; a request whose
+    /// images do not fit gets 503.
     #[arg(long, env = "QUEUE_CAPACITY", default_value_t = 1024)]
     pub queue_capacity: usize,
     /// Threads decoding and preprocessing images (0: one per CPU core).

@@ -13,34 +13,34 @@ use tch::Device;
 
 use crate::{Error, Result};
 
-/// Present when the NVIDIA kernel driver is loaded (on the host, and in GPU containers).
+/// Present when the NVIDIA kernel driver is loaded (on the host, and in GPU containers);
+/// [`best_device`] loads nothing CUDA without it (an explicit `cuda` device still tries).
 const NVIDIA_DRIVER: &str = "/proc/driver/nvidia/version";
 /// libtorch's CUDA support, found through the binaries' rpath.
 const TORCH_CUDA_LIBRARY: &str = "libtorch_cuda.so";
 
-/// Loads libtorch's CUDA support when this machine has an NVIDIA driver; returns whether
-/// CUDA can be used. Only the first call loads; later calls repeat its answer. It must run
-/// before anything else asks libtorch about CUDA, which settles the answer once per process.
+/// Loads libtorch's CUDA support, once per process, and returns whether CUDA can be used.
+/// It must run before anything else asks libtorch about CUDA, which settles the answer once
+/// per process.
 pub fn enable_cuda() -> Result<bool> {
-    static LOADED: OnceLock<std::result::Result<bool, String>> = OnceLock::new();
-    let loaded = LOADED.get_or_init(|| {
-        if !Path::new(NVIDIA_DRIVER).exists() {
-            return Ok(false);
-        }
-        load_torch_cuda().map(|()| true)
-    });
-    match loaded {
-        Ok(loaded) => Ok(*loaded && tch::Cuda::is_available()),
-        Err(cause) => Err(Error::CudaLibrary(cause.clone())),
-    }
+    static LOADED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    LOADED.get_or_init(load_torch_cuda).clone().map_err(Error::CudaLibrary)?;
+    Ok(tch::Cuda::is_available())
 }
 
-/// The first GPU when CUDA can be used, else the CPU; a CUDA library that fails to load is
-/// logged and the CPU used.
+/// The first GPU when this machine has an NVIDIA driver and CUDA works, else the CPU (with a
+/// warning when a driver is there but CUDA is not usable). Without a driver nothing CUDA is
+/// loaded.
 pub fn best_device() -> Device {
+    if !Path::new(NVIDIA_DRIVER).exists() {
+        return Device::Cpu;
+    }
     match enable_cuda() {
         Ok(true) => Device::Cuda(0),
-        Ok(false) => Device::Cpu,
+        Ok(false) => {
+            tracing::warn!("an NVIDIA driver is present but libtorch sees no CUDA device; running on the CPU");
+            Device::Cpu
+        }
         Err(error) => {
             tracing::warn!(%error, "running on the CPU");
             Device::Cpu
@@ -48,12 +48,13 @@ pub fn best_device() -> Device {
     }
 }
 
-/// Maps `libtorch_cuda.so` into the process for good; its initialisers register CUDA with
-/// the libtorch already loaded.
+/// Maps `libtorch_cuda.so` (and the CUDA libraries it links) into the process for good; its
+/// initialisers register CUDA's hooks and kernels with the libtorch already loaded.
 fn load_torch_cuda() -> std::result::Result<(), String> {
     use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
-    // SAFETY: loading runs libtorch_cuda's static initialisers, which only register its
-    // CUDA hooks with libtorch; the library is never unloaded, so nothing dangles.
+    // SAFETY: loading runs the static initialisers of libtorch_cuda and the CUDA libraries,
+    // which register with the libtorch already loaded and touch nothing of ours; the library
+    // is never unloaded, so nothing registered dangles.
     let library = unsafe { Library::open(Some(TORCH_CUDA_LIBRARY), RTLD_NOW | RTLD_GLOBAL) };
     library.map(std::mem::forget).map_err(|error| error.to_string())
 }

@@ -5,9 +5,11 @@
 //!
 //! An image's way through: [`InferenceEngine::classify`] hands the bytes to the preprocessing
 //! pool; there `pre_process` turns them into a tensor, which goes straight into the inference
-//! queue. Both stages are bounded by `queue_capacity` images: past it an image is refused
-//! with [`Error::Overloaded`] at once, so a flood costs neither unbounded memory nor
-//! unbounded waiting. The inference thread takes
+//! queue. Both stages are bounded by `queue_capacity` images, and a request's images are
+//! admitted all together or not at all: past the bound a request is refused with
+//! [`Error::Overloaded`] at once, so a flood costs neither unbounded memory (at most
+//! `queue_capacity` encoded uploads wait, each within the body limit) nor unbounded waiting.
+//! The inference thread takes
 //! the first queued image, then whatever else is queued, up to `max_batch_size`; while other
 //! images are still being preprocessed it waits for them, at most `max_batch_delay` after the
 //! first. An idle server therefore answers a lone request at once, and a busy one fills its
@@ -15,7 +17,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::time::{Duration, Instant};
 
@@ -53,6 +55,23 @@ pub struct Classification {
     pub input: ModelInput,
 }
 
+/// How many forward passes the inference thread has run, and over how many images: their
+/// ratio is the mean batch size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchCounts {
+    /// Forward passes.
+    pub batches: u64,
+    /// Images in them.
+    pub images: u64,
+}
+
+/// [`BatchCounts`] as the inference thread updates them.
+#[derive(Default)]
+struct BatchCounters {
+    batches: AtomicU64,
+    images: AtomicU64,
+}
+
 /// One preprocessed image waiting for the inference thread.
 struct Job {
     tensor: Tensor,
@@ -70,6 +89,7 @@ pub struct InferenceEngine {
     preprocessing: Arc<AtomicUsize>,
     preprocess_pool: Arc<rayon::ThreadPool>,
     queue_capacity: usize,
+    counters: Arc<BatchCounters>,
     preprocessor: Preprocessor,
     metadata: Arc<ModelMetadata>,
 }
@@ -89,6 +109,7 @@ impl InferenceEngine {
         let preprocessing = Arc::new(AtomicUsize::new(0));
         let preprocessor = model.preprocessor().clone();
         let metadata = Arc::new(model.metadata().clone());
+        let counters = Arc::new(BatchCounters::default());
         let batcher = Batcher {
             queue,
             preprocessing: preprocessing.clone(),
@@ -97,13 +118,17 @@ impl InferenceEngine {
         };
         std::thread::Builder::new()
             .name("inference".into())
-            .spawn(move || run(model, batcher))
+            .spawn({
+                let counters = counters.clone();
+                move || run(model, batcher, &counters)
+            })
             .map_err(|error| Error::EngineThreads(error.to_string()))?;
         Ok(InferenceEngine {
             jobs,
             preprocessing,
             preprocess_pool: Arc::new(preprocess_pool),
             queue_capacity,
+            counters,
             preprocessor,
             metadata,
         })
@@ -114,33 +139,44 @@ impl InferenceEngine {
         &self.metadata
     }
 
+    /// Forward passes run so far, and the images in them.
+    pub fn batch_counts(&self) -> BatchCounts {
+        BatchCounts {
+            batches: self.counters.batches.load(Ordering::Relaxed),
+            images: self.counters.images.load(Ordering::Relaxed),
+        }
+    }
+
     /// Runs the three steps on one encoded image: `pre_process` on the preprocessing pool, then
     /// `predict` and `post_process` on the inference thread, batched with other requests.
     pub async fn classify(&self, image: Vec<u8>) -> Result<Classification> {
-        self.submit(image).await.unwrap_or(Err(Error::InferenceStopped))
+        self.classify_all(vec![image]).await.pop().unwrap_or(Err(Error::InferenceStopped))
     }
 
     /// [`classify`](Self::classify) for several images at once, preprocessed in parallel;
-    /// one result per image, in order.
+    /// one result per image, in order. The images are admitted together: when they do not all
+    /// fit in the queue, every one is refused with [`Error::Overloaded`] and none is run.
     pub async fn classify_all(&self, images: Vec<Vec<u8>>) -> Vec<Result<Classification>> {
+        let count = images.len();
+        let admitted = self.preprocessing.fetch_update(Ordering::AcqRel, Ordering::Acquire, |waiting| {
+            waiting.checked_add(count).filter(|&total| total <= self.queue_capacity)
+        });
+        if admitted.is_err() {
+            return images.iter().map(|_| Err(Error::Overloaded)).collect();
+        }
         let answers: Vec<_> = images.into_iter().map(|image| self.submit(image)).collect();
-        let mut results = Vec::with_capacity(answers.len());
+        let mut results = Vec::with_capacity(count);
         for answer in answers {
             results.push(answer.await.unwrap_or(Err(Error::InferenceStopped)));
         }
         results
     }
 
-    /// Starts `image` on its way and returns where its answer will arrive; a closed channel
-    /// means the inference thread is gone.
+    /// Starts `image`, already counted in `preprocessing`, on its way and returns where its
+    /// answer will arrive; a closed channel means the inference thread is gone.
     fn submit(&self, image: Vec<u8>) -> oneshot::Receiver<Result<Classification>> {
         let (reply, answer) = oneshot::channel();
         let preprocessing = self.preprocessing.clone();
-        if preprocessing.fetch_add(1, Ordering::AcqRel) >= self.queue_capacity {
-            preprocessing.fetch_sub(1, Ordering::AcqRel);
-            let _ = reply.send(Err(Error::Overloaded));
-            return answer;
-        }
         let preprocessor = self.preprocessor.clone();
         let jobs = self.jobs.clone();
         self.preprocess_pool.spawn(move || {
@@ -213,8 +249,10 @@ impl Batcher {
 }
 
 /// The inference thread's loop: gather a batch, run it, answer each caller.
-fn run(model: ModelWrapper, batcher: Batcher) {
+fn run(model: ModelWrapper, batcher: Batcher, counters: &BatchCounters) {
     while let Some(batch) = batcher.next_batch() {
+        counters.batches.fetch_add(1, Ordering::Relaxed);
+        counters.images.fetch_add(batch.len() as u64, Ordering::Relaxed);
         let tensors: Vec<Tensor> = batch.iter().map(|job| job.tensor.shallow_clone()).collect();
         // tch panics on libtorch errors; one bad batch must not end the thread for everyone.
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 use crate::Result;
@@ -29,7 +28,6 @@ pub struct ModelWrapper {
     preprocessor: Preprocessor,
     net: ServingNet,
     metadata: ModelMetadata,
-    _store: VarStore,
 }
 
 impl ModelWrapper {
@@ -41,7 +39,6 @@ impl ModelWrapper {
             preprocessor: Preprocessor::new(loaded.metadata.input_size, loaded.metadata.normalisation, max_pixels),
             net: loaded.net.for_serving(),
             metadata: loaded.metadata,
-            _store: loaded.store,
         })
     }
 

@@ -51,7 +51,7 @@ fn manifest(files: &[(&'static str, Vec<u8>)]) -> Vec<ExpectedFile> {
     files
         .iter()
         .map(|(name, raw)| ExpectedFile {
-            name: *name,
+            name,
             gzip_bytes: gzip(raw).len() as u64,
             raw_bytes: raw.len() as u64,
             raw_sha256: hex::encode(Sha256::digest(raw)).leak(),

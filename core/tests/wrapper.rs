@@ -1,10 +1,13 @@
-//! The three steps of the model wrapper on the committed, verified weights and samples.
+//! The three steps of the model wrapper, and the inference engine that runs them for the
+//! server, on the committed, verified weights and samples.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use max_mnist_core::archive::UnpackLimits;
 use max_mnist_core::bucket::{ModelSource, ensure_verified_assets};
 use max_mnist_core::download::DownloadPolicy;
+use max_mnist_core::inference::{EngineSettings, InferenceEngine};
 use max_mnist_core::wrapper::ModelWrapper;
 use max_mnist_core::{Device, Error};
 use tch::Tensor;
@@ -93,4 +96,46 @@ fn bad_bytes_are_typed_errors() {
     let model = committed_model(assets.path());
     assert!(matches!(model.pre_process(b""), Err(Error::EmptyImage)));
     assert!(matches!(model.pre_process(b"GIF89a"), Err(Error::UndecodableImage(_))));
+}
+
+/// An engine on the committed model, waiting up to `max_batch_delay` for batches to fill.
+fn engine(assets: &Path, max_batch_delay: Duration, queue_capacity: usize) -> InferenceEngine {
+    let settings =
+        EngineSettings { max_batch_size: 32, max_batch_delay, queue_capacity, preprocess_threads: 2, torch_threads: 1 };
+    InferenceEngine::start(committed_model(assets), settings).unwrap()
+}
+
+/// Runs `future` to completion on a fresh runtime (the model is loaded outside it).
+fn block_on<T>(future: impl Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(future)
+}
+
+#[test]
+fn the_engine_batches_a_request_s_images_and_answers_each_in_order() {
+    let assets = tempfile::tempdir().unwrap();
+    let engine = engine(assets.path(), Duration::from_millis(200), 1024);
+    let digits = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4, 3, 5, 3, 6, 1, 7];
+    let images = digits.iter().map(|digit| sample(&format!("digit-{digit}.png"))).collect();
+    let results = block_on(engine.classify_all(images));
+    let predicted: Vec<usize> = results.into_iter().map(|result| result.unwrap().prediction.class_index).collect();
+    assert_eq!(predicted, digits);
+    let counts = engine.batch_counts();
+    assert_eq!(counts.images, digits.len() as u64);
+    // Preprocessed on two threads while the inference thread waited: far fewer forward
+    // passes than images (one per image would mean no batching).
+    assert!(counts.batches * 4 <= counts.images, "{counts:?}");
+}
+
+#[test]
+fn the_engine_admits_a_request_s_images_together_or_not_at_all() {
+    let assets = tempfile::tempdir().unwrap();
+    let engine = engine(assets.path(), Duration::ZERO, 4);
+    let images = |count: usize| (0..count).map(|digit| sample(&format!("digit-{digit}.png"))).collect();
+    let refused = block_on(engine.classify_all(images(5)));
+    assert!(refused.iter().all(|result| matches!(result, Err(Error::Overloaded))), "{refused:?}");
+    assert_eq!(engine.batch_counts().images, 0, "nothing of a refused request runs");
+    // Failures give their places back: a bad image, then a full queue's worth of good ones.
+    assert!(matches!(block_on(engine.classify(b"not an image".to_vec())), Err(Error::UnsupportedImageFormat)));
+    let admitted = block_on(engine.classify_all(images(4)));
+    assert!(admitted.iter().all(Result::is_ok), "{admitted:?}");
 }

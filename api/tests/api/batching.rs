@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
+use max_mnist_api::Application;
 use max_mnist_api::error::ErrorBody;
+use max_mnist_config::settings::ServerSettings;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use crate::helpers::{TestApp, sample};
@@ -56,6 +58,7 @@ async fn batches_across_requests_and_answers_each_caller_with_its_own_digit() {
 async fn a_full_queue_answers_503_with_retry_after_and_the_server_recovers() {
     let app = TestApp::spawn_with(|settings| {
         settings.queue_capacity = 1;
+        settings.max_images_per_request = 1;
         settings.preprocess_threads = 1;
     })
     .await;
@@ -80,10 +83,22 @@ async fn a_full_queue_answers_503_with_retry_after_and_the_server_recovers() {
         }
     }
     assert!(refused > 0, "64 concurrent photos never filled a queue of one");
-    // The refused work left nothing behind: one request at a time, the server answers.
+    // The refused work, and a failed image, left nothing behind: one request at a time, the
+    // server answers.
+    assert_eq!(app.predict_multipart("image", "notes.txt", b"not an image".to_vec()).await.status(), 400);
     for (name, digit) in MIXED {
         assert_eq!(app.predict_sample(name).await.0, digit, "{name}");
     }
+}
+
+#[tokio::test]
+async fn a_form_larger_than_the_queue_is_refused_at_start_up() {
+    let mut settings = ServerSettings::defaults();
+    settings.port = 0;
+    settings.queue_capacity = 8;
+    settings.max_images_per_request = 9;
+    let error = Application::build(&settings).await.err().expect("contradictory settings are refused");
+    assert!(error.to_string().contains("could never be admitted"), "{error}");
 }
 
 /// Reads one HTTP/1.1 response (status line, headers, `Content-Length` body) from `reader`.

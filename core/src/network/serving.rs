@@ -8,6 +8,8 @@
 //! batch on CUDA or a libtorch without oneDNN, runs the folded weights through those.
 //!
 //! The logits equal [`Net`]'s in eval mode up to float rounding; a test holds them to 1e-4.
+//! The two paths round differently, so an image's probabilities can differ in the sixth
+//! decimal depending on whether it was batched alone or with others.
 
 use tch::{Device, Tensor};
 
@@ -56,7 +58,8 @@ impl FullyConnected {
 }
 
 /// [`Net`] in eval mode, folded and laid out for fast inference. Build it with
-/// [`Net::for_serving`]; it holds its own copies of the weights.
+/// [`Net::for_serving`]; it keeps the tensors it needs alive, so the [`Net`] and its
+/// variable store may be dropped.
 #[derive(Debug)]
 pub struct ServingNet {
     device: Device,

@@ -35,6 +35,8 @@ pub(crate) type Plane = ImageBuffer<Luma<f32>, Vec<f32>>;
 const MNIST_BOX: u32 = 20;
 /// Side of MNIST's images.
 const MNIST_FIELD: u32 = 28;
+/// The least brightest pixel of an MNIST digit (254 or 255 in every test digit).
+const MNIST_FULL_INK: u8 = 250;
 /// A median absolute deviation times this is the standard deviation of normal noise.
 const MAD_TO_DEVIATION: f64 = 1.4826;
 /// Longest side the ink is looked for at; larger uploads are first shrunk by area averaging.
@@ -66,10 +68,12 @@ pub(crate) fn normalise(image: &DynamicImage, orientation: Orientation, side: u3
 
 /// The shortcut: `image` itself, scaled so that its brightest pixel is 1, when it is already
 /// what the five steps make: an 8-bit grayscale `side × side` image (`side` being MNIST's 28)
-/// of white ink on an exactly black background, the ink's bounding box 19 or 20 pixels on its
-/// longest side (the 20-pixel box; 3 of MNIST's 10,000 test digits measure 19) and its centre
-/// of mass within half a pixel of the centre. Every MNIST digit qualifies, and the steps
-/// would return it unchanged but for resampling; they cost 4-5 times as much as decoding.
+/// of white ink, nearly full white at its brightest, on an exactly black background, the
+/// ink's bounding box 19 or 20 pixels on its longest side (the 20-pixel box; 3 of MNIST's
+/// 10,000 test digits measure 19), its centre of mass within half a pixel of the centre and
+/// its strokes at least [`MIN_STROKE_WIDTH`] wide. Every MNIST test digit qualifies, and the
+/// steps would return it unchanged but for resampling; they cost 4-5 times as much as
+/// decoding it.
 fn already_mnist(image: &DynamicImage, orientation: Orientation, side: u32) -> Option<Vec<f32>> {
     let DynamicImage::ImageLuma8(gray) = image else { return None };
     if side != MNIST_FIELD || gray.dimensions() != (side, side) || !matches!(orientation, Orientation::NoTransforms) {
@@ -90,7 +94,12 @@ fn already_mnist(image: &DynamicImage, orientation: Orientation, side: u32) -> O
     let fits_the_box = (MNIST_BOX - 1..=MNIST_BOX).contains(&ink?.longest_side());
     let centre = f64::from(side) / 2.0;
     let centred = |moment: u64| (moment as f64 / mass as f64 - centre).abs() <= 0.5;
-    if !fits_the_box || !centred(moment_x) || !centred(moment_y) {
+    if brightest < MNIST_FULL_INK || !fits_the_box || !centred(moment_x) || !centred(moment_y) {
+        return None;
+    }
+    let strokes =
+        Plane::from_fn(side, side, |x, y| Luma([f32::from(u8::from(gray.get_pixel(x, y).0[0] >= brightest / 2))]));
+    if stroke_width(&strokes) < MIN_STROKE_WIDTH {
         return None;
     }
     let brightest = f32::from(brightest);
@@ -428,8 +437,14 @@ fn find_ink(contrast: &Plane) -> Option<Ink> {
         let near = near_stroke.get_pixel(x, y).0[0] > 0.0;
         Luma([if near { (contrast.get_pixel(x, y).0[0] / stroke_level).min(1.0) } else { 0.0 }])
     });
-    let stroke_width = 2.0 * stroke_levels.len() as f32 / boundary_pixels(&strokes).max(1) as f32;
-    Some(Ink { levels: Bounds::of(&levels)?.crop(&levels), stroke_width })
+    Some(Ink { levels: Bounds::of(&levels)?.crop(&levels), stroke_width: stroke_width(&strokes) })
+}
+
+/// The mean width of the strokes in `mask` (1 inside, 0 outside): twice their area over their
+/// outline, which is exact for long bars and rates a one-pixel hairline as 2.
+fn stroke_width(mask: &Plane) -> f32 {
+    let area = mask.pixels().filter(|pixel| pixel.0[0] > 0.0).count();
+    2.0 * area as f32 / boundary_pixels(mask).max(1) as f32
 }
 
 /// Pixels of `mask` (1 inside, 0 outside) with a 4-neighbour outside it or off the edge.

@@ -228,6 +228,17 @@ mod tests {
     }
 
     #[test]
+    fn a_faint_28_pixel_digit_takes_the_full_steps_and_is_stretched() {
+        let original = image::load_from_memory(&sample("digit-3.png")).unwrap().to_luma8();
+        let faint = GrayImage::from_fn(28, 28, |x, y| Luma([original.get_pixel(x, y).0[0] / 3]));
+        let brightest = f32::from(*faint.iter().max().unwrap());
+        let scaled: Vec<f32> = faint.iter().map(|&value| f32::from(value) / brightest).collect();
+        let input = model_input(&encode(faint, ImageFormat::Png));
+        assert_ne!(input.pixels(), &scaled[..], "a faint digit must not take the shortcut");
+        assert!(similarity(&input, &reference()) > SAME_DIGIT, "{}", similarity(&input, &reference()));
+    }
+
+    #[test]
     fn an_off_centre_28_pixel_digit_takes_the_full_steps() {
         let original = image::load_from_memory(&sample("digit-3.png")).unwrap().to_luma8();
         let shifted = GrayImage::from_fn(28, 28, |x, y| match x.checked_sub(3) {

@@ -141,7 +141,7 @@ fn routes(api: ModelApi, settings: &ServerSettings) -> poem::endpoint::BoxEndpoi
         .at("/swagger.json", spec)
         .nest_no_strip("/model", service)
         .nest("/app", crate::app::routes())
-        .data(UploadLimits { max_images: settings.max_images_per_request })
+        .data(UploadLimits { max_parts: settings.max_images_per_request })
         .with(BodyLimit::new(settings.max_body_bytes))
         .with_if(settings.cors_enable, Cors::new())
         .with(CatchPanic::new().with_handler(panic_response))

@@ -1,7 +1,7 @@
 //! The images of a `POST /model/predict`, from either kind of body it accepts:
 //!
 //! - `multipart/form-data`: one image per `image` part (or `file`, as older MAX clients
-//!   send), in order; at most [`UploadLimits::max_images`] parts of any name;
+//!   send), in order; at most [`UploadLimits::max_parts`] parts of any name;
 //! - the raw image: `Content-Type: image/*` or `application/octet-stream`, or no
 //!   `Content-Type` at all (`curl -X POST -T digit.png`).
 //!
@@ -28,7 +28,7 @@ const MAX_NAME_CHARS: usize = 80;
 #[derive(Clone, Copy, Debug)]
 pub struct UploadLimits {
     /// Most parts in a multipart request, of any name (more is a 413).
-    pub max_images: usize,
+    pub max_parts: usize,
 }
 
 /// One uploaded image and how to name it in an error.
@@ -60,10 +60,10 @@ impl PredictUpload {
         let (mut parts, mut images) = (0, Vec::new());
         while let Some(field) = form.next_field().await.map_err(malformed)? {
             parts += 1;
-            if parts > limits.max_images {
+            if parts > limits.max_parts {
                 return Err(ApiError::payload_too_large(format!(
                     "more than {} parts in one request; send at most {} images per request",
-                    limits.max_images, limits.max_images
+                    limits.max_parts, limits.max_parts
                 ))
                 .into());
             }

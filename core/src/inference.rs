@@ -5,15 +5,17 @@
 //!
 //! An image's way through: [`InferenceEngine::classify`] hands the bytes to the preprocessing
 //! pool; there `pre_process` turns them into a tensor, which goes straight into the inference
-//! queue. Both stages are bounded by `queue_capacity` images, and a request's images are
-//! admitted all together or not at all: past the bound a request is refused with
-//! [`Error::Overloaded`] at once, so a flood costs neither unbounded memory (at most
-//! `queue_capacity` encoded uploads wait, each within the body limit) nor unbounded waiting.
-//! The inference thread takes
-//! the first queued image, then whatever else is queued, up to `max_batch_size`; while other
-//! images are still being preprocessed it waits for them, at most `max_batch_delay` after the
-//! first. An idle server therefore answers a lone request at once, and a busy one fills its
-//! batches. Each image carries its own reply channel, so every caller gets its own answer.
+//! queue. Both stages hold at most `queue_capacity` images. A request's images enter the
+//! first together or not at all, and one that does not fit is refused with
+//! [`Error::Overloaded`] at once; an image that finds the second full is refused the same way.
+//! So a flood costs neither unbounded memory (at most `queue_capacity` encoded uploads wait,
+//! each within the body limit) nor unbounded waiting.
+//!
+//! The inference thread takes the first queued image, then whatever else is queued, up to
+//! `max_batch_size`; while other images are still being preprocessed it waits for them, at
+//! most `max_batch_delay` after the first. An idle server therefore answers a lone request at
+//! once, and a busy one fills its batches. Each image carries its own reply channel, so every
+//! caller gets its own answer.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -38,7 +40,7 @@ pub struct EngineSettings {
     /// being preprocessed; zero runs whatever is queued at once.
     pub max_batch_delay: Duration,
     /// Most images waiting for preprocessing, and most waiting for the inference thread;
-    /// further images are refused with [`Error::Overloaded`].
+    /// beyond either, images are refused with [`Error::Overloaded`].
     pub queue_capacity: usize,
     /// Threads decoding and preprocessing images.
     pub preprocess_threads: usize,

@@ -22,15 +22,8 @@ make --quiet libtorch >/dev/null
 cargo build --quiet --release --bin max-mnist
 command -v wrk >/dev/null || { echo "wrk is missing: run bench/throughput.sh once, or apt-get install wrk" >&2; exit 1; }
 
-boundary=maxmnistbenchboundary
-part() { # FILE: one multipart part `image` holding FILE
-    printf -- '--%s\r\nContent-Disposition: form-data; name="image"; filename="%s"\r\n\r\n' "$boundary" "$(basename "$1")"
-    cat "$1"
-    printf '\r\n'
-}
-{ part samples/digit-7.png; printf -- '--%s--\r\n' "$boundary"; } >"$out/single.body"
-{ for index in $(seq 0 31); do part "samples/digit-$((index % 10)).png"; done; printf -- '--%s--\r\n' "$boundary"; } >"$out/batch32.body"
-export CONTENT_TYPE="multipart/form-data; boundary=$boundary"
+# The request bodies (single, photo, batch32) and their CONTENT_TYPE.
+source bench/throughput/bodies.sh "$out"
 load() { # SCENARIO CONCURRENCY DELAY RUN
     BODY_FILE="$out/$1.body" wrk -t1 -c"$2" -d"${duration}s" --latency --timeout 10s -s bench/throughput/post.lua \
         "http://127.0.0.1:$port/model/predict" >"$out/delay$3_$1_c$2_run$4.txt"

@@ -45,18 +45,8 @@ if ! cmp -s bench/throughput/requirements.txt "$venv/requirements.txt"; then
     cp bench/throughput/requirements.txt "$venv/requirements.txt"
 fi
 
-# The request bodies: one MNIST digit; a photo; 32 digits in one form.
-boundary=maxmnistbenchboundary
-part() { # FILE: one multipart part `image` holding FILE
-    printf -- '--%s\r\nContent-Disposition: form-data; name="image"; filename="%s"\r\nContent-Type: application/octet-stream\r\n\r\n' \
-        "$boundary" "$(basename "$1")"
-    cat "$1"
-    printf '\r\n'
-}
-{ part samples/digit-7.png; printf -- '--%s--\r\n' "$boundary"; } >"$out/single.body"
-{ part samples/photo-8-exif.jpg; printf -- '--%s--\r\n' "$boundary"; } >"$out/photo.body"
-{ for index in $(seq 0 31); do part "samples/digit-$((index % 10)).png"; done; printf -- '--%s--\r\n' "$boundary"; } >"$out/batch32.body"
-export CONTENT_TYPE="multipart/form-data; boundary=$boundary"
+# The request bodies (single, photo, batch32) and their CONTENT_TYPE.
+source bench/throughput/bodies.sh "$out"
 
 # Verified weights in assets/, as `make run` leaves them (the first start fetches them).
 ours=("$server" --host 127.0.0.1 --port "$ours_port")

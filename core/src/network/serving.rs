@@ -134,14 +134,18 @@ impl ServingNet {
                 Some(blocks) if xs.size()[0] >= ONE_DNN_MIN_BATCH => one_dnn_features(blocks, &xs),
                 _ => dense_features(&self.blocks, xs),
             };
-            self.output.forward(&self.hidden.forward(&features.flatten(1, -1)).relu())
+            self.classify(&features)
         })
     }
 
     /// The same logits through the plain convolutions whatever the batch (for tests).
     #[cfg(test)]
     fn forward_dense(&self, xs: &Tensor) -> Tensor {
-        let features = tch::no_grad(|| dense_features(&self.blocks, xs.shallow_clone()));
+        tch::no_grad(|| self.classify(&dense_features(&self.blocks, xs.shallow_clone())))
+    }
+
+    /// The fully connected head: the conv blocks' features → logits.
+    fn classify(&self, features: &Tensor) -> Tensor {
         self.output.forward(&self.hidden.forward(&features.flatten(1, -1)).relu())
     }
 }

@@ -24,6 +24,10 @@ pub enum Error {
     /// The bytes look like a supported format but cannot be decoded (truncated, corrupt).
     #[error("the image could not be decoded: {0}")]
     UndecodableImage(String),
+    /// Pixels given as numbers (not an encoded image) that cannot be an input: a wrong count,
+    /// or values outside [0, 1].
+    #[error("invalid pixels: {0}")]
+    InvalidPixels(String),
     /// The image header declares more pixels than the configured limit; nothing was decoded.
     #[error("the image is {width}x{height} pixels, over the limit of {limit} pixels")]
     TooManyPixels {

@@ -15,7 +15,12 @@
 //! `max_batch_size`; while other images are still being preprocessed it waits for them, at
 //! most `max_batch_delay` after the first. An idle server therefore answers a lone request at
 //! once, and a busy one fills its batches. Each image carries its own reply channel, so every
-//! caller gets its own answer.
+//! caller gets its own answer; an image whose caller has gone (a client that hung up, a
+//! request past its deadline) is dropped before its forward pass.
+//!
+//! The engine records, through the `metrics` facade, how long each image spent decoding and
+//! waiting and how large and long each forward pass was (the names are in [`metric`]); the
+//! server renders them for Prometheus, and without a recorder they cost nothing.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -30,6 +35,21 @@ use crate::artifact::ModelMetadata;
 use crate::preprocess::{ModelInput, Preprocessor};
 use crate::wrapper::{ModelWrapper, Prediction};
 use crate::{Error, Result};
+
+/// The names of the engine's metrics.
+pub mod metric {
+    /// Histogram: seconds decoding and preprocessing one uploaded image.
+    pub const DECODE_SECONDS: &str = "max_mnist_decode_seconds";
+    /// Histogram: seconds one image waited, for a preprocessing thread and then for the
+    /// inference thread.
+    pub const QUEUE_SECONDS: &str = "max_mnist_queue_seconds";
+    /// Histogram: seconds of one forward pass with its post-processing.
+    pub const INFERENCE_SECONDS: &str = "max_mnist_inference_seconds";
+    /// Histogram: images in one forward pass.
+    pub const BATCH_SIZE: &str = "max_mnist_batch_size";
+    /// Counter: preprocessed images dropped unrun because their caller had gone.
+    pub const ABANDONED_IMAGES: &str = "max_mnist_abandoned_images_total";
+}
 
 /// Sizes of the inference queue and batches.
 #[derive(Clone, Copy, Debug)]
@@ -79,6 +99,10 @@ struct Job {
     tensor: Tensor,
     input: ModelInput,
     reply: oneshot::Sender<Result<Classification>>,
+    /// How long it waited for a preprocessing thread.
+    waited: Duration,
+    /// When it entered the inference queue.
+    queued_at: Instant,
 }
 
 /// A cloneable handle to the inference thread. The thread ends when the last handle is
@@ -159,14 +183,51 @@ impl InferenceEngine {
     /// one result per image, in order. The images are admitted together: when they do not all
     /// fit in the queue, every one is refused with [`Error::Overloaded`] and none is run.
     pub async fn classify_all(&self, images: Vec<Vec<u8>>) -> Vec<Result<Classification>> {
-        let count = images.len();
+        let decoders = images.into_iter().map(|image| {
+            move |preprocessor: &Preprocessor| {
+                let started = Instant::now();
+                let input = preprocessor.model_input(&image);
+                metrics::histogram!(metric::DECODE_SECONDS).record(started.elapsed());
+                input
+            }
+        });
+        self.classify_prepared(decoders.collect()).await
+    }
+
+    /// [`classify_all`](Self::classify_all) for inputs given as pixels, which skip decoding
+    /// and the search for the digit: `predict` and `post_process` only, batched and admitted
+    /// the same way.
+    pub async fn classify_pixels(&self, inputs: Vec<ModelInput>) -> Vec<Result<Classification>> {
+        self.classify_prepared(inputs.into_iter().map(|input| move |_: &Preprocessor| Ok(input)).collect()).await
+    }
+
+    /// Runs one forward pass of a single blank image, and one of a batch, so that the first
+    /// client does not pay for libtorch's lazy set-up (allocations, oneDNN's kernels).
+    pub async fn warm_up(&self) -> Result<()> {
+        let blank = ModelInput::blank(self.metadata.input_size);
+        // Two images take the batched path (oneDNN on CPU), when the queue holds two.
+        for batch_size in [1, self.queue_capacity.min(2)] {
+            for result in self.classify_pixels(vec![blank.clone(); batch_size]).await {
+                result?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Admits one image per `preparation` (all or none), runs each on the preprocessing pool
+    /// to get the network's input, and waits for their answers, in order.
+    async fn classify_prepared<Prepare>(&self, preparations: Vec<Prepare>) -> Vec<Result<Classification>>
+    where
+        Prepare: FnOnce(&Preprocessor) -> Result<ModelInput> + Send + 'static,
+    {
+        let count = preparations.len();
         let admitted = self.preprocessing.fetch_update(Ordering::AcqRel, Ordering::Acquire, |waiting| {
             waiting.checked_add(count).filter(|&total| total <= self.queue_capacity)
         });
         if admitted.is_err() {
-            return images.iter().map(|_| Err(Error::Overloaded)).collect();
+            return preparations.iter().map(|_| Err(Error::Overloaded)).collect();
         }
-        let answers: Vec<_> = images.into_iter().map(|image| self.submit(image)).collect();
+        let answers: Vec<_> = preparations.into_iter().map(|prepare| self.submit(prepare)).collect();
         let mut results = Vec::with_capacity(count);
         for answer in answers {
             results.push(answer.await.unwrap_or(Err(Error::InferenceStopped)));
@@ -174,29 +235,37 @@ impl InferenceEngine {
         results
     }
 
-    /// Starts `image`, already counted in `preprocessing`, on its way and returns where its
-    /// answer will arrive; a closed channel means the inference thread is gone.
-    fn submit(&self, image: Vec<u8>) -> oneshot::Receiver<Result<Classification>> {
+    /// Starts an image, already counted in `preprocessing`, on its way: `prepare` runs on the
+    /// preprocessing pool, its input goes into the inference queue. Returns where the answer
+    /// will arrive; a closed channel means the inference thread is gone.
+    fn submit<Prepare>(&self, prepare: Prepare) -> oneshot::Receiver<Result<Classification>>
+    where
+        Prepare: FnOnce(&Preprocessor) -> Result<ModelInput> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let preprocessing = self.preprocessing.clone();
         let preprocessor = self.preprocessor.clone();
         let jobs = self.jobs.clone();
+        let admitted_at = Instant::now();
         self.preprocess_pool.spawn(move || {
+            let waited = admitted_at.elapsed();
             // A panic in preprocessing (a bug) fails this image; unwinding out of a pool
             // thread would abort the process.
             let prepared = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                let input = preprocessor.model_input(&image)?;
+                let input = prepare(&preprocessor)?;
                 Ok((preprocessor.to_tensor(&input), input))
             }))
             .unwrap_or(Err(Error::PreprocessingFailed));
             // Counted down before queueing: the batcher, woken by this image, must not wait for it.
             preprocessing.fetch_sub(1, Ordering::AcqRel);
             let refused = match prepared {
-                Ok((tensor, input)) => match jobs.try_send(Job { tensor, input, reply }) {
-                    Ok(()) => None,
-                    Err(TrySendError::Full(job)) => Some((job.reply, Error::Overloaded)),
-                    Err(TrySendError::Disconnected(job)) => Some((job.reply, Error::InferenceStopped)),
-                },
+                Ok((tensor, input)) => {
+                    match jobs.try_send(Job { tensor, input, reply, waited, queued_at: Instant::now() }) {
+                        Ok(()) => None,
+                        Err(TrySendError::Full(job)) => Some((job.reply, Error::Overloaded)),
+                        Err(TrySendError::Disconnected(job)) => Some((job.reply, Error::InferenceStopped)),
+                    }
+                }
                 Err(error) => Some((reply, error)),
             };
             if let Some((reply, error)) = refused {
@@ -250,16 +319,32 @@ impl Batcher {
     }
 }
 
-/// The inference thread's loop: gather a batch, run it, answer each caller.
+/// The inference thread's loop: gather a batch, drop the images nobody waits for any more,
+/// run the rest, answer each caller.
 fn run(model: ModelWrapper, batcher: Batcher, counters: &BatchCounters) {
-    while let Some(batch) = batcher.next_batch() {
+    while let Some(mut batch) = batcher.next_batch() {
+        let started = Instant::now();
+        let gathered = batch.len();
+        batch.retain(|job| !job.reply.is_closed());
+        if batch.len() < gathered {
+            metrics::counter!(metric::ABANDONED_IMAGES).increment((gathered - batch.len()) as u64);
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        for job in &batch {
+            let queued = job.waited + started.saturating_duration_since(job.queued_at);
+            metrics::histogram!(metric::QUEUE_SECONDS).record(queued);
+        }
         counters.batches.fetch_add(1, Ordering::Relaxed);
         counters.images.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        metrics::histogram!(metric::BATCH_SIZE).record(batch.len() as f64);
         let tensors: Vec<Tensor> = batch.iter().map(|job| job.tensor.shallow_clone()).collect();
         // tch panics on libtorch errors; one bad batch must not end the thread for everyone.
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
             model.post_process(&model.predict(&Tensor::stack(&tensors, 0)))
         }));
+        metrics::histogram!(metric::INFERENCE_SECONDS).record(started.elapsed());
         let predictions = match outcome {
             Ok(Ok(predictions)) => predictions,
             Ok(Err(error)) => {
@@ -305,6 +390,8 @@ mod tests {
             tensor: Tensor::full([1, 28, 28], f64::from(value), tch::kind::FLOAT_CPU),
             input: ModelInput::blank(28),
             reply,
+            waited: Duration::ZERO,
+            queued_at: Instant::now(),
         }
     }
 

@@ -36,9 +36,26 @@ impl ModelInput {
         &self.pixels
     }
 
-    /// An all-black input of `side × side` pixels.
-    #[cfg(test)]
-    pub(crate) fn blank(side: u32) -> ModelInput {
+    /// An input given as pixels rather than as an encoded image (a tensor sent to the Open
+    /// Inference Protocol route): `side × side` intensities in [0, 1], row by row, white ink
+    /// on black as in MNIST. Refused with [`Error::InvalidPixels`] when the count is wrong or
+    /// a value is out of range (or not a number).
+    pub fn from_pixels(side: u32, pixels: Vec<f32>) -> Result<ModelInput> {
+        let expected = (side as usize) * (side as usize);
+        if pixels.len() != expected {
+            return Err(Error::InvalidPixels(format!(
+                "{} values for a {side}×{side} image of {expected}",
+                pixels.len()
+            )));
+        }
+        if let Some((index, value)) = pixels.iter().enumerate().find(|(_, value)| !(0.0..=1.0).contains(*value)) {
+            return Err(Error::InvalidPixels(format!("value {index} is {value}, outside [0, 1]")));
+        }
+        Ok(ModelInput { side, pixels })
+    }
+
+    /// An all-black input of `side × side` pixels (what warms the model up).
+    pub fn blank(side: u32) -> ModelInput {
         ModelInput { side, pixels: vec![0.0; (side * side) as usize] }
     }
 

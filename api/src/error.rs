@@ -1,10 +1,12 @@
 //! The one place where errors become HTTP status codes. Every error response, whether it
-//! comes from a handler, from the framework (unknown path, wrong method, unparsable form) or
-//! from a panic, is JSON: `{"status": "error", "message": "..."}`.
+//! comes from a handler, from a limit, from the framework (unknown path, wrong method,
+//! unparsable form) or from a panic, is JSON: `{"status": "error", "message": "...",
+//! "error": "..."}`, the message twice: MAX clients read `message`, Open Inference Protocol
+//! (KServe v2) clients read `error`.
 
 use max_mnist_core::Error as CoreError;
-use poem::http::StatusCode;
-use poem::{IntoResponse, Response};
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::{Endpoint, IntoResponse, Middleware, PathPattern, Request, Response};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object};
@@ -17,11 +19,15 @@ pub struct ErrorBody {
     pub status: String,
     /// What was wrong, in words a client can act on.
     pub message: String,
+    /// The same message, where the Open Inference Protocol puts it.
+    pub error: String,
 }
 
 impl ErrorBody {
-    fn new(message: impl Into<String>) -> ErrorBody {
-        ErrorBody { status: "error".into(), message: message.into() }
+    /// A body saying `message`.
+    pub fn new(message: impl Into<String>) -> ErrorBody {
+        let message = message.into();
+        ErrorBody { status: "error".into(), error: message.clone(), message }
     }
 }
 
@@ -32,7 +38,7 @@ impl Example for ErrorBody {
 }
 
 /// Seconds a client should wait before retrying a 503.
-const RETRY_AFTER_SECONDS: u32 = 1;
+pub const RETRY_AFTER_SECONDS: u32 = 1;
 
 /// Errors of the model routes, each with its status code.
 #[derive(ApiResponse, Debug)]
@@ -40,6 +46,15 @@ pub enum ApiError {
     /// The request is malformed: no image field, or an empty, truncated or undecodable image.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
+    /// No such model.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// The route needs the API key: send `Authorization: Bearer <key>`.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
+    /// The client sent the body too slowly (over the body read timeout).
+    #[oai(status = 408)]
+    RequestTimeout(Json<ErrorBody>),
     /// The body is over the size limit, the image over the pixel limit, or the form has more
     /// parts than allowed.
     #[oai(status = 413)]
@@ -50,7 +65,8 @@ pub enum ApiError {
     /// An unexpected fault in the server.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
-    /// The inference queue is full; retry after the given number of seconds.
+    /// The server is busy (the inference queue is full, or the request ran past its
+    /// deadline) or still loading the model; retry after the given number of seconds.
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
 }
@@ -59,6 +75,26 @@ impl ApiError {
     /// A 400 with `message`.
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::BadRequest(Json(ErrorBody::new(message)))
+    }
+
+    /// A 401 with `message`, asking for a bearer token.
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::Unauthorized(Json(ErrorBody::new(message)), "Bearer".into())
+    }
+
+    /// A 404 with `message`.
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::NotFound(Json(ErrorBody::new(message)))
+    }
+
+    /// A 408 with `message`.
+    pub fn request_timeout(message: impl Into<String>) -> ApiError {
+        ApiError::RequestTimeout(Json(ErrorBody::new(message)))
+    }
+
+    /// A 503 with `message` and `Retry-After`.
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::Unavailable(Json(ErrorBody::new(message)), RETRY_AFTER_SECONDS)
     }
 
     /// A 413 with `message`.
@@ -87,7 +123,8 @@ impl ApiError {
             CoreError::EmptyImage
             | CoreError::NoDigit
             | CoreError::UnsupportedImageFormat
-            | CoreError::UndecodableImage(_) => ApiError::BadRequest(body),
+            | CoreError::UndecodableImage(_)
+            | CoreError::InvalidPixels(_) => ApiError::BadRequest(body),
             CoreError::TooManyPixels { .. } => ApiError::PayloadTooLarge(body),
             CoreError::Overloaded => ApiError::Unavailable(body, RETRY_AFTER_SECONDS),
             other => {
@@ -117,6 +154,8 @@ pub async fn json_error_response(error: poem::Error) -> Response {
     if error.is_from_response() {
         return error.into_response();
     }
+    // The route matched, for the metrics (see `telemetry`); unset for unknown paths.
+    let route = error.data::<PathPattern>().cloned();
     let status = error.status();
     let message = match status {
         StatusCode::NOT_FOUND => "no such route; see the API documentation at /".to_owned(),
@@ -127,5 +166,80 @@ pub async fn json_error_response(error: poem::Error) -> Response {
         }
         _ => error.to_string(),
     };
-    (status, poem::web::Json(ErrorBody::new(message))).into_response()
+    let mut response = (status, poem::web::Json(ErrorBody::new(message))).into_response();
+    if let Some(route) = route {
+        response.set_data(route);
+    }
+    response
+}
+
+/// Middleware adding the `Allow` header that RFC 9110 requires on a 405, listing the methods
+/// the OpenAPI document declares for the path (and `HEAD` with `GET`, which poem answers).
+pub struct AllowHeader {
+    /// Each documented path, split into segments (`None` for a `{parameter}`), with its methods.
+    paths: std::sync::Arc<Vec<(Vec<Option<String>>, HeaderValue)>>,
+}
+
+impl AllowHeader {
+    /// The methods of every path of `spec`, an OpenAPI document in JSON.
+    pub fn from_spec(spec: &str) -> AllowHeader {
+        let document: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+        let paths = document["paths"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(path, operations)| {
+                let mut methods: Vec<String> =
+                    operations.as_object()?.keys().map(|method| method.to_ascii_uppercase()).collect();
+                if methods.iter().any(|method| method == "GET") {
+                    methods.push("HEAD".into());
+                }
+                let segments =
+                    path.split('/').map(|segment| (!segment.starts_with('{')).then(|| segment.to_owned())).collect();
+                Some((segments, HeaderValue::from_str(&methods.join(", ")).ok()?))
+            })
+            .collect();
+        AllowHeader { paths: std::sync::Arc::new(paths) }
+    }
+
+    fn allowed(&self, path: &str) -> Option<&HeaderValue> {
+        let segments: Vec<&str> = path.split('/').collect();
+        self.paths.iter().find_map(|(pattern, methods)| {
+            let matches = pattern.len() == segments.len()
+                && pattern
+                    .iter()
+                    .zip(&segments)
+                    .all(|(expected, actual)| expected.as_deref().is_none_or(|expected| expected == *actual));
+            matches.then_some(methods)
+        })
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for AllowHeader {
+    type Output = AllowHeaderEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        AllowHeaderEndpoint { inner, allow: AllowHeader { paths: self.paths.clone() } }
+    }
+}
+
+/// The endpoint made by [`AllowHeader`].
+pub struct AllowHeaderEndpoint<E> {
+    inner: E,
+    allow: AllowHeader,
+}
+
+impl<E: Endpoint> Endpoint for AllowHeaderEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, request: Request) -> poem::Result<Response> {
+        let path = request.uri().path().to_owned();
+        let mut response = self.inner.call(request).await?.into_response();
+        if response.status() == StatusCode::METHOD_NOT_ALLOWED
+            && let Some(methods) = self.allow.allowed(&path)
+        {
+            response.headers_mut().insert(header::ALLOW, methods.clone());
+        }
+        Ok(response)
+    }
 }

@@ -8,13 +8,19 @@
 //! inference thread (`predict`, `post_process`, batched across requests) → [`types`] → JSON.
 
 pub mod app;
+pub mod auth;
 pub mod error;
+pub mod health;
 pub mod limits;
+pub mod metrics;
 pub mod routes;
+pub mod server;
 pub mod shutdown;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
 pub mod types;
 pub mod upload;
+pub mod v2;
 
 pub use startup::{Application, StartupError};

@@ -1,32 +1,53 @@
-//! A cap on request bodies that also works without `Content-Length`.
+//! Limits on what one request may cost: its body's size and how long it takes to arrive
+//! ([`BodyLimit`]), and how long the whole request may take ([`RequestDeadline`]). The
+//! header read timeout and the cap on connections are the server loop's (`server`).
 //!
 //! poem's `SizeLimit` trusts `Content-Length` and answers 411 without it (chunked uploads,
 //! GETs), and multipart parsing has no cap of its own. [`BodyLimit`] refuses a declared
 //! length over the cap at once and counts the bytes of every body as they are read, cutting
-//! the stream at the cap; a request whose body ran over gets 413 whatever the handler made
-//! of the cut stream.
+//! the stream at the cap, or at the read timeout; a request whose body ran over gets 413, one
+//! whose body came too slowly 408, whatever the handler made of the cut stream. A body shorter
+//! than its `Content-Length` is a truncated body: hyper fails the read and the request gets
+//! 400 from whatever parses it, or 408 if the client then stalls.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use poem::http::header::CONTENT_LENGTH;
 use poem::{Body, Endpoint, IntoResponse, Middleware, Request, Response, Result};
 use tokio::io::{AsyncRead, ReadBuf};
+use tokio::time::{Instant, Sleep};
 
 use crate::error::ApiError;
 
-/// Middleware refusing bodies over `max_bytes` with 413.
+/// Middleware refusing bodies over `max_bytes` with 413, and bodies still arriving after
+/// `read_timeout` with 408.
+#[derive(Clone, Copy)]
 pub struct BodyLimit {
     max_bytes: u64,
+    read_timeout: Duration,
 }
 
 impl BodyLimit {
-    /// A limit of `max_bytes` per request body.
-    pub fn new(max_bytes: u64) -> BodyLimit {
-        BodyLimit { max_bytes }
+    /// A limit of `max_bytes` per request body, to arrive within `read_timeout`.
+    pub fn new(max_bytes: u64, read_timeout: Duration) -> BodyLimit {
+        BodyLimit { max_bytes, read_timeout }
+    }
+
+    fn too_large(&self) -> poem::Error {
+        ApiError::payload_too_large(format!("the request body is over the limit of {} bytes", self.max_bytes)).into()
+    }
+
+    fn too_slow(&self) -> poem::Error {
+        ApiError::request_timeout(format!(
+            "the request body did not arrive within {} s; send it faster",
+            self.read_timeout.as_secs_f64()
+        ))
+        .into()
     }
 }
 
@@ -34,20 +55,23 @@ impl<E: Endpoint> Middleware<E> for BodyLimit {
     type Output = BodyLimitEndpoint<E>;
 
     fn transform(&self, inner: E) -> Self::Output {
-        BodyLimitEndpoint { inner, max_bytes: self.max_bytes }
+        BodyLimitEndpoint { inner, limit: *self }
     }
 }
 
 /// The endpoint made by [`BodyLimit`].
 pub struct BodyLimitEndpoint<E> {
     inner: E,
-    max_bytes: u64,
+    limit: BodyLimit,
 }
 
-impl<E> BodyLimitEndpoint<E> {
-    fn too_large(&self) -> poem::Error {
-        ApiError::payload_too_large(format!("the request body is over the limit of {} bytes", self.max_bytes)).into()
-    }
+/// Why a [`CappedReader`] cut its body.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Cut {
+    No,
+    TooLarge,
+    TooSlow,
 }
 
 impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
@@ -59,29 +83,40 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
             .get(CONTENT_LENGTH)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > self.max_bytes) {
-            return Err(self.too_large());
+        if declared.is_some_and(|length| length > self.limit.max_bytes) {
+            return Err(self.limit.too_large());
         }
-        let exceeded = Arc::new(AtomicBool::new(false));
+        let cut = Arc::new(AtomicU8::new(Cut::No as u8));
         let body = request.take_body().into_async_read();
         request.set_body(Body::from_async_read(CappedReader {
             inner: Box::pin(body),
-            remaining: self.max_bytes,
-            exceeded: exceeded.clone(),
+            remaining: self.limit.max_bytes,
+            deadline: Box::pin(tokio::time::sleep_until(Instant::now() + self.limit.read_timeout)),
+            cut: cut.clone(),
         }));
         let result = self.inner.call(request).await.map(IntoResponse::into_response);
-        if exceeded.load(Ordering::Acquire) {
-            return Err(self.too_large());
+        match cut.load(Ordering::Acquire) {
+            reason if reason == Cut::TooLarge as u8 => Err(self.limit.too_large()),
+            reason if reason == Cut::TooSlow as u8 => Err(self.limit.too_slow()),
+            _ => result,
         }
-        result
     }
 }
 
-/// Passes at most `remaining` bytes through, then fails the read and raises `exceeded`.
+/// Passes at most `remaining` bytes through until `deadline`, then fails the read and says
+/// why in `cut`.
 struct CappedReader {
     inner: Pin<Box<dyn AsyncRead + Send>>,
     remaining: u64,
-    exceeded: Arc<AtomicBool>,
+    deadline: Pin<Box<Sleep>>,
+    cut: Arc<AtomicU8>,
+}
+
+impl CappedReader {
+    fn cut(&self, reason: Cut, message: &str) -> Poll<io::Result<()>> {
+        self.cut.store(reason as u8, Ordering::Release);
+        Poll::Ready(Err(io::Error::other(message.to_owned())))
+    }
 }
 
 impl AsyncRead for CappedReader {
@@ -90,14 +125,59 @@ impl AsyncRead for CappedReader {
         context: &mut Context<'_>,
         buffer: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.deadline.as_mut().poll(context).is_ready() {
+            return self.cut(Cut::TooSlow, "request body read timed out");
+        }
         let before = buffer.filled().len();
         let result = self.inner.as_mut().poll_read(context, buffer);
         let read = (buffer.filled().len() - before) as u64;
         if read > self.remaining {
-            self.exceeded.store(true, Ordering::Release);
-            return Poll::Ready(Err(io::Error::other("request body over the size limit")));
+            return self.cut(Cut::TooLarge, "request body over the size limit");
         }
         self.remaining -= read;
         result
+    }
+}
+
+/// Middleware answering 503 (with `Retry-After`) to a request still unanswered after
+/// `timeout`; its work is dropped (an image not yet run is skipped by the inference thread).
+#[derive(Clone, Copy)]
+pub struct RequestDeadline {
+    timeout: Duration,
+}
+
+impl RequestDeadline {
+    /// A deadline of `timeout` per request.
+    pub fn new(timeout: Duration) -> RequestDeadline {
+        RequestDeadline { timeout }
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for RequestDeadline {
+    type Output = RequestDeadlineEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        RequestDeadlineEndpoint { inner, timeout: self.timeout }
+    }
+}
+
+/// The endpoint made by [`RequestDeadline`].
+pub struct RequestDeadlineEndpoint<E> {
+    inner: E,
+    timeout: Duration,
+}
+
+impl<E: Endpoint> Endpoint for RequestDeadlineEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, request: Request) -> Result<Response> {
+        match tokio::time::timeout(self.timeout, self.inner.call(request)).await {
+            Ok(result) => result.map(IntoResponse::into_response),
+            Err(_) => Err(ApiError::unavailable(format!(
+                "the request did not finish within {} s; retry shortly",
+                self.timeout.as_secs_f64()
+            ))
+            .into()),
+        }
     }
 }

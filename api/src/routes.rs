@@ -1,11 +1,11 @@
 //! The MAX routes: `/model/metadata`, `/model/labels` and `/model/predict`.
 
-use max_mnist_core::inference::InferenceEngine;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{OpenApi, Tags};
 
 use crate::error::ApiError;
+use crate::state::ServerState;
 use crate::types::{LabelsResponse, ModelMetadataResponse, PredictResponse, PredictionBody};
 use crate::upload::PredictUpload;
 
@@ -15,18 +15,15 @@ enum Tag {
     Model,
 }
 
-/// The model routes, holding the inference engine and the answers that never change.
+/// The model routes; until the model is loaded they answer 503.
 pub struct ModelApi {
-    engine: InferenceEngine,
-    metadata: ModelMetadataResponse,
-    labels: LabelsResponse,
+    state: ServerState,
 }
 
 impl ModelApi {
-    /// Routes answering with `engine`, whose weights are described by `metadata`.
-    pub fn new(engine: InferenceEngine, metadata: ModelMetadataResponse) -> ModelApi {
-        let labels = LabelsResponse::new(engine.metadata());
-        ModelApi { engine, metadata, labels }
+    /// Routes answering with the model that `state` serves.
+    pub fn new(state: ServerState) -> ModelApi {
+        ModelApi { state }
     }
 }
 
@@ -37,16 +34,16 @@ impl ModelApi {
     /// The MAX model card, plus the SHA-512 of the weights being served and their accuracy
     /// on the MNIST test set.
     #[oai(path = "/model/metadata", method = "get")]
-    async fn metadata(&self) -> Json<ModelMetadataResponse> {
-        Json(self.metadata.clone())
+    async fn metadata(&self) -> Result<Json<ModelMetadataResponse>, ApiError> {
+        Ok(Json(self.state.model()?.metadata.clone()))
     }
 
     /// List the classes
     ///
     /// The labels the model predicts, in output order.
     #[oai(path = "/model/labels", method = "get")]
-    async fn labels(&self) -> Json<LabelsResponse> {
-        Json(self.labels.clone())
+    async fn labels(&self) -> Result<Json<LabelsResponse>, ApiError> {
+        Ok(Json(self.state.model()?.labels.clone()))
     }
 
     /// Classify handwritten digits
@@ -71,11 +68,12 @@ impl ModelApi {
         #[oai(default)]
         include_input: Query<bool>,
     ) -> Result<Json<PredictResponse>, ApiError> {
+        let engine = &self.state.model()?.engine;
         let several = upload.images.len() > 1;
         let (origins, images): (Vec<String>, Vec<Vec<u8>>) =
             upload.images.into_iter().map(|image| (image.origin, image.bytes)).unzip();
         let mut predictions = Vec::with_capacity(images.len());
-        for (result, origin) in self.engine.classify_all(images).await.into_iter().zip(&origins) {
+        for (result, origin) in engine.classify_all(images).await.into_iter().zip(&origins) {
             let named = |error| if several { ApiError::for_image(origin, error) } else { ApiError::from(error) };
             predictions.push(PredictionBody::new(result.map_err(named)?, include_input.0).map_err(named)?);
         }

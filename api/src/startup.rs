@@ -1,10 +1,11 @@
-//! Start-up, in order: verify (or fetch and verify) the weights, load the model onto its
-//! inference thread, build the routes, bind the socket. Tests call [`Application::build`]
-//! with port 0 and read the bound address.
+//! Start-up, in order: bind the socket and serve the health probes and metrics, then verify
+//! (or fetch and verify) the weights, load the model onto its inference thread, warm it up,
+//! and only then report ready. Tests call [`Application::build`] with port 0 and read the
+//! bound address.
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use max_mnist_config::metadata::{API_DESCRIPTION, API_TITLE, API_VERSION, MODEL_CARD};
 use max_mnist_config::settings::ServerSettings;
@@ -13,16 +14,26 @@ use max_mnist_core::bucket::{self, ModelSource, VerifiedAsset};
 use max_mnist_core::download::DownloadPolicy;
 use max_mnist_core::inference::{EngineSettings, InferenceEngine};
 use max_mnist_core::wrapper::ModelWrapper;
-use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
-use poem::middleware::{CatchPanic, Cors, Tracing};
-use poem::{EndpointExt, Route, Server};
+use metrics_exporter_prometheus::PrometheusHandle;
+use poem::endpoint::BoxEndpoint;
+use poem::middleware::{CatchPanic, Cors};
+use poem::{EndpointExt, IntoEndpoint, Route};
 use poem_openapi::OpenApiService;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 
-use crate::error::{json_error_response, panic_response};
-use crate::limits::BodyLimit;
+use crate::auth::BearerAuth;
+use crate::error::{AllowHeader, json_error_response, panic_response};
+use crate::health::HealthApi;
+use crate::limits::{BodyLimit, RequestDeadline};
+use crate::metrics::MetricsApi;
 use crate::routes::ModelApi;
-use crate::types::ModelMetadataResponse;
+use crate::server::ConnectionLimits;
+use crate::state::{LoadedModel, ServerState};
+use crate::telemetry::RequestTelemetry;
+use crate::types::{LabelsResponse, ModelMetadataResponse};
 use crate::upload::UploadLimits;
+use crate::v2::OpenInferenceApi;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +47,9 @@ pub enum StartupError {
     /// Settings that contradict each other.
     #[error("invalid settings: {0}")]
     Settings(String),
+    /// The metrics recorder could not be installed.
+    #[error("cannot set up metrics: {0}")]
+    Metrics(String),
     /// The listening socket could not be opened.
     #[error("cannot listen on {address}: {cause}")]
     Bind {
@@ -44,55 +58,33 @@ pub enum StartupError {
         /// The underlying error (in the message, so not a `source`).
         cause: std::io::Error,
     },
+    /// A start-up or serving task stopped unexpectedly.
+    #[error("the server stopped unexpectedly: {0}")]
+    Crashed(String),
 }
 
-/// How long in-flight requests may run after a shutdown signal.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A server with verified weights loaded and a bound socket, not yet serving.
+/// A server with a bound socket, not yet serving; the model is loaded by [`Application::run_until`].
 pub struct Application {
-    acceptor: TcpAcceptor,
-    app: poem::endpoint::BoxEndpoint<'static>,
+    listener: TcpListener,
+    app: BoxEndpoint<'static>,
     address: SocketAddr,
+    state: ServerState,
+    settings: ServerSettings,
 }
 
 impl Application {
-    /// Verifies the weights (fetching them from the bucket when needed), starts the
-    /// inference thread and binds `settings.host:settings.port`.
+    /// Checks the settings, installs the metrics recorder and binds `settings.host:settings.port`.
     pub async fn build(settings: &ServerSettings) -> Result<Application, StartupError> {
-        if settings.max_images_per_request > settings.queue_capacity {
-            return Err(StartupError::Settings(format!(
-                "MAX_IMAGES_PER_REQUEST ({}) is over QUEUE_CAPACITY ({}): a full form could never be admitted",
-                settings.max_images_per_request, settings.queue_capacity
-            )));
-        }
-        let weights = verified_weights(settings).await?;
-        let model = ModelWrapper::load(&weights.path, max_mnist_core::best_device(), settings.max_image_pixels)?;
-        let metadata = ModelMetadataResponse::new(&MODEL_CARD, model.metadata(), &weights.sha512);
-        let engine = InferenceEngine::start(
-            model,
-            EngineSettings {
-                max_batch_size: settings.max_batch_size,
-                max_batch_delay: Duration::from_micros(settings.max_batch_delay_us),
-                queue_capacity: settings.queue_capacity,
-                preprocess_threads: match settings.preprocess_threads {
-                    0 => std::thread::available_parallelism().map_or(1, usize::from),
-                    threads => threads,
-                },
-                torch_threads: settings.torch_threads,
-            },
-        )?;
-        let app = routes(ModelApi::new(engine, metadata), settings);
+        check(settings)?;
+        let recorder = crate::metrics::recorder().map_err(StartupError::Metrics)?;
+        let state = ServerState::default();
+        let app = routes(&state, recorder, settings);
 
         let address = format!("{}:{}", settings.host, settings.port);
         let bind_error = |cause| StartupError::Bind { address: address.clone(), cause };
-        let acceptor = TcpListener::bind(address.clone()).into_acceptor().await.map_err(bind_error)?;
-        let address = acceptor
-            .local_addr()
-            .first()
-            .and_then(|local| local.as_socket_addr().copied())
-            .ok_or_else(|| bind_error(std::io::Error::other("no local address")))?;
-        Ok(Application { acceptor, app, address })
+        let listener = TcpListener::bind(address.clone()).await.map_err(bind_error)?;
+        let address = listener.local_addr().map_err(bind_error)?;
+        Ok(Application { listener, app, address, state, settings: settings.clone() })
     }
 
     /// The bound address (with the real port when 0 was asked for).
@@ -100,14 +92,94 @@ impl Application {
         self.address
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
-    /// finish (for at most 30 s).
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        tracing::info!(address = %self.address, "serving; Swagger UI at /");
-        Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(self.app, shutdown, Some(DRAIN_TIMEOUT))
-            .await
+    /// Serves (health and metrics at once, the model routes once it is loaded) until
+    /// `shutdown` resolves, then reports not-ready, stops accepting and lets in-flight
+    /// requests finish, for at most `DRAIN_TIMEOUT_SECS`. Fails, after closing the socket,
+    /// when the model cannot be loaded.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartupError> {
+        let Application { listener, app, address, state, settings } = self;
+        let limits = ConnectionLimits {
+            header_read_timeout: settings.header_read_timeout,
+            max_connections: settings.max_connections,
+            drain_timeout: settings.drain_timeout,
+        };
+        let (abort, aborted) = oneshot::channel::<()>();
+        let stopping = {
+            let state = state.clone();
+            async move {
+                tokio::select! {
+                    () = shutdown => {}
+                    _ = aborted => {}
+                }
+                state.start_draining();
+            }
+        };
+        tracing::info!(%address, "listening; Swagger UI at /, ready at /health/ready once the model is loaded");
+        let mut server = tokio::spawn(crate::server::serve(listener, app, limits, stopping));
+        let started = Instant::now();
+        tokio::select! {
+            loaded = load_model(&settings) => match loaded {
+                Ok(model) => {
+                    state.serve_model(model);
+                    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "model loaded and warmed up: ready");
+                }
+                Err(error) => {
+                    let _ = abort.send(());
+                    let _ = server.await;
+                    return Err(error);
+                }
+            },
+            // Stopped before the model was loaded.
+            finished = &mut server => return finished.map_err(|error| StartupError::Crashed(error.to_string())),
+        }
+        server.await.map_err(|error| StartupError::Crashed(error.to_string()))
     }
+}
+
+/// Refuses settings that contradict each other.
+fn check(settings: &ServerSettings) -> Result<(), StartupError> {
+    if settings.max_images_per_request > settings.queue_capacity {
+        return Err(StartupError::Settings(format!(
+            "MAX_IMAGES_PER_REQUEST ({}) is over QUEUE_CAPACITY ({}): a full form could never be admitted",
+            settings.max_images_per_request, settings.queue_capacity
+        )));
+    }
+    if settings.body_read_timeout >= settings.request_timeout {
+        return Err(StartupError::Settings(format!(
+            "BODY_READ_TIMEOUT_SECS ({:?}) must be under REQUEST_TIMEOUT_SECS ({:?}): a slow body would get 503, not 408",
+            settings.body_read_timeout, settings.request_timeout
+        )));
+    }
+    Ok(())
+}
+
+/// Verifies the weights (fetching them from the bucket when needed), starts the inference
+/// engine on them and warms it up.
+async fn load_model(settings: &ServerSettings) -> Result<LoadedModel, StartupError> {
+    let weights = verified_weights(settings).await?;
+    let engine_settings = EngineSettings {
+        max_batch_size: settings.max_batch_size,
+        max_batch_delay: Duration::from_micros(settings.max_batch_delay_us),
+        queue_capacity: settings.queue_capacity,
+        preprocess_threads: match settings.preprocess_threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            threads => threads,
+        },
+        torch_threads: settings.torch_threads,
+    };
+    let max_image_pixels = settings.max_image_pixels;
+    let path = weights.path.clone();
+    let engine = tokio::task::spawn_blocking(move || {
+        let model = ModelWrapper::load(&path, max_mnist_core::best_device(), max_image_pixels)?;
+        InferenceEngine::start(model, engine_settings)
+    })
+    .await
+    .map_err(|error| StartupError::Crashed(error.to_string()))??;
+    engine.warm_up().await?;
+    let metadata = ModelMetadataResponse::new(&MODEL_CARD, engine.metadata(), &weights.sha512);
+    crate::metrics::record_model(&metadata.version, &metadata.weights_sha512);
+    let labels = LabelsResponse::new(engine.metadata());
+    Ok(LoadedModel { engine, metadata, labels })
 }
 
 async fn verified_weights(settings: &ServerSettings) -> Result<VerifiedAsset, StartupError> {
@@ -130,22 +202,36 @@ async fn verified_weights(settings: &ServerSettings) -> Result<VerifiedAsset, St
         .ok_or_else(|| StartupError::NoWeights(Path::new(&settings.checksums).display().to_string()))
 }
 
-/// The whole HTTP surface: Swagger UI at `/`, the spec at `/swagger.json`, the model routes,
-/// the drawing page at `/app`, and the middleware every request passes through.
-fn routes(api: ModelApi, settings: &ServerSettings) -> poem::endpoint::BoxEndpoint<'static> {
-    let service = OpenApiService::new(api, API_TITLE, API_VERSION).description(API_DESCRIPTION);
+/// The whole HTTP surface: Swagger UI at `/`, the spec at `/swagger.json`, the MAX model
+/// routes, the Open Inference Protocol routes, health and metrics, the drawing page at `/app`,
+/// and the middleware every request passes through, innermost first: the body limits, the
+/// API key, the request deadline, CORS, panics and errors as JSON (with `Allow` on a 405), and
+/// the request's id, log line and metrics.
+fn routes(state: &ServerState, recorder: PrometheusHandle, settings: &ServerSettings) -> BoxEndpoint<'static> {
+    let apis = (
+        ModelApi::new(state.clone()),
+        OpenInferenceApi::new(state.clone(), settings.max_images_per_request),
+        HealthApi::new(state.clone()),
+        MetricsApi::new(recorder),
+    );
+    let service = OpenApiService::new(apis, API_TITLE, API_VERSION).description(API_DESCRIPTION);
     let swagger_ui = service.swagger_ui();
     let spec = service.spec_endpoint();
-    Route::new()
-        .at("/", swagger_ui)
-        .at("/swagger.json", spec)
-        .nest_no_strip("/model", service)
-        .nest("/app", crate::app::routes())
+    let allow_header = AllowHeader::from_spec(&service.spec());
+    let service = std::sync::Arc::new(service.into_endpoint());
+    let mut routes = Route::new().at("/", swagger_ui).at("/swagger.json", spec).nest("/app", crate::app::routes());
+    for prefix in ["/model", "/v2", "/health", "/metrics"] {
+        routes = routes.nest_no_strip(prefix, service.clone());
+    }
+    routes
         .data(UploadLimits { max_parts: settings.max_images_per_request })
-        .with(BodyLimit::new(settings.max_body_bytes))
+        .with(BodyLimit::new(settings.max_body_bytes, settings.body_read_timeout))
+        .with(BearerAuth::new(settings.api_key.as_ref(), settings.auth_health, settings.auth_metrics))
+        .with(RequestDeadline::new(settings.request_timeout))
         .with_if(settings.cors_enable, Cors::new())
         .with(CatchPanic::new().with_handler(panic_response))
         .catch_all_error(json_error_response)
-        .with(Tracing)
+        .with(allow_header)
+        .with(RequestTelemetry)
         .boxed()
 }

@@ -2,6 +2,7 @@
 //! lists them with their defaults.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
@@ -65,6 +66,37 @@ pub struct ServerSettings {
     #[arg(long, env = "TORCH_THREADS", default_value_t = 1)]
     pub torch_threads: i32,
 
+    /// Longest a request may take, in seconds, body included; past it the client gets 503 with
+    /// `Retry-After`. Must be over BODY_READ_TIMEOUT_SECS.
+    #[arg(long = "request-timeout-secs", env = "REQUEST_TIMEOUT_SECS", default_value = "60", value_parser = seconds)]
+    pub request_timeout: Duration,
+    /// Longest a client may take to send a request's headers, in seconds (408, and the
+    /// connection is closed). Also how long an idle kept-alive connection stays open.
+    #[arg(long = "header-read-timeout-secs", env = "HEADER_READ_TIMEOUT_SECS", default_value = "10", value_parser = seconds)]
+    pub header_read_timeout: Duration,
+    /// Longest a client may take to send a request's body, in seconds (408).
+    #[arg(long = "body-read-timeout-secs", env = "BODY_READ_TIMEOUT_SECS", default_value = "30", value_parser = seconds)]
+    pub body_read_timeout: Duration,
+    /// Most connections open at once; further clients wait in the listen backlog.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// After ctrl-c or SIGTERM, how long in-flight requests may run before the server exits
+    /// anyway, in seconds.
+    #[arg(long = "drain-timeout-secs", env = "DRAIN_TIMEOUT_SECS", default_value = "30", value_parser = seconds)]
+    pub drain_timeout: Duration,
+
+    /// Require `Authorization: Bearer <key>` on the model routes (`/model/*`, `/v2/models/*`,
+    /// `/v2`). Unset: no authentication. Never logged.
+    #[arg(long, env = "API_KEY", hide_env_values = true)]
+    pub api_key: Option<ApiKey>,
+    /// With an API key: require it on `/health/*` and `/v2/health/*` too (probes then need
+    /// the header).
+    #[arg(long, env = "AUTH_HEALTH", default_value_t = false, action = clap::ArgAction::Set)]
+    pub auth_health: bool,
+    /// With an API key: require it on `/metrics` too.
+    #[arg(long, env = "AUTH_METRICS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub auth_metrics: bool,
+
     /// Send CORS headers allowing any origin.
     #[arg(long, env = "CORS_ENABLE", default_value_t = false, action = clap::ArgAction::Set)]
     pub cors_enable: bool,
@@ -74,6 +106,45 @@ pub struct ServerSettings {
     /// Log line format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// A duration given in seconds, fractions allowed (`0.5`); positive.
+fn seconds(value: &str) -> Result<Duration, String> {
+    let seconds: f64 = value.trim().parse().map_err(|_| format!("`{value}` is not a number of seconds"))?;
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|duration| !duration.is_zero())
+        .ok_or_else(|| format!("`{value}` is not a positive number of seconds"))
+}
+
+/// A secret bearer token. Its `Debug` form is redacted, so settings can be logged safely.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// The token itself, for comparing with what clients send.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for ApiKey {
+    type Err = String;
+
+    /// Refuses an empty key: an empty `API_KEY` would otherwise lock every client out, or
+    /// (worse, in a careless check) let every client in.
+    fn from_str(key: &str) -> Result<ApiKey, String> {
+        if key.trim().is_empty() {
+            return Err("the API key is empty".into());
+        }
+        Ok(ApiKey(key.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("ApiKey(<redacted>)")
+    }
 }
 
 /// How log lines are written.
@@ -102,6 +173,25 @@ mod tests {
         assert_eq!((settings.host.as_str(), settings.port), ("0.0.0.0", 5000));
         assert_eq!(settings.model_bucket, "pretrained-model");
         assert!(!settings.cors_enable);
+    }
+
+    #[test]
+    fn an_api_key_is_never_shown_and_never_empty() {
+        let settings = ServerSettings::parse_from(["max-mnist", "--api-key", "s3cret-token"]);
+        assert_eq!(settings.api_key.as_ref().map(ApiKey::expose), Some("s3cret-token"));
+        assert!(!format!("{settings:?}").contains("s3cret"), "{settings:?}");
+        assert!(ServerSettings::try_parse_from(["max-mnist", "--api-key", " "]).is_err());
+        assert!(ServerSettings::defaults().api_key.is_none());
+    }
+
+    #[test]
+    fn timeouts_are_positive_seconds_fractions_allowed() {
+        let settings = ServerSettings::parse_from(["max-mnist", "--request-timeout-secs", "0.5"]);
+        assert_eq!(settings.request_timeout, Duration::from_millis(500));
+        assert_eq!(ServerSettings::defaults().drain_timeout, Duration::from_secs(30));
+        for bad in ["0", "-1", "soon", "NaN"] {
+            assert!(ServerSettings::try_parse_from(["max-mnist", "--drain-timeout-secs", bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]

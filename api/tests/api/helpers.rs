@@ -45,10 +45,29 @@ impl TestApp {
         let application = Application::build(&settings).await.expect("the server starts");
         let url = format!("http://{}", application.address());
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(application.run_until(async move {
+        let running = tokio::spawn(application.run_until(async move {
             let _ = stopped.await;
         }));
-        TestApp { url, client: reqwest::Client::new(), _assets: assets, _stop: stop }
+        let app = TestApp { url, client: reqwest::Client::new(), _assets: assets, _stop: stop };
+        app.wait_until_ready(running).await;
+        app
+    }
+
+    /// Polls `/health/ready` until it says ready; panics if the server stops first (the
+    /// model could not be loaded) or takes over a minute.
+    async fn wait_until_ready(&self, running: tokio::task::JoinHandle<Result<(), max_mnist_api::StartupError>>) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            if running.is_finished() {
+                panic!("the server stopped while starting: {:?}", running.await);
+            }
+            let ready = self.client.get(format!("{}/health/ready", self.url)).send().await;
+            if ready.is_ok_and(|response| response.status() == 200) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("the server was not ready within a minute");
     }
 
     /// POSTs `bytes` as the multipart field `field` of `/model/predict`.

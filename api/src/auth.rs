@@ -1,0 +1,91 @@
+//! Optional bearer-token authentication (`--api-key` / `API_KEY`).
+//!
+//! Fail closed: with a key set, every path needs it except an explicit list of open ones:
+//! the documentation (`/`, `/swagger.json`), the drawing page's files, and, unless configured
+//! otherwise, the health probes and `/metrics`. The key is compared through SHA-256 digests in
+//! constant time, so neither its content nor its length leaks through timing.
+
+use max_mnist_config::settings::ApiKey;
+use poem::http::header::AUTHORIZATION;
+use poem::{Endpoint, Middleware, Request, Result};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+
+/// Paths open to anyone, always.
+const OPEN_PATHS: [&str; 6] = ["/", "/swagger.json", "/app", "/app/", "/app/app.js", "/app/app.css"];
+/// The health probes, open unless `AUTH_HEALTH` is set.
+const HEALTH_PATHS: [&str; 4] = ["/health/live", "/health/ready", "/v2/health/live", "/v2/health/ready"];
+/// The metrics route, open unless `AUTH_METRICS` is set.
+const METRICS_PATH: &str = "/metrics";
+
+/// Middleware requiring `Authorization: Bearer <key>` when a key is set.
+#[derive(Clone)]
+pub struct BearerAuth {
+    /// The key's SHA-256; `None`: no key, every path is open.
+    key_digest: Option<[u8; 32]>,
+    open_health: bool,
+    open_metrics: bool,
+}
+
+impl BearerAuth {
+    /// Requires `key`, when there is one; `protect_health` and `protect_metrics` close the
+    /// probes and `/metrics` too.
+    pub fn new(key: Option<&ApiKey>, protect_health: bool, protect_metrics: bool) -> BearerAuth {
+        BearerAuth {
+            key_digest: key.map(|key| Sha256::digest(key.expose()).into()),
+            open_health: !protect_health,
+            open_metrics: !protect_metrics,
+        }
+    }
+
+    fn is_open(&self, path: &str) -> bool {
+        self.key_digest.is_none()
+            || OPEN_PATHS.contains(&path)
+            || (self.open_health && HEALTH_PATHS.contains(&path))
+            || (self.open_metrics && path == METRICS_PATH)
+    }
+
+    fn authorised(&self, request: &Request) -> Result<(), ApiError> {
+        let token = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+            .ok_or_else(|| {
+                ApiError::unauthorized("this route needs the API key: send `Authorization: Bearer <key>`")
+            })?;
+        let digest: [u8; 32] = Sha256::digest(token.trim()).into();
+        if self.key_digest.is_some_and(|key_digest| bool::from(digest.ct_eq(&key_digest))) {
+            Ok(())
+        } else {
+            Err(ApiError::unauthorized("the API key is wrong"))
+        }
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for BearerAuth {
+    type Output = BearerAuthEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        BearerAuthEndpoint { inner, auth: self.clone() }
+    }
+}
+
+/// The endpoint made by [`BearerAuth`].
+pub struct BearerAuthEndpoint<E> {
+    inner: E,
+    auth: BearerAuth,
+}
+
+impl<E: Endpoint> Endpoint for BearerAuthEndpoint<E> {
+    type Output = E::Output;
+
+    async fn call(&self, request: Request) -> Result<E::Output> {
+        if !self.auth.is_open(request.uri().path()) {
+            self.auth.authorised(&request)?;
+        }
+        self.inner.call(request).await
+    }
+}

@@ -1,0 +1,424 @@
+//! The Open Inference Protocol (KServe v2) routes, so that KServe, Triton clients and other
+//! tools that speak it can use this server as it is: `GET /v2`, `/v2/health/live`,
+//! `/v2/health/ready`, `/v2/models/mnist`, `/v2/models/mnist/ready`, and
+//! `POST /v2/models/mnist/infer`.
+//!
+//! An inference request carries one input tensor, either
+//! - `FP32` of shape `[N, 1, 28, 28]` or `[N, 784]`: pixel intensities in [0, 1], white ink on
+//!   black, as MNIST and torchvision's `ToTensor` give them; they skip decoding and the search
+//!   for the digit, and are normalised with the weights' constants; or
+//! - `BYTES` of shape `[N]`: base64-encoded images (PNG, JPEG, …), preprocessed exactly as
+//!   `/model/predict` does.
+//!
+//! The answer is the `FP32` output `probabilities`, `[N, 10]`. Errors are the server's JSON
+//! error body, whose `error` field is the protocol's.
+
+use base64::Engine;
+use base64::alphabet::STANDARD as BASE64_ALPHABET;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use max_mnist_core::inference::Classification;
+use max_mnist_core::preprocess::ModelInput;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+
+use crate::error::ApiError;
+use crate::state::{LoadedModel, Readiness, ServerState};
+
+/// The model's name in the protocol's paths.
+pub const MODEL_NAME: &str = "mnist";
+/// The one output.
+const OUTPUT_NAME: &str = "probabilities";
+/// Standard base64, padded or not (clients differ).
+const BASE64_PADDING_OPTIONAL: GeneralPurpose = GeneralPurpose::new(
+    &BASE64_ALPHABET,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+#[derive(Tags)]
+enum Tag {
+    /// Open Inference Protocol (KServe v2).
+    OpenInferenceProtocol,
+}
+
+/// `GET /v2`: who is serving.
+#[derive(Object, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ServerMetadata {
+    /// The server's name.
+    pub name: String,
+    /// The server's version.
+    pub version: String,
+    /// Protocol extensions supported (none).
+    pub extensions: Vec<String>,
+}
+
+/// `GET /v2/health/live`.
+#[derive(Object, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LiveBody {
+    /// Always true: the server answered.
+    pub live: bool,
+}
+
+/// A tensor a model takes or gives.
+#[derive(Object, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TensorMetadata {
+    /// Its name.
+    pub name: String,
+    /// Its element type (`FP32`, `BYTES`).
+    pub datatype: String,
+    /// Its shape; -1 for a dimension of any size.
+    pub shape: Vec<i64>,
+}
+
+/// `GET /v2/models/mnist`: what the model takes and gives.
+#[derive(Object, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModelMetadataV2 {
+    /// The model's name (`mnist`).
+    pub name: String,
+    /// The versions served: the first 12 hex digits of the weights' SHA-512.
+    pub versions: Vec<String>,
+    /// The framework.
+    pub platform: String,
+    /// The accepted inputs; a request sends one of them.
+    pub inputs: Vec<TensorMetadata>,
+    /// The outputs.
+    pub outputs: Vec<TensorMetadata>,
+}
+
+/// `GET /v2/health/ready`.
+#[derive(Object, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ServerReadyBody {
+    /// Whether the server answers inference requests.
+    pub ready: bool,
+}
+
+/// `GET /v2/models/mnist/ready`.
+#[derive(Object, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModelReadyBody {
+    /// The model's name.
+    pub name: String,
+    /// Whether it answers inference requests.
+    pub ready: bool,
+}
+
+/// One input tensor of an inference request.
+#[derive(Object, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RequestInput {
+    /// Any name (the model has one input at a time).
+    pub name: String,
+    /// `[N, 1, 28, 28]` or `[N, 784]` for `FP32`, `[N]` for `BYTES`.
+    pub shape: Vec<i64>,
+    /// `FP32` (pixels in [0, 1]) or `BYTES` (base64-encoded images).
+    pub datatype: String,
+    /// The elements in row-major order, flat or nested.
+    pub data: serde_json::Value,
+}
+
+/// An output a client asks for.
+#[derive(Object, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RequestOutput {
+    /// The output's name (`probabilities`).
+    pub name: String,
+}
+
+/// `POST /v2/models/mnist/infer`'s body.
+#[derive(Object, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InferenceRequest {
+    /// An id echoed in the answer.
+    pub id: Option<String>,
+    /// Exactly one input.
+    pub inputs: Vec<RequestInput>,
+    /// The outputs wanted (default: all, that is `probabilities`).
+    pub outputs: Option<Vec<RequestOutput>>,
+}
+
+/// One output tensor of an answer.
+#[derive(Object, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ResponseOutput {
+    /// `probabilities`.
+    pub name: String,
+    /// `[N, 10]`.
+    pub shape: Vec<i64>,
+    /// `FP32`.
+    pub datatype: String,
+    /// The probabilities of the ten digits for each image, row by row.
+    pub data: Vec<f32>,
+}
+
+/// The answer of `POST /v2/models/mnist/infer`.
+#[derive(Object, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InferenceResponse {
+    /// `mnist`.
+    pub model_name: String,
+    /// The weights' version.
+    pub model_version: String,
+    /// The request's id, when it had one.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The outputs.
+    pub outputs: Vec<ResponseOutput>,
+}
+
+/// The answer of `/v2/health/ready`.
+#[derive(ApiResponse)]
+pub enum ServerReadyResponse {
+    /// Ready.
+    #[oai(status = 200)]
+    Ready(Json<ServerReadyBody>),
+    /// Loading, or the server is shutting down.
+    #[oai(status = 503)]
+    NotReady(Json<ServerReadyBody>),
+}
+
+/// The answer of `/v2/models/mnist/ready`.
+#[derive(ApiResponse)]
+pub enum ModelReadyResponse {
+    /// Ready.
+    #[oai(status = 200)]
+    Ready(Json<ModelReadyBody>),
+    /// Loading, or the server is shutting down.
+    #[oai(status = 503)]
+    NotReady(Json<ModelReadyBody>),
+}
+
+/// The Open Inference Protocol routes.
+pub struct OpenInferenceApi {
+    state: ServerState,
+    max_images: usize,
+}
+
+impl OpenInferenceApi {
+    /// The routes over `state`, taking at most `max_images` images per request.
+    pub fn new(state: ServerState, max_images: usize) -> OpenInferenceApi {
+        OpenInferenceApi { state, max_images }
+    }
+
+    /// The model's inputs, one image each, checked against the protocol and the limits.
+    fn inputs(&self, model: &LoadedModel, request: InferenceRequest) -> Result<Inputs, ApiError> {
+        if let Some(unknown) = request.outputs.iter().flatten().find(|output| output.name != OUTPUT_NAME) {
+            return Err(ApiError::bad_request(format!(
+                "unknown output `{}`: the model has one, `{OUTPUT_NAME}`",
+                unknown.name
+            )));
+        }
+        let [input] = <[RequestInput; 1]>::try_from(request.inputs)
+            .map_err(|inputs| ApiError::bad_request(format!("send exactly one input tensor, not {}", inputs.len())))?;
+        let side = i64::from(model.metadata.input_size);
+        let count = match (input.datatype.as_str(), input.shape.as_slice()) {
+            ("FP32", &[count, 1, height, width]) if height == side && width == side => count,
+            ("FP32", &[count, pixels]) if pixels == side * side => count,
+            ("BYTES", &[count]) => count,
+            ("FP32", shape) => {
+                return Err(ApiError::bad_request(format!(
+                    "an FP32 input has shape [N, 1, {side}, {side}] or [N, {}], not {shape:?}",
+                    side * side
+                )));
+            }
+            ("BYTES", shape) => {
+                return Err(ApiError::bad_request(format!("a BYTES input has shape [N], not {shape:?}")));
+            }
+            (other, _) => {
+                return Err(ApiError::bad_request(format!(
+                    "datatype `{other}` is not accepted: send FP32 pixels or BYTES images"
+                )));
+            }
+        };
+        let count = usize::try_from(count)
+            .ok()
+            .filter(|&count| count > 0)
+            .ok_or_else(|| ApiError::bad_request(format!("the batch size must be at least 1, not {count}")))?;
+        if count > self.max_images {
+            return Err(ApiError::payload_too_large(format!(
+                "{count} images in one request; the limit is {}",
+                self.max_images
+            )));
+        }
+        let mut elements = Vec::new();
+        flatten(input.data, &mut elements)?;
+        if input.datatype == "BYTES" {
+            return Ok(Inputs::Images(decode_images(elements, count)?));
+        }
+        let pixels = (side * side) as usize;
+        if elements.len() != count * pixels {
+            return Err(ApiError::bad_request(format!(
+                "shape {:?} needs {} values, the data has {}",
+                input.shape,
+                count * pixels,
+                elements.len()
+            )));
+        }
+        let values = elements
+            .iter()
+            .map(|element| element.as_f64().map(|value| value as f32))
+            .collect::<Option<Vec<f32>>>()
+            .ok_or_else(|| ApiError::bad_request("FP32 data must be numbers"))?;
+        let inputs = values
+            .chunks(pixels)
+            .map(|chunk| ModelInput::from_pixels(model.metadata.input_size, chunk.to_vec()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Inputs::Pixels(inputs))
+    }
+}
+
+/// A request's images: pixels to classify as they are, or encoded images to preprocess.
+enum Inputs {
+    Pixels(Vec<ModelInput>),
+    Images(Vec<Vec<u8>>),
+}
+
+/// Appends the leaves of `data` (an array, possibly nested) to `elements`.
+fn flatten(data: serde_json::Value, elements: &mut Vec<serde_json::Value>) -> Result<(), ApiError> {
+    match data {
+        serde_json::Value::Array(items) => {
+            for item in items {
+                match item {
+                    serde_json::Value::Array(_) => flatten(item, elements)?,
+                    leaf => elements.push(leaf),
+                }
+            }
+            Ok(())
+        }
+        _ => Err(ApiError::bad_request("`data` must be an array")),
+    }
+}
+
+/// The `count` images of a BYTES input, each a base64 string.
+fn decode_images(elements: Vec<serde_json::Value>, count: usize) -> Result<Vec<Vec<u8>>, ApiError> {
+    if elements.len() != count {
+        return Err(ApiError::bad_request(format!(
+            "shape [{count}] needs {count} images, the data has {}",
+            elements.len()
+        )));
+    }
+    elements
+        .into_iter()
+        .enumerate()
+        .map(|(index, element)| {
+            let text = element
+                .as_str()
+                .ok_or_else(|| ApiError::bad_request(format!("image {index}: BYTES elements are base64 strings")))?;
+            BASE64_PADDING_OPTIONAL
+                .decode(text)
+                .map_err(|error| ApiError::bad_request(format!("image {index}: not base64 ({error})")))
+        })
+        .collect()
+}
+
+#[OpenApi(tag = "Tag::OpenInferenceProtocol")]
+impl OpenInferenceApi {
+    /// Server metadata
+    #[oai(path = "/v2", method = "get")]
+    async fn server_metadata(&self) -> Json<ServerMetadata> {
+        Json(ServerMetadata {
+            name: "max-mnist".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            extensions: Vec::new(),
+        })
+    }
+
+    /// Server liveness
+    #[oai(path = "/v2/health/live", method = "get")]
+    async fn live(&self) -> Json<LiveBody> {
+        Json(LiveBody { live: true })
+    }
+
+    /// Server readiness
+    ///
+    /// As `/health/ready`: 200 once the model is loaded and warmed up, 503 while starting or
+    /// draining.
+    #[oai(path = "/v2/health/ready", method = "get")]
+    async fn ready(&self) -> ServerReadyResponse {
+        match self.state.readiness() {
+            Readiness::Ready => ServerReadyResponse::Ready(Json(ServerReadyBody { ready: true })),
+            _ => ServerReadyResponse::NotReady(Json(ServerReadyBody { ready: false })),
+        }
+    }
+
+    /// Model metadata
+    #[oai(path = "/v2/models/:model", method = "get")]
+    async fn model_metadata(&self, model: Path<String>) -> Result<Json<ModelMetadataV2>, ApiError> {
+        let loaded = self.model(&model)?;
+        let side = i64::from(loaded.metadata.input_size);
+        Ok(Json(ModelMetadataV2 {
+            name: MODEL_NAME.into(),
+            versions: vec![loaded.metadata.version.clone()],
+            platform: "pytorch_libtorch".into(),
+            inputs: vec![
+                TensorMetadata { name: "pixels".into(), datatype: "FP32".into(), shape: vec![-1, 1, side, side] },
+                TensorMetadata { name: "images".into(), datatype: "BYTES".into(), shape: vec![-1] },
+            ],
+            outputs: vec![TensorMetadata {
+                name: OUTPUT_NAME.into(),
+                datatype: "FP32".into(),
+                shape: vec![-1, loaded.labels.count.into()],
+            }],
+        }))
+    }
+
+    /// Model readiness
+    #[oai(path = "/v2/models/:model/ready", method = "get")]
+    async fn model_ready(&self, model: Path<String>) -> Result<ModelReadyResponse, ApiError> {
+        known_model(&model)?;
+        let body = |ready| Json(ModelReadyBody { name: MODEL_NAME.into(), ready });
+        Ok(match self.state.readiness() {
+            Readiness::Ready => ModelReadyResponse::Ready(body(true)),
+            _ => ModelReadyResponse::NotReady(body(false)),
+        })
+    }
+
+    /// Inference
+    ///
+    /// One input tensor: `FP32` pixels in [0, 1] (white ink on black) of shape
+    /// `[N, 1, 28, 28]` or `[N, 784]`, or `BYTES` of shape `[N]`, each element a base64-encoded
+    /// image (PNG, JPEG, GIF, BMP, WebP or TIFF) preprocessed as by `/model/predict`. Answers
+    /// the `FP32` output `probabilities` of shape `[N, 10]`.
+    #[oai(path = "/v2/models/:model/infer", method = "post")]
+    async fn infer(
+        &self,
+        model: Path<String>,
+        request: Json<InferenceRequest>,
+    ) -> Result<Json<InferenceResponse>, ApiError> {
+        let loaded = self.model(&model)?;
+        let id = request.0.id.clone();
+        let results = match self.inputs(loaded, request.0)? {
+            Inputs::Pixels(inputs) => loaded.engine.classify_pixels(inputs).await,
+            Inputs::Images(images) => loaded.engine.classify_all(images).await,
+        };
+        let count = results.len();
+        let mut data = Vec::with_capacity(count * loaded.labels.count as usize);
+        for (index, result) in results.into_iter().enumerate() {
+            let Classification { prediction, .. } =
+                result.map_err(|error| ApiError::for_image(&format!("image {index}"), error))?;
+            data.extend(prediction.probabilities);
+        }
+        Ok(Json(InferenceResponse {
+            model_name: MODEL_NAME.into(),
+            model_version: loaded.metadata.version.clone(),
+            id,
+            outputs: vec![ResponseOutput {
+                name: OUTPUT_NAME.into(),
+                shape: vec![count as i64, loaded.labels.count.into()],
+                datatype: "FP32".into(),
+                data,
+            }],
+        }))
+    }
+}
+
+impl OpenInferenceApi {
+    /// The loaded model, when `name` is this server's.
+    fn model(&self, name: &str) -> Result<&LoadedModel, ApiError> {
+        known_model(name)?;
+        self.state.model()
+    }
+}
+
+/// A 404 unless `name` is the model served.
+fn known_model(name: &str) -> Result<(), ApiError> {
+    if name == MODEL_NAME {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("no model `{name}`; this server serves `{MODEL_NAME}`")))
+    }
+}

@@ -10,7 +10,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/max-mnist
 COPY . .
-RUN make libtorch && cargo build --release --locked --bin max-mnist
+RUN make libtorch && cargo build --release --locked --bin max-mnist --bin healthcheck
 
 # Fetch the weights from the bucket and verify them, MAX style. Unverified files fail the build.
 ARG model_bucket=pretrained-model
@@ -38,10 +38,14 @@ RUN ln -s ${site}/torch /opt/max-mnist/.libtorch \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin max-mnist
 WORKDIR /opt/max-mnist
 COPY --from=build /opt/max-mnist/target/release/max-mnist /usr/local/bin/max-mnist
+COPY --from=build /opt/max-mnist/target/release/healthcheck /usr/local/bin/max-mnist-healthcheck
 # Verified weights and their checksums, owned by root and read-only for the service user.
 COPY --from=build /opt/max-mnist/assets assets
 COPY --from=build /opt/max-mnist/sha512sums.txt sha512sums.txt
 USER max-mnist
 EXPOSE 5000
 ENV HOST=0.0.0.0 PORT=5000
+# `docker ps` shows healthy once the weights are verified and the model warmed up, unhealthy
+# while draining. The image has no curl: a std-only binary asks /health/ready (src/bin/healthcheck.rs).
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 CMD ["max-mnist-healthcheck"]
 ENTRYPOINT ["max-mnist"]

@@ -39,6 +39,13 @@ pub enum Error {
         limit: u64,
     },
 
+    /// The image header declares a size too large for the decoder even to represent.
+    #[error("the image declares a size too large to decode, over the limit of {limit} pixels")]
+    SizeBeyondDecoding {
+        /// The configured maximum of width × height.
+        limit: u64,
+    },
+
     /// A file does not have the digest recorded for it (in the checksums file, or for MNIST
     /// in the code).
     #[error("checksum mismatch for {file}: expected {algorithm} {expected}, got {actual}")]

@@ -16,7 +16,7 @@
 //! most `max_batch_delay` after the first. An idle server therefore answers a lone request at
 //! once, and a busy one fills its batches. Each image carries its own reply channel, so every
 //! caller gets its own answer; an image whose caller has gone (a client that hung up, a
-//! request past its deadline) is dropped before its forward pass.
+//! request past its deadline) is dropped before its preprocessing or its forward pass.
 //!
 //! The engine records, through the `metrics` facade, how long each image spent decoding and
 //! waiting and how large and long each forward pass was (the names are in [`metric`]); the
@@ -47,7 +47,8 @@ pub mod metric {
     pub const INFERENCE_SECONDS: &str = "max_mnist_inference_seconds";
     /// Histogram: images in one forward pass.
     pub const BATCH_SIZE: &str = "max_mnist_batch_size";
-    /// Counter: preprocessed images dropped unrun because their caller had gone.
+    /// Counter: images dropped unrun (before preprocessing or before inference) because their
+    /// caller had gone.
     pub const ABANDONED_IMAGES: &str = "max_mnist_abandoned_images_total";
 }
 
@@ -248,6 +249,13 @@ impl InferenceEngine {
         let jobs = self.jobs.clone();
         let admitted_at = Instant::now();
         self.preprocess_pool.spawn(move || {
+            // A caller that went away (hung up, or past its deadline) no longer needs this image:
+            // preprocessing it would only delay the callers still waiting.
+            if reply.is_closed() {
+                preprocessing.fetch_sub(1, Ordering::AcqRel);
+                metrics::counter!(metric::ABANDONED_IMAGES).increment(1);
+                return;
+            }
             let waited = admitted_at.elapsed();
             // A panic in preprocessing (a bug) fails this image; unwinding out of a pool
             // thread would abort the process.

@@ -117,12 +117,21 @@ impl Preprocessor {
         if !SUPPORTED_FORMATS.contains(&format) {
             return Err(Error::UnsupportedImageFormat);
         }
+        // The JPEG decoder fills a cut-off image with grey rather than failing, and the digit
+        // found in what is left would be a confident guess: refuse what ends too early.
+        if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+            return Err(Error::UndecodableImage("the JPEG is truncated (no end-of-image marker)".into()));
+        }
         let undecodable = |error: image::ImageError| Error::UndecodableImage(error.to_string());
         // Reading the header allocates nothing, so it runs without limits; the declared size
         // is then checked against ours before any pixel is decoded.
         let mut probe = ImageReader::with_format(Cursor::new(bytes), format);
         probe.no_limits();
-        let (width, height) = probe.into_dimensions().map_err(undecodable)?;
+        let (width, height) = probe.into_dimensions().map_err(|error| match error {
+            // Some decoders refuse a header whose size overflows their own arithmetic.
+            image::ImageError::Limits(_) => Error::SizeBeyondDecoding { limit: self.max_pixels },
+            other => undecodable(other),
+        })?;
         if width == 0 || height == 0 {
             return Err(Error::UndecodableImage(format!("the image is {width}x{height} pixels")));
         }
@@ -147,6 +156,14 @@ impl Preprocessor {
         let image = DynamicImage::from_decoder(decoder).map_err(over_limit)?;
         Ok((image, orientation))
     }
+}
+
+/// Whether a JPEG has its end-of-image marker after its last start-of-scan marker. Inside
+/// scan data a 0xFF byte is always followed by 0x00 or a restart marker, so the marker
+/// cannot appear there by chance; a thumbnail's own end marker comes before the main scan.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_scan = bytes.windows(2).rposition(|pair| pair == [0xFF, 0xDA]);
+    last_scan.is_some_and(|scan| bytes[scan..].windows(2).any(|pair| pair == [0xFF, 0xD9]))
 }
 
 #[cfg(test)]

@@ -125,7 +125,7 @@ impl ApiError {
             | CoreError::UnsupportedImageFormat
             | CoreError::UndecodableImage(_)
             | CoreError::InvalidPixels(_) => ApiError::BadRequest(body),
-            CoreError::TooManyPixels { .. } => ApiError::PayloadTooLarge(body),
+            CoreError::TooManyPixels { .. } | CoreError::SizeBeyondDecoding { .. } => ApiError::PayloadTooLarge(body),
             CoreError::Overloaded => ApiError::Unavailable(body, RETRY_AFTER_SECONDS),
             other => {
                 tracing::error!(error = %other, "request failed inside the server");

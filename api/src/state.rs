@@ -77,17 +77,46 @@ impl ServerState {
     /// shutdown began meanwhile.
     pub fn serve_model(&self, model: LoadedModel) {
         if self.model.set(model).is_ok() {
-            let _ = self.readiness.compare_exchange(
-                Readiness::Starting as u8,
-                Readiness::Ready as u8,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
+            self.mark_ready();
         }
+    }
+
+    /// Starting becomes Ready; Draining stays Draining.
+    fn mark_ready(&self) {
+        let _ = self.readiness.compare_exchange(
+            Readiness::Starting as u8,
+            Readiness::Ready as u8,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
     }
 
     /// Reports not ready from now on: the server is shutting down.
     pub fn start_draining(&self) {
         self.readiness.store(Readiness::Draining as u8, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_goes_from_starting_to_ready_to_draining() {
+        let state = ServerState::default();
+        assert_eq!(state.readiness(), Readiness::Starting);
+        state.mark_ready();
+        assert_eq!(state.readiness(), Readiness::Ready);
+        state.start_draining();
+        assert_eq!(state.readiness(), Readiness::Draining);
+        assert_eq!(Readiness::Draining.as_str(), "draining");
+    }
+
+    #[test]
+    fn a_model_loaded_after_a_shutdown_began_does_not_make_the_server_ready() {
+        let state = ServerState::default();
+        state.start_draining();
+        state.mark_ready();
+        assert_eq!(state.readiness(), Readiness::Draining);
     }
 }

@@ -255,7 +255,11 @@ impl OpenInferenceApi {
             .ok_or_else(|| ApiError::bad_request("FP32 data must be numbers"))?;
         let inputs = values
             .chunks(pixels)
-            .map(|chunk| ModelInput::from_pixels(model.metadata.input_size, chunk.to_vec()))
+            .enumerate()
+            .map(|(index, chunk)| {
+                ModelInput::from_pixels(model.metadata.input_size, chunk.to_vec())
+                    .map_err(|error| ApiError::for_image(&format!("image {index}"), error))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Inputs::Pixels(inputs))
     }

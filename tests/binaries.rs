@@ -119,7 +119,7 @@ fn the_train_bin_publishes_weights_the_server_then_serves() {
     let started = BufReader::new(child.stderr.take().unwrap())
         .lines()
         .map_while(Result::ok)
-        .any(|line| line.contains("serving; Swagger UI at /"));
+        .any(|line| line.contains("model loaded and warmed up: ready"));
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(started, "the server starts on the freshly trained weights");

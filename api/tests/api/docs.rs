@@ -85,3 +85,37 @@ async fn cors_headers_only_when_enabled() {
     assert_eq!(response.status(), 200);
     assert!(response.headers().get("access-control-allow-origin").is_some());
 }
+
+#[tokio::test]
+async fn spec_documents_the_open_inference_protocol_routes_and_request() {
+    let app = TestApp::spawn().await;
+    let spec: serde_json::Value =
+        app.client.get(format!("{}/swagger.json", app.url)).send().await.unwrap().json().await.unwrap();
+    for path in [
+        "/v2",
+        "/v2/health/live",
+        "/v2/health/ready",
+        "/v2/models/{model}",
+        "/v2/models/{model}/ready",
+        "/v2/models/{model}/infer",
+    ] {
+        assert!(spec["paths"][path].is_object(), "{path} is documented");
+    }
+    let infer = &spec["paths"]["/v2/models/{model}/infer"]["post"];
+    for status in ["200", "400", "404", "413", "503"] {
+        assert!(infer["responses"][status].is_object(), "infer documents {status}");
+    }
+    let reference = infer["requestBody"]["content"]["application/json; charset=utf-8"]["schema"]["$ref"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the infer body has a schema: {}", infer["requestBody"]));
+    let name = reference.rsplit('/').next().unwrap();
+    let request = &spec["components"]["schemas"][name];
+    for field in ["id", "inputs", "outputs"] {
+        assert!(request["properties"][field].is_object(), "{name} has `{field}`: {request}");
+    }
+    assert_eq!(request["required"], serde_json::json!(["inputs"]), "{request}");
+    let input = &spec["components"]["schemas"]["RequestInput"];
+    for field in ["name", "shape", "datatype", "data"] {
+        assert!(input["properties"][field].is_object(), "RequestInput has `{field}`: {input}");
+    }
+}

@@ -22,6 +22,8 @@ pub fn sample(name: &str) -> Vec<u8> {
 pub struct TestApp {
     pub url: String,
     pub client: reqwest::Client,
+    /// The API key the server requires, if any; sent when polling readiness.
+    api_key: Option<String>,
     _assets: tempfile::TempDir,
     _stop: oneshot::Sender<()>,
 }
@@ -32,8 +34,24 @@ impl TestApp {
         TestApp::spawn_with(|_| {}).await
     }
 
-    /// A server with the default settings as changed by `configure`.
+    /// A server with the default settings as changed by `configure`, once it is ready.
     pub async fn spawn_with(configure: impl FnOnce(&mut ServerSettings)) -> TestApp {
+        let (app, running) = TestApp::start(configure).await;
+        app.wait_until_ready(running).await;
+        app
+    }
+
+    /// A server with the default settings as changed by `configure`, returned as soon as its
+    /// socket is bound, while it may still be fetching and loading the model (make `configure`
+    /// point it at a bucket that never answers to keep it there).
+    pub async fn spawn_loading(configure: impl FnOnce(&mut ServerSettings)) -> TestApp {
+        TestApp::start(configure).await.0
+    }
+
+    /// Builds the server and starts serving; returns it with the task running it.
+    async fn start(
+        configure: impl FnOnce(&mut ServerSettings),
+    ) -> (TestApp, tokio::task::JoinHandle<Result<(), max_mnist_api::StartupError>>) {
         let assets = tempfile::tempdir().unwrap();
         let mut settings = ServerSettings::defaults();
         settings.host = "127.0.0.1".into();
@@ -42,26 +60,29 @@ impl TestApp {
         settings.checksums = repository().join("sha512sums.txt");
         settings.assets_dir = assets.path().to_owned();
         configure(&mut settings);
+        let api_key = settings.api_key.as_ref().map(|key| key.expose().to_owned());
         let application = Application::build(&settings).await.expect("the server starts");
         let url = format!("http://{}", application.address());
         let (stop, stopped) = oneshot::channel::<()>();
         let running = tokio::spawn(application.run_until(async move {
             let _ = stopped.await;
         }));
-        let app = TestApp { url, client: reqwest::Client::new(), _assets: assets, _stop: stop };
-        app.wait_until_ready(running).await;
-        app
+        (TestApp { url, client: reqwest::Client::new(), api_key, _assets: assets, _stop: stop }, running)
     }
 
-    /// Polls `/health/ready` until it says ready; panics if the server stops first (the
-    /// model could not be loaded) or takes over a minute.
+    /// Polls `/health/ready` (with the API key, if any) until it says ready; panics if the
+    /// server stops first (the model could not be loaded) or takes over a minute.
     async fn wait_until_ready(&self, running: tokio::task::JoinHandle<Result<(), max_mnist_api::StartupError>>) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while std::time::Instant::now() < deadline {
             if running.is_finished() {
                 panic!("the server stopped while starting: {:?}", running.await);
             }
-            let ready = self.client.get(format!("{}/health/ready", self.url)).send().await;
+            let mut ready = self.client.get(format!("{}/health/ready", self.url));
+            if let Some(key) = &self.api_key {
+                ready = ready.bearer_auth(key);
+            }
+            let ready = ready.send().await;
             if ready.is_ok_and(|response| response.status() == 200) {
                 return;
             }

@@ -6,4 +6,7 @@ mod batching;
 mod docs;
 mod errors;
 mod helpers;
+mod hostile;
+mod operations;
 mod predict;
+mod v2;

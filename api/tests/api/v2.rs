@@ -1,0 +1,384 @@
+//! The Open Inference Protocol (KServe v2) routes: metadata and health as the protocol words
+//! them, inference on FP32 pixels and on base64 images agreeing with `/model/predict`, and a
+//! JSON error with an `error` field for every request the protocol or the model refuses.
+
+use base64::Engine;
+use base64::prelude::{BASE64_STANDARD, BASE64_STANDARD_NO_PAD};
+use max_mnist_api::error::ErrorBody;
+use max_mnist_api::types::{ModelMetadataResponse, PredictResponse};
+use max_mnist_api::v2::{InferenceResponse, ModelMetadataV2, ServerMetadata, TensorMetadata};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, repository, sample};
+
+/// MNIST test digits as committed: 28×28 8-bit grey PNGs, white ink on black.
+const MNIST_SAMPLES: [&str; 10] = [
+    "digit-0.png",
+    "digit-1.png",
+    "digit-2.png",
+    "digit-3.png",
+    "digit-4.png",
+    "digit-5.png",
+    "digit-6.png",
+    "digit-7.png",
+    "digit-8.png",
+    "digit-9.png",
+];
+
+/// The 784 intensities of an MNIST-form sample, row by row, each byte divided by 255.
+fn mnist_pixels(name: &str) -> Vec<f32> {
+    let decoded = image::load_from_memory(&sample(name)).unwrap();
+    assert_eq!(decoded.color(), image::ColorType::L8, "{name} is 8-bit grey");
+    let grey = decoded.into_luma8();
+    assert_eq!(grey.dimensions(), (28, 28), "{name} is MNIST's size");
+    grey.as_raw().iter().map(|&value| f32::from(value) / 255.0).collect()
+}
+
+/// The ten probabilities `/model/predict` gives for a sample.
+async fn predicted_probabilities(app: &TestApp, name: &str) -> Vec<f32> {
+    let response = app.predict_multipart("image", name, sample(name)).await;
+    assert_eq!(response.status(), 200, "{name}");
+    let body: PredictResponse = response.json().await.unwrap();
+    assert_eq!(body.predictions.len(), 1, "{name}");
+    body.predictions[0].probabilities.clone()
+}
+
+/// GETs `path` and returns its status and JSON body.
+async fn get_json(app: &TestApp, path: &str) -> (u16, Value) {
+    let response = app.client.get(format!("{}{path}", app.url)).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_else(|error| panic!("{path}: not JSON ({error})")))
+}
+
+/// POSTs `body` as JSON to the inference route of `model`.
+async fn infer_on(app: &TestApp, model: &str, body: &Value) -> reqwest::Response {
+    app.client.post(format!("{}/v2/models/{model}/infer", app.url)).json(body).send().await.unwrap()
+}
+
+/// POSTs `body` to `/v2/models/mnist/infer` and returns the answer, which must be a 200.
+async fn infer(app: &TestApp, body: &Value) -> InferenceResponse {
+    let response = infer_on(app, "mnist", body).await;
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    serde_json::from_str(&text).unwrap_or_else(|error| panic!("{error}: {text}"))
+}
+
+/// A request of one input tensor.
+fn request(shape: Value, datatype: &str, data: Value) -> Value {
+    json!({"inputs": [{"name": "input", "shape": shape, "datatype": datatype, "data": data}]})
+}
+
+/// The FP32 `[N, 1, 28, 28]` request for the MNIST samples `names`, its data flat.
+fn pixels_request(names: &[&str]) -> Value {
+    let data: Vec<f32> = names.iter().flat_map(|name| mnist_pixels(name)).collect();
+    request(json!([names.len(), 1, 28, 28]), "FP32", json!(data))
+}
+
+/// Asserts that `response` has `status` and a JSON error body whose `error` mentions `fragment`.
+async fn assert_refused(response: reqwest::Response, status: u16, fragment: &str) {
+    assert_eq!(response.status(), status, "expected {status} mentioning `{fragment}`");
+    let content_type = response.headers().get("content-type").map(|value| value.to_str().unwrap().to_owned());
+    assert!(content_type.as_deref().is_some_and(|value| value.starts_with("application/json")), "{content_type:?}");
+    let body: ErrorBody = response.json().await.expect("a JSON error body");
+    assert_eq!(body.status, "error");
+    assert_eq!(body.error, body.message);
+    assert!(body.error.contains(fragment), "`{}` does not mention `{fragment}`", body.error);
+}
+
+/// Asserts that the server still classifies a good request after the bad ones.
+async fn assert_still_answers(app: &TestApp) {
+    let answer = infer(app, &pixels_request(&["digit-7.png"])).await;
+    assert_eq!(argmax(&answer.outputs[0].data), 7);
+}
+
+/// The index of the largest value.
+fn argmax(values: &[f32]) -> usize {
+    values.iter().enumerate().max_by(|left, right| left.1.total_cmp(right.1)).unwrap().0
+}
+
+/// Asserts that `answer` holds one probability row per sample of `names`, each row within
+/// `tolerance` of what `/model/predict` says of the same file.
+async fn assert_agrees_with_predict(app: &TestApp, answer: &InferenceResponse, names: &[&str], tolerance: f32) {
+    assert_eq!(answer.model_name, "mnist");
+    assert_eq!(answer.outputs.len(), 1);
+    let output = &answer.outputs[0];
+    assert_eq!(output.name, "probabilities");
+    assert_eq!(output.datatype, "FP32");
+    assert_eq!(output.shape, [names.len() as i64, 10]);
+    assert_eq!(output.data.len(), names.len() * 10);
+    for (row, name) in output.data.chunks(10).zip(names) {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-4, "{name}: {row:?}");
+        let predicted = predicted_probabilities(app, name).await;
+        assert_eq!(argmax(row), argmax(&predicted), "{name}");
+        for (digit, (left, right)) in row.iter().zip(&predicted).enumerate() {
+            assert!((left - right).abs() < tolerance, "{name}, digit {digit}: {left} against /model/predict's {right}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn server_metadata_names_the_server_and_its_version() {
+    let app = TestApp::spawn().await;
+    let (status, body) = get_json(&app, "/v2").await;
+    assert_eq!(status, 200);
+    let metadata: ServerMetadata = serde_json::from_value(body).unwrap();
+    assert_eq!(metadata.name, "max-mnist");
+    assert_eq!(metadata.version, env!("CARGO_PKG_VERSION"));
+    assert!(metadata.extensions.is_empty(), "{metadata:?}");
+}
+
+#[tokio::test]
+async fn health_live_and_ready_say_true_once_the_model_is_loaded() {
+    let app = TestApp::spawn().await;
+    assert_eq!(get_json(&app, "/v2/health/live").await, (200, json!({"live": true})));
+    assert_eq!(get_json(&app, "/v2/health/ready").await, (200, json!({"ready": true})));
+    assert_eq!(get_json(&app, "/v2/models/mnist/ready").await, (200, json!({"name": "mnist", "ready": true})));
+}
+
+#[tokio::test]
+async fn model_metadata_lists_the_served_version_both_inputs_and_the_output() {
+    let app = TestApp::spawn().await;
+    let served: ModelMetadataResponse =
+        app.client.get(format!("{}/model/metadata", app.url)).send().await.unwrap().json().await.unwrap();
+    let (status, body) = get_json(&app, "/v2/models/mnist").await;
+    assert_eq!(status, 200);
+    let metadata: ModelMetadataV2 = serde_json::from_value(body).unwrap();
+    assert_eq!(metadata.name, "mnist");
+    assert_eq!(metadata.versions, [served.version]);
+    let tensor = |name: &str, datatype: &str, shape: &[i64]| TensorMetadata {
+        name: name.into(),
+        datatype: datatype.into(),
+        shape: shape.to_vec(),
+    };
+    assert_eq!(metadata.inputs, [tensor("pixels", "FP32", &[-1, 1, 28, 28]), tensor("images", "BYTES", &[-1])]);
+    assert_eq!(metadata.outputs, [tensor("probabilities", "FP32", &[-1, 10])]);
+}
+
+#[tokio::test]
+async fn an_unknown_model_is_a_404_naming_it() {
+    let app = TestApp::spawn().await;
+    for path in ["/v2/models/other", "/v2/models/other/ready"] {
+        let response = app.client.get(format!("{}{path}", app.url)).send().await.unwrap();
+        assert_refused(response, 404, "`other`").await;
+    }
+    assert_refused(infer_on(&app, "other", &pixels_request(&["digit-1.png"])).await, 404, "`other`").await;
+}
+
+#[tokio::test]
+async fn fp32_pixels_get_the_probabilities_predict_gives() {
+    let app = TestApp::spawn().await;
+    let served: ModelMetadataResponse =
+        app.client.get(format!("{}/model/metadata", app.url)).send().await.unwrap().json().await.unwrap();
+    let answer = infer(&app, &pixels_request(&MNIST_SAMPLES)).await;
+    assert_eq!(answer.model_version, served.version);
+    assert_agrees_with_predict(&app, &answer, &MNIST_SAMPLES, 1e-4).await;
+}
+
+#[tokio::test]
+async fn fp32_rows_of_784_nested_get_the_same_answer_as_flat_images() {
+    let app = TestApp::spawn().await;
+    let names = ["digit-3.png", "digit-8.png", "digit-5.png"];
+    let rows: Vec<Vec<f32>> = names.iter().map(|name| mnist_pixels(name)).collect();
+    let answer = infer(&app, &request(json!([names.len(), 784]), "FP32", json!(rows))).await;
+    assert_agrees_with_predict(&app, &answer, &names, 1e-4).await;
+    let flat = infer(&app, &pixels_request(&names)).await;
+    for (left, right) in answer.outputs[0].data.iter().zip(&flat.outputs[0].data) {
+        assert!((left - right).abs() < 1e-6, "{left} against {right}");
+    }
+}
+
+#[tokio::test]
+async fn the_request_id_is_echoed_and_absent_without_one() {
+    let app = TestApp::spawn().await;
+    let mut body = pixels_request(&["digit-4.png"]);
+    let without: Value = infer_on(&app, "mnist", &body).await.json().await.unwrap();
+    assert!(without.get("id").is_none(), "{without}");
+    assert_eq!(without["outputs"][0]["name"], "probabilities");
+    body["id"] = json!("request-42");
+    let with: Value = infer_on(&app, "mnist", &body).await.json().await.unwrap();
+    assert_eq!(with["id"], "request-42");
+}
+
+#[tokio::test]
+async fn asking_for_the_probabilities_output_by_name_is_accepted() {
+    let app = TestApp::spawn().await;
+    let mut body = pixels_request(&["digit-9.png"]);
+    body["outputs"] = json!([{"name": "probabilities"}]);
+    let answer = infer(&app, &body).await;
+    assert_agrees_with_predict(&app, &answer, &["digit-9.png"], 1e-4).await;
+}
+
+#[tokio::test]
+async fn the_protocols_optional_parameters_are_accepted() {
+    // Open Inference Protocol clients may add `parameters` to the request, each input and
+    // each output asked for.
+    let app = TestApp::spawn().await;
+    let mut body = pixels_request(&["digit-6.png"]);
+    body["parameters"] = json!({"content_type": "np"});
+    body["inputs"][0]["parameters"] = json!({"content_type": "np"});
+    body["outputs"] = json!([{"name": "probabilities", "parameters": {"binary_data": false}}]);
+    let answer = infer(&app, &body).await;
+    assert_agrees_with_predict(&app, &answer, &["digit-6.png"], 1e-4).await;
+}
+
+#[tokio::test]
+async fn base64_images_get_the_probabilities_predict_gives() {
+    let app = TestApp::spawn().await;
+    let names = ["digit-2.png", "digit-7.png", "digit-0.png", "photo-4-exif.jpg", "scan-3.jpg"];
+    let unpadded = BASE64_STANDARD_NO_PAD.encode(sample(names[1]));
+    assert_ne!(unpadded.len() % 4, 0, "{} needs padding, so that the test leaves it out", names[1]);
+    let encoded: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(index, name)| if index == 1 { unpadded.clone() } else { BASE64_STANDARD.encode(sample(name)) })
+        .collect();
+    let answer = infer(&app, &request(json!([names.len()]), "BYTES", json!(encoded))).await;
+    assert_agrees_with_predict(&app, &answer, &names, 1e-5).await;
+}
+
+#[tokio::test]
+async fn a_tensor_of_the_wrong_shape_is_refused() {
+    let app = TestApp::spawn().await;
+    for shape in [json!([1, 3]), json!([1, 1, 28, 27]), json!([784]), json!([1, 3, 28, 28])] {
+        let response = infer_on(&app, "mnist", &request(shape.clone(), "FP32", json!([0.0, 0.0, 0.0]))).await;
+        assert_refused(response, 400, "an FP32 input has shape").await;
+    }
+    let response = infer_on(&app, "mnist", &request(json!([1, 1]), "BYTES", json!(["AAAA"]))).await;
+    assert_refused(response, 400, "a BYTES input has shape [N]").await;
+    assert_still_answers(&app).await;
+}
+
+#[tokio::test]
+async fn a_datatype_other_than_fp32_or_bytes_is_refused() {
+    let app = TestApp::spawn().await;
+    let response = infer_on(&app, "mnist", &request(json!([1, 784]), "INT32", json!(vec![0; 784]))).await;
+    assert_refused(response, 400, "`INT32` is not accepted").await;
+    assert_still_answers(&app).await;
+}
+
+#[tokio::test]
+async fn data_that_does_not_fill_the_shape_is_refused() {
+    let app = TestApp::spawn().await;
+    let short = request(json!([1, 784]), "FP32", json!(vec![0.0; 783]));
+    assert_refused(infer_on(&app, "mnist", &short).await, 400, "needs 784 values, the data has 783").await;
+    let mut two_images = pixels_request(&["digit-1.png", "digit-2.png"]);
+    two_images["inputs"][0]["shape"] = json!([3, 1, 28, 28]);
+    assert_refused(infer_on(&app, "mnist", &two_images).await, 400, "needs 2352 values, the data has 1568").await;
+    let one_image = request(json!([2]), "BYTES", json!([BASE64_STANDARD.encode(sample("digit-1.png"))]));
+    assert_refused(infer_on(&app, "mnist", &one_image).await, 400, "needs 2 images, the data has 1").await;
+    let not_an_array = request(json!([1, 784]), "FP32", json!("pixels"));
+    assert_refused(infer_on(&app, "mnist", &not_an_array).await, 400, "must be an array").await;
+    assert_still_answers(&app).await;
+}
+
+#[tokio::test]
+async fn pixel_values_outside_0_to_1_are_refused() {
+    let app = TestApp::spawn().await;
+    for (value, shown) in [(2.0, "is 2,"), (-0.5, "is -0.5,"), (1.0001, "is 1.0001,")] {
+        let mut pixels = mnist_pixels("digit-5.png");
+        pixels[100] = value;
+        let response = infer_on(&app, "mnist", &request(json!([1, 784]), "FP32", json!(pixels))).await;
+        assert_refused(response, 400, &format!("value 100 {shown} outside [0, 1]")).await;
+    }
+    assert_still_answers(&app).await;
+}
+
+#[tokio::test]
+async fn non_numbers_in_fp32_data_are_refused() {
+    // JSON has no NaN: clients that serialise one send a string or null.
+    let app = TestApp::spawn().await;
+    for odd in [json!("NaN"), json!(null), json!(true), json!({"value": 0.5})] {
+        let mut pixels: Vec<Value> = mnist_pixels("digit-5.png").into_iter().map(|value| json!(value)).collect();
+        pixels[300] = odd.clone();
+        let response = infer_on(&app, "mnist", &request(json!([1, 784]), "FP32", json!(pixels))).await;
+        assert_refused(response, 400, "FP32 data must be numbers").await;
+    }
+    assert_still_answers(&app).await;
+}
+
+#[tokio::test]
+async fn exactly_one_input_tensor_is_required() {
+    let app = TestApp::spawn().await;
+    assert_refused(infer_on(&app, "mnist", &json!({"inputs": []})).await, 400, "exactly one input tensor, not 0").await;
+    let single = pixels_request(&["digit-1.png"]);
+    let twice = json!({"inputs": [single["inputs"][0], single["inputs"][0]]});
+    assert_refused(infer_on(&app, "mnist", &twice).await, 400, "exactly one input tensor, not 2").await;
+    assert_still_answers(&app).await;
+}
+
+#[tokio::test]
+async fn an_empty_or_negative_batch_is_refused() {
+    let app = TestApp::spawn().await;
+    let cases = [
+        (request(json!([0, 784]), "FP32", json!([])), "at least 1, not 0"),
+        (request(json!([0, 1, 28, 28]), "FP32", json!([])), "at least 1, not 0"),
+        (request(json!([0]), "BYTES", json!([])), "at least 1, not 0"),
+        (request(json!([-1, 784]), "FP32", json!(vec![0.0; 784])), "at least 1, not -1"),
+    ];
+    for (body, fragment) in cases {
+        assert_refused(infer_on(&app, "mnist", &body).await, 400, fragment).await;
+    }
+    assert_still_answers(&app).await;
+}
+
+#[tokio::test]
+async fn more_images_than_the_per_request_limit_get_413() {
+    let app = TestApp::spawn_with(|settings| settings.max_images_per_request = 4).await;
+    let five = ["digit-0.png", "digit-1.png", "digit-2.png", "digit-3.png", "digit-4.png"];
+    assert_refused(infer_on(&app, "mnist", &pixels_request(&five)).await, 413, "5 images in one request").await;
+    let encoded: Vec<String> = five.iter().map(|name| BASE64_STANDARD.encode(sample(name))).collect();
+    let bytes = request(json!([5]), "BYTES", json!(encoded));
+    assert_refused(infer_on(&app, "mnist", &bytes).await, 413, "the limit is 4").await;
+    // The limit itself is allowed.
+    let answer = infer(&app, &pixels_request(&five[..4])).await;
+    assert_eq!(answer.outputs[0].shape, [4, 10]);
+}
+
+#[tokio::test]
+async fn bytes_that_are_not_base64_are_refused() {
+    let app = TestApp::spawn().await;
+    let good = BASE64_STANDARD.encode(sample("digit-1.png"));
+    for bad in [json!("not base64!"), json!("data:image/png;base64,iVBORw0KGgo="), json!(12)] {
+        let response = infer_on(&app, "mnist", &request(json!([2]), "BYTES", json!([good, bad]))).await;
+        let fragment = if bad.is_string() { "image 1: not base64" } else { "image 1: BYTES elements are base64" };
+        assert_refused(response, 400, fragment).await;
+    }
+    assert_still_answers(&app).await;
+}
+
+#[tokio::test]
+async fn bytes_that_are_not_an_image_are_refused() {
+    let app = TestApp::spawn().await;
+    let text = BASE64_STANDARD.encode(std::fs::read(repository().join("sha512sums.txt")).unwrap());
+    let response = infer_on(&app, "mnist", &request(json!([1]), "BYTES", json!([text]))).await;
+    assert_refused(response, 400, "image 0: the file is not a supported image").await;
+    let png = sample("digit-1.png");
+    let truncated = BASE64_STANDARD.encode(&png[..png.len() / 2]);
+    let response = infer_on(&app, "mnist", &request(json!([1]), "BYTES", json!([truncated]))).await;
+    assert_refused(response, 400, "image 0: the image could not be decoded").await;
+    assert_still_answers(&app).await;
+}
+
+#[tokio::test]
+async fn an_unknown_output_name_is_refused() {
+    let app = TestApp::spawn().await;
+    let mut body = pixels_request(&["digit-1.png"]);
+    body["outputs"] = json!([{"name": "probabilities"}, {"name": "logits"}]);
+    assert_refused(infer_on(&app, "mnist", &body).await, 400, "unknown output `logits`").await;
+    assert_still_answers(&app).await;
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_of_the_protocol_is_refused_with_a_json_error() {
+    let app = TestApp::spawn().await;
+    let url = format!("{}/v2/models/mnist/infer", app.url);
+    let post = |content_type: &'static str, body: &'static str| {
+        app.client.post(&url).header("content-type", content_type).body(body).send()
+    };
+    assert_refused(post("application/json", r#"{"inputs": [{"name": "#).await.unwrap(), 400, "EOF while parsing").await;
+    assert_refused(post("application/json", r#"{"id": "no inputs"}"#).await.unwrap(), 400, "found null").await;
+    let response = post("text/plain", r#"{"inputs": []}"#).await.unwrap();
+    assert_refused(response, 415, "not supported: text/plain").await;
+    assert_still_answers(&app).await;
+}

@@ -4,11 +4,10 @@
 use std::time::Duration;
 
 use max_mnist_api::Application;
-use max_mnist_api::error::ErrorBody;
 use max_mnist_config::settings::ServerSettings;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 
-use crate::helpers::{TestApp, sample};
+use crate::helpers::{TestApp, connect, expect_error, predict_head, read_response, sample};
 
 /// Samples of every kind, with their digits: MNIST digits (the shortcut), photos, a scan and
 /// canvas drawings (the whole preprocessing), so that images finish preprocessing out of order.
@@ -70,10 +69,9 @@ async fn a_full_queue_answers_503_with_retry_after_and_the_server_recovers() {
                 200 => {}
                 503 => {
                     refused += 1;
-                    let retry_after = response.headers().get("retry-after").expect("a Retry-After header");
+                    let headers = expect_error(response, 503, "busy").await.headers;
+                    let retry_after = headers.get("retry-after").expect("a Retry-After header");
                     assert_eq!(retry_after.to_str().unwrap(), "1");
-                    let body: ErrorBody = response.json().await.unwrap();
-                    assert!(body.message.contains("busy"), "{}", body.message);
                 }
                 other => panic!("unexpected status {other}"),
             }
@@ -101,49 +99,24 @@ async fn a_form_larger_than_the_queue_is_refused_at_start_up() {
     assert!(error.to_string().contains("could never be admitted"), "{error}");
 }
 
-/// Reads one HTTP/1.1 response (status line, headers, `Content-Length` body) from `reader`.
-async fn read_response(reader: &mut BufReader<tokio::net::TcpStream>) -> (String, Vec<String>, String) {
-    let mut status = String::new();
-    reader.read_line(&mut status).await.unwrap();
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).await.unwrap();
-        if line.trim().is_empty() {
-            break;
-        }
-        headers.push(line.trim().to_ascii_lowercase());
-    }
-    let length: usize = headers
-        .iter()
-        .find_map(|header| header.strip_prefix("content-length:"))
-        .expect("a Content-Length")
-        .trim()
-        .parse()
-        .unwrap();
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).await.unwrap();
-    (status.trim().to_owned(), headers, String::from_utf8(body).unwrap())
-}
-
 #[tokio::test]
 async fn one_kept_alive_connection_serves_request_after_request() {
     let app = TestApp::spawn().await;
-    let address = app.url.trim_start_matches("http://").to_owned();
-    let stream = tokio::net::TcpStream::connect(&address).await.unwrap();
-    let mut connection = BufReader::new(stream);
+    let mut connection = BufReader::new(connect(&app).await);
     for digit in [3, 1, 4, 1, 5, 9, 2, 6] {
         let image = sample(&format!("digit-{digit}.png"));
-        let head = format!(
-            "POST /model/predict HTTP/1.1\r\nHost: {address}\r\nContent-Type: image/png\r\nContent-Length: {}\r\n\r\n",
-            image.len()
-        );
+        let head = predict_head(&format!("Content-Type: image/png\r\nContent-Length: {}\r\n", image.len()));
         connection.get_mut().write_all(head.as_bytes()).await.unwrap();
         connection.get_mut().write_all(&image).await.unwrap();
-        let (status, headers, body) =
-            tokio::time::timeout(Duration::from_secs(10), read_response(&mut connection)).await.unwrap();
-        assert_eq!(status, "HTTP/1.1 200 OK");
+        let response = tokio::time::timeout(Duration::from_secs(10), read_response(&mut connection))
+            .await
+            .unwrap()
+            .expect("an answer before the connection closed");
+        assert_eq!(response.status_line, "HTTP/1.1 200 OK");
+        let headers = &response.headers;
+        assert!(headers.iter().any(|header| header.starts_with("content-length:")), "{headers:?}");
         assert!(!headers.iter().any(|header| header == "connection: close"), "{headers:?}");
+        let body = std::str::from_utf8(&response.body).unwrap();
         assert!(body.contains(&format!("\"prediction\":{digit},")), "{body}");
     }
 }

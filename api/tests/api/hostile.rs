@@ -9,115 +9,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use max_mnist_api::error::ErrorBody;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncWriteExt, BufReader};
 
-use crate::helpers::{TestApp, sample};
+use crate::helpers::{
+    PATIENCE, TestApp, answer, check_error_body, closes, connect, expect_error, predict_head, read_response,
+    request_head, sample,
+};
 
-/// Longest a test waits for an answer before it fails instead of hanging.
-const PATIENCE: Duration = Duration::from_secs(5);
 /// The default body limit (`MAX_BODY_BYTES`).
 const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
-
-/// Checks that `response` has `status` and a JSON error body mentioning `fragment`.
-async fn expect_error(response: reqwest::Response, status: u16, fragment: &str) -> ErrorBody {
-    assert_eq!(response.status(), status, "{response:?}");
-    let body: ErrorBody = response.json().await.expect("a JSON error body");
-    check_error_body(&body, fragment);
-    body
-}
-
-fn check_error_body(body: &ErrorBody, fragment: &str) {
-    assert_eq!(body.status, "error");
-    assert_eq!(body.message, body.error);
-    assert!(body.message.contains(fragment), "`{}` does not mention `{fragment}`", body.message);
-}
-
-/// The server's `host:port`.
-fn address(app: &TestApp) -> String {
-    app.url.trim_start_matches("http://").to_owned()
-}
-
-async fn connect(app: &TestApp) -> TcpStream {
-    TcpStream::connect(address(app)).await.unwrap()
-}
-
-/// The head of a `POST /model/predict` with `headers` (each ending in CRLF).
-fn predict_head(headers: &str) -> String {
-    format!("POST /model/predict HTTP/1.1\r\nHost: localhost\r\n{headers}\r\n")
-}
-
-/// One response read off a raw connection.
-#[derive(Debug)]
-struct RawResponse {
-    status: u16,
-    /// `name: value`, lower-cased.
-    headers: Vec<String>,
-    body: Vec<u8>,
-}
-
-impl RawResponse {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find_map(|header| header.strip_prefix(name)?.strip_prefix(':')).map(str::trim)
-    }
-
-    /// Checks the status and that the body is the JSON error body mentioning `fragment`.
-    fn expect_error(&self, status: u16, fragment: &str) {
-        assert_eq!(self.status, status, "{self:?}");
-        assert!(self.header("content-type").is_some_and(|value| value.starts_with("application/json")), "{self:?}");
-        let body: ErrorBody = serde_json::from_slice(&self.body).unwrap_or_else(|error| {
-            panic!("not a JSON error body ({error}): {:?}", String::from_utf8_lossy(&self.body))
-        });
-        check_error_body(&body, fragment);
-    }
-}
-
-/// Reads one HTTP/1.1 response (its body framed by `Content-Length`, or by the connection's
-/// end); `None` when the connection ends, or fails, before a status line.
-async fn read_response(reader: &mut (impl AsyncBufRead + Unpin)) -> Option<RawResponse> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).await.ok()? == 0 {
-        return None;
-    }
-    let status = line.strip_prefix("HTTP/1.1 ").and_then(|rest| rest.get(..3)).and_then(|code| code.parse().ok());
-    let status = status.unwrap_or_else(|| panic!("not an HTTP/1.1 status line: {line:?}"));
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).await.expect("the response's headers");
-        if line.trim().is_empty() {
-            break;
-        }
-        headers.push(line.trim().to_ascii_lowercase());
-    }
-    let mut response = RawResponse { status, headers, body: Vec::new() };
-    assert!(response.header("transfer-encoding").is_none(), "a chunked answer: {response:?}");
-    match response.header("content-length").map(|length| length.parse::<usize>().unwrap()) {
-        Some(length) => {
-            response.body = vec![0; length];
-            reader.read_exact(&mut response.body).await.expect("the response's body");
-        }
-        None => {
-            let _ = reader.read_to_end(&mut response.body).await;
-        }
-    }
-    Some(response)
-}
-
-/// [`read_response`] within [`PATIENCE`], which must find one.
-async fn answer(reader: &mut (impl AsyncBufRead + Unpin)) -> RawResponse {
-    tokio::time::timeout(PATIENCE, read_response(reader))
-        .await
-        .expect("an answer in time")
-        .expect("an answer before the connection closed")
-}
-
-/// Whether the server closes the connection (end of stream or reset) within [`PATIENCE`],
-/// discarding anything else it sends.
-async fn closes(reader: &mut (impl AsyncBufRead + Unpin)) -> bool {
-    let mut rest = Vec::new();
-    tokio::time::timeout(PATIENCE, reader.read_to_end(&mut rest)).await.is_ok()
-}
 
 /// A GIF of a few dozen bytes whose logical screen and only frame claim `width × height`
 /// pixels: a decompression bomb's header.
@@ -153,8 +53,8 @@ async fn a_gif_declaring_50000_by_50000_pixels_gets_413_before_decoding() {
     for content_type in [Some("image/gif"), None] {
         let started = Instant::now();
         let response = app.predict_body(content_type, bomb.clone()).await;
-        let body = expect_error(response, 413, "50000x50000 pixels, over the limit of 16000000 pixels").await;
-        assert!(started.elapsed() < Duration::from_secs(1), "{:?}: {}", started.elapsed(), body.message);
+        let refusal = expect_error(response, 413, "50000x50000 pixels, over the limit of 16000000 pixels").await;
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}: {}", started.elapsed(), refusal.body.message);
     }
     let started = Instant::now();
     let response = app.predict_multipart("image", "bomb.gif", bomb).await;
@@ -428,7 +328,7 @@ async fn with_both_connections_held_a_third_client_waits_until_one_closes() {
     let mut app = TestApp::spawn_with(|settings| settings.max_connections = 2).await;
     // Close the connection the start-up polling left in the pool: it holds one of the two.
     app.client = reqwest::Client::builder().timeout(PATIENCE).build().unwrap();
-    let ask = predict_head("").replace("POST /model/predict", "GET /health/live");
+    let ask = request_head("GET", "/health/live", "");
     let mut held = Vec::new();
     for _ in 0..2 {
         let mut connection = BufReader::new(connect(&app).await);

@@ -5,86 +5,53 @@
 //! so metric assertions read a value before and after, or only check that a series exists.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use base64::Engine;
-use max_mnist_api::error::ErrorBody;
 use max_mnist_config::settings::ServerSettings;
-use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
 
-use crate::helpers::{TestApp, sample};
+use crate::helpers::{RawResponse, TestApp, answer, connect, expect_error, request_head, sample, with_key};
 
 /// The API key of the tests that set one.
 const KEY: &str = "s3cret";
 
 /// `GET path` on `app`, with the API key when `key` is given.
 async fn get(app: &TestApp, path: &str, key: Option<&str>) -> reqwest::Response {
-    let mut request = app.client.get(format!("{}{path}", app.url));
-    if let Some(key) = key {
-        request = request.bearer_auth(key);
-    }
-    request.send().await.unwrap()
+    with_key(app.client.get(format!("{}{path}", app.url)), key).send().await.unwrap()
 }
 
 /// `POST /model/predict` of a sample as a multipart form, with the API key when `key` is given.
 async fn predict(app: &TestApp, key: Option<&str>) -> reqwest::Response {
     let part = reqwest::multipart::Part::bytes(sample("digit-7.png")).file_name("digit-7.png");
-    let mut request = app
+    let request = app
         .client
         .post(format!("{}/model/predict", app.url))
         .multipart(reqwest::multipart::Form::new().part("image", part));
-    if let Some(key) = key {
-        request = request.bearer_auth(key);
-    }
-    request.send().await.unwrap()
+    with_key(request, key).send().await.unwrap()
 }
 
 /// `POST /v2/models/mnist/infer` of a sample as a BYTES tensor, with the API key when `key` is given.
 async fn infer(app: &TestApp, key: Option<&str>) -> reqwest::Response {
     let image = base64::engine::general_purpose::STANDARD.encode(sample("digit-7.png"));
     let body = json!({"inputs": [{"name": "images", "shape": [1], "datatype": "BYTES", "data": [image]}]});
-    let mut request = app.client.post(format!("{}/v2/models/mnist/infer", app.url)).json(&body);
-    if let Some(key) = key {
-        request = request.bearer_auth(key);
-    }
-    request.send().await.unwrap()
-}
-
-/// Checks that `response` has `status` and the JSON error body; returns its headers.
-async fn expect_error(response: reqwest::Response, status: u16, what: &str) -> HeaderMap {
-    assert_eq!(response.status(), status, "{what}");
-    let headers = response.headers().clone();
-    let body: ErrorBody = response.json().await.unwrap_or_else(|error| panic!("{what}: no JSON error body: {error}"));
-    assert_eq!(body.status, "error", "{what}");
-    assert!(!body.message.is_empty(), "{what}");
-    assert_eq!(body.error, body.message, "{what}");
-    headers
+    with_key(app.client.post(format!("{}/v2/models/mnist/infer", app.url)).json(&body), key).send().await.unwrap()
 }
 
 /// Checks that `response` is the 401 asking for a bearer token.
 async fn expect_unauthorized(response: reqwest::Response, what: &str) {
-    let headers = expect_error(response, 401, what).await;
+    let headers = expect_error(response, 401, "the API key").await.headers;
     assert_eq!(headers.get("www-authenticate").and_then(|value| value.to_str().ok()), Some("Bearer"), "{what}");
 }
 
 /// Sends `GET path` over a plain TCP connection, exactly as written (reqwest would normalise
-/// the path), and returns the status code and the whole response.
-async fn raw_get(app: &TestApp, path: &str) -> (u16, String) {
-    let address = app.url.trim_start_matches("http://");
-    let exchange = async {
-        let mut stream = TcpStream::connect(address).await.unwrap();
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await.unwrap();
-        String::from_utf8_lossy(&response).into_owned()
-    };
-    let response = tokio::time::timeout(Duration::from_secs(5), exchange).await.expect("an answer within 5 s");
-    let status = response.split(' ').nth(1).and_then(|code| code.parse().ok());
-    (status.unwrap_or_else(|| panic!("{path}: not an HTTP response: {response:?}")), response)
+/// the path), and returns the answer.
+async fn raw_get(app: &TestApp, path: &str) -> RawResponse {
+    let mut connection = BufReader::new(connect(app).await);
+    let head = request_head("GET", path, "Connection: close\r\n");
+    connection.get_mut().write_all(head.as_bytes()).await.unwrap();
+    answer(&mut connection).await
 }
 
 // Health.
@@ -173,7 +140,7 @@ async fn while_the_model_loads_model_routes_get_503_with_retry_after() {
         ("/v2/models/mnist", get(&app, "/v2/models/mnist", None).await),
         ("/v2/models/mnist/infer", infer(&app, None).await),
     ] {
-        let headers = expect_error(response, 503, what).await;
+        let headers = expect_error(response, 503, "the model is still loading").await.headers;
         let retry_after = headers.get("retry-after").and_then(|value| value.to_str().ok());
         assert!(retry_after.and_then(|seconds| seconds.parse::<u32>().ok()).is_some(), "{what}: {retry_after:?}");
     }
@@ -459,9 +426,11 @@ async fn auth_metrics_closes_metrics_only() {
 #[tokio::test]
 async fn with_a_key_unknown_paths_get_401_without_it_and_404_with_it() {
     let app = keyed_app(|_| {}).await;
-    for path in ["/no/such/path", "/health", "/v2/models/other"] {
+    for (path, fragment) in
+        [("/no/such/path", "no such route"), ("/health", "no such route"), ("/v2/models/other", "no model `other`")]
+    {
         expect_unauthorized(get(&app, path, None).await, path).await;
-        expect_error(get(&app, path, Some(KEY)).await, 404, path).await;
+        expect_error(get(&app, path, Some(KEY)).await, 404, fragment).await;
     }
 }
 
@@ -483,10 +452,12 @@ async fn with_a_key_path_tricks_never_reach_a_model_route() {
         "/model/metadata/",
         "/model/metadata;/health/live",
     ] {
-        let (status, response) = raw_get(&app, path).await;
-        assert_ne!(status, 200, "{path} answered without the key: {response}");
-        assert!(!response.contains("weights_sha512"), "{path} leaked the metadata: {response}");
-        assert_eq!(status, 401, "{path} is not an open path, so it needs the key: {response}");
+        let response = raw_get(&app, path).await;
+        let text =
+            format!("{} {:?} {}", response.status_line, response.headers, String::from_utf8_lossy(&response.body));
+        assert_ne!(response.status, 200, "{path} answered without the key: {text}");
+        assert!(!text.contains("weights_sha512"), "{path} leaked the metadata: {text}");
+        assert_eq!(response.status, 401, "{path} is not an open path, so it needs the key: {text}");
     }
 }
 
@@ -517,12 +488,7 @@ async fn with_a_key_cross_origin_answers_carry_the_allow_origin_header() {
     let app = keyed_app(|settings| settings.cors_enable = true).await;
     let origin = "https://digits.example";
     let metadata = |key: Option<&str>| {
-        let request = app.client.get(format!("{}/model/metadata", app.url)).header("origin", origin);
-        match key {
-            Some(key) => request.bearer_auth(key),
-            None => request,
-        }
-        .send()
+        with_key(app.client.get(format!("{}/model/metadata", app.url)).header("origin", origin), key).send()
     };
     let refused = metadata(None).await.unwrap();
     assert_eq!(refused.status(), 401);

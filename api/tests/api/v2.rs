@@ -4,12 +4,11 @@
 
 use base64::Engine;
 use base64::prelude::{BASE64_STANDARD, BASE64_STANDARD_NO_PAD};
-use max_mnist_api::error::ErrorBody;
-use max_mnist_api::types::{ModelMetadataResponse, PredictResponse};
+use max_mnist_api::types::ModelMetadataResponse;
 use max_mnist_api::v2::{InferenceResponse, ModelMetadataV2, ServerMetadata, TensorMetadata};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, repository, sample};
+use crate::helpers::{TestApp, expect_error, repository, sample};
 
 /// MNIST test digits as committed: 28×28 8-bit grey PNGs, white ink on black.
 const MNIST_SAMPLES: [&str; 10] = [
@@ -32,15 +31,6 @@ fn mnist_pixels(name: &str) -> Vec<f32> {
     let grey = decoded.into_luma8();
     assert_eq!(grey.dimensions(), (28, 28), "{name} is MNIST's size");
     grey.as_raw().iter().map(|&value| f32::from(value) / 255.0).collect()
-}
-
-/// The ten probabilities `/model/predict` gives for a sample.
-async fn predicted_probabilities(app: &TestApp, name: &str) -> Vec<f32> {
-    let response = app.predict_multipart("image", name, sample(name)).await;
-    assert_eq!(response.status(), 200, "{name}");
-    let body: PredictResponse = response.json().await.unwrap();
-    assert_eq!(body.predictions.len(), 1, "{name}");
-    body.predictions[0].probabilities.clone()
 }
 
 /// GETs `path` and returns its status and JSON body.
@@ -75,17 +65,6 @@ fn pixels_request(names: &[&str]) -> Value {
     request(json!([names.len(), 1, 28, 28]), "FP32", json!(data))
 }
 
-/// Asserts that `response` has `status` and a JSON error body whose `error` mentions `fragment`.
-async fn assert_refused(response: reqwest::Response, status: u16, fragment: &str) {
-    assert_eq!(response.status(), status, "expected {status} mentioning `{fragment}`");
-    let content_type = response.headers().get("content-type").map(|value| value.to_str().unwrap().to_owned());
-    assert!(content_type.as_deref().is_some_and(|value| value.starts_with("application/json")), "{content_type:?}");
-    let body: ErrorBody = response.json().await.expect("a JSON error body");
-    assert_eq!(body.status, "error");
-    assert_eq!(body.error, body.message);
-    assert!(body.error.contains(fragment), "`{}` does not mention `{fragment}`", body.error);
-}
-
 /// Asserts that the server still classifies a good request after the bad ones.
 async fn assert_still_answers(app: &TestApp) {
     let answer = infer(app, &pixels_request(&["digit-7.png"])).await;
@@ -109,7 +88,7 @@ async fn assert_agrees_with_predict(app: &TestApp, answer: &InferenceResponse, n
     assert_eq!(output.data.len(), names.len() * 10);
     for (row, name) in output.data.chunks(10).zip(names) {
         assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-4, "{name}: {row:?}");
-        let predicted = predicted_probabilities(app, name).await;
+        let predicted = app.prediction_of(name).await.probabilities;
         assert_eq!(argmax(row), argmax(&predicted), "{name}");
         for (digit, (left, right)) in row.iter().zip(&predicted).enumerate() {
             assert!((left - right).abs() < tolerance, "{name}, digit {digit}: {left} against /model/predict's {right}");
@@ -160,9 +139,9 @@ async fn an_unknown_model_is_a_404_naming_it() {
     let app = TestApp::spawn().await;
     for path in ["/v2/models/other", "/v2/models/other/ready"] {
         let response = app.client.get(format!("{}{path}", app.url)).send().await.unwrap();
-        assert_refused(response, 404, "`other`").await;
+        expect_error(response, 404, "`other`").await;
     }
-    assert_refused(infer_on(&app, "other", &pixels_request(&["digit-1.png"])).await, 404, "`other`").await;
+    expect_error(infer_on(&app, "other", &pixels_request(&["digit-1.png"])).await, 404, "`other`").await;
 }
 
 #[tokio::test]
@@ -242,10 +221,10 @@ async fn a_tensor_of_the_wrong_shape_is_refused() {
     let app = TestApp::spawn().await;
     for shape in [json!([1, 3]), json!([1, 1, 28, 27]), json!([784]), json!([1, 3, 28, 28])] {
         let response = infer_on(&app, "mnist", &request(shape.clone(), "FP32", json!([0.0, 0.0, 0.0]))).await;
-        assert_refused(response, 400, "an FP32 input has shape").await;
+        expect_error(response, 400, "an FP32 input has shape").await;
     }
     let response = infer_on(&app, "mnist", &request(json!([1, 1]), "BYTES", json!(["AAAA"]))).await;
-    assert_refused(response, 400, "a BYTES input has shape [N]").await;
+    expect_error(response, 400, "a BYTES input has shape [N]").await;
     assert_still_answers(&app).await;
 }
 
@@ -253,7 +232,7 @@ async fn a_tensor_of_the_wrong_shape_is_refused() {
 async fn a_datatype_other_than_fp32_or_bytes_is_refused() {
     let app = TestApp::spawn().await;
     let response = infer_on(&app, "mnist", &request(json!([1, 784]), "INT32", json!(vec![0; 784]))).await;
-    assert_refused(response, 400, "`INT32` is not accepted").await;
+    expect_error(response, 400, "`INT32` is not accepted").await;
     assert_still_answers(&app).await;
 }
 
@@ -261,14 +240,14 @@ async fn a_datatype_other_than_fp32_or_bytes_is_refused() {
 async fn data_that_does_not_fill_the_shape_is_refused() {
     let app = TestApp::spawn().await;
     let short = request(json!([1, 784]), "FP32", json!(vec![0.0; 783]));
-    assert_refused(infer_on(&app, "mnist", &short).await, 400, "needs 784 values, the data has 783").await;
+    expect_error(infer_on(&app, "mnist", &short).await, 400, "needs 784 values, the data has 783").await;
     let mut two_images = pixels_request(&["digit-1.png", "digit-2.png"]);
     two_images["inputs"][0]["shape"] = json!([3, 1, 28, 28]);
-    assert_refused(infer_on(&app, "mnist", &two_images).await, 400, "needs 2352 values, the data has 1568").await;
+    expect_error(infer_on(&app, "mnist", &two_images).await, 400, "needs 2352 values, the data has 1568").await;
     let one_image = request(json!([2]), "BYTES", json!([BASE64_STANDARD.encode(sample("digit-1.png"))]));
-    assert_refused(infer_on(&app, "mnist", &one_image).await, 400, "needs 2 images, the data has 1").await;
+    expect_error(infer_on(&app, "mnist", &one_image).await, 400, "needs 2 images, the data has 1").await;
     let not_an_array = request(json!([1, 784]), "FP32", json!("pixels"));
-    assert_refused(infer_on(&app, "mnist", &not_an_array).await, 400, "must be an array").await;
+    expect_error(infer_on(&app, "mnist", &not_an_array).await, 400, "must be an array").await;
     assert_still_answers(&app).await;
 }
 
@@ -279,7 +258,7 @@ async fn pixel_values_outside_0_to_1_are_refused() {
         let mut pixels = mnist_pixels("digit-5.png");
         pixels[100] = value;
         let response = infer_on(&app, "mnist", &request(json!([1, 784]), "FP32", json!(pixels))).await;
-        assert_refused(response, 400, &format!("value 100 {shown} outside [0, 1]")).await;
+        expect_error(response, 400, &format!("value 100 {shown} outside [0, 1]")).await;
     }
     assert_still_answers(&app).await;
 }
@@ -292,7 +271,7 @@ async fn non_numbers_in_fp32_data_are_refused() {
         let mut pixels: Vec<Value> = mnist_pixels("digit-5.png").into_iter().map(|value| json!(value)).collect();
         pixels[300] = odd.clone();
         let response = infer_on(&app, "mnist", &request(json!([1, 784]), "FP32", json!(pixels))).await;
-        assert_refused(response, 400, "FP32 data must be numbers").await;
+        expect_error(response, 400, "FP32 data must be numbers").await;
     }
     assert_still_answers(&app).await;
 }
@@ -300,10 +279,10 @@ async fn non_numbers_in_fp32_data_are_refused() {
 #[tokio::test]
 async fn exactly_one_input_tensor_is_required() {
     let app = TestApp::spawn().await;
-    assert_refused(infer_on(&app, "mnist", &json!({"inputs": []})).await, 400, "exactly one input tensor, not 0").await;
+    expect_error(infer_on(&app, "mnist", &json!({"inputs": []})).await, 400, "exactly one input tensor, not 0").await;
     let single = pixels_request(&["digit-1.png"]);
     let twice = json!({"inputs": [single["inputs"][0], single["inputs"][0]]});
-    assert_refused(infer_on(&app, "mnist", &twice).await, 400, "exactly one input tensor, not 2").await;
+    expect_error(infer_on(&app, "mnist", &twice).await, 400, "exactly one input tensor, not 2").await;
     assert_still_answers(&app).await;
 }
 
@@ -317,7 +296,7 @@ async fn an_empty_or_negative_batch_is_refused() {
         (request(json!([-1, 784]), "FP32", json!(vec![0.0; 784])), "at least 1, not -1"),
     ];
     for (body, fragment) in cases {
-        assert_refused(infer_on(&app, "mnist", &body).await, 400, fragment).await;
+        expect_error(infer_on(&app, "mnist", &body).await, 400, fragment).await;
     }
     assert_still_answers(&app).await;
 }
@@ -326,10 +305,10 @@ async fn an_empty_or_negative_batch_is_refused() {
 async fn more_images_than_the_per_request_limit_get_413() {
     let app = TestApp::spawn_with(|settings| settings.max_images_per_request = 4).await;
     let five = ["digit-0.png", "digit-1.png", "digit-2.png", "digit-3.png", "digit-4.png"];
-    assert_refused(infer_on(&app, "mnist", &pixels_request(&five)).await, 413, "5 images in one request").await;
+    expect_error(infer_on(&app, "mnist", &pixels_request(&five)).await, 413, "5 images in one request").await;
     let encoded: Vec<String> = five.iter().map(|name| BASE64_STANDARD.encode(sample(name))).collect();
     let bytes = request(json!([5]), "BYTES", json!(encoded));
-    assert_refused(infer_on(&app, "mnist", &bytes).await, 413, "the limit is 4").await;
+    expect_error(infer_on(&app, "mnist", &bytes).await, 413, "the limit is 4").await;
     // The limit itself is allowed.
     let answer = infer(&app, &pixels_request(&five[..4])).await;
     assert_eq!(answer.outputs[0].shape, [4, 10]);
@@ -342,7 +321,7 @@ async fn bytes_that_are_not_base64_are_refused() {
     for bad in [json!("not base64!"), json!("data:image/png;base64,iVBORw0KGgo="), json!(12)] {
         let response = infer_on(&app, "mnist", &request(json!([2]), "BYTES", json!([good, bad]))).await;
         let fragment = if bad.is_string() { "image 1: not base64" } else { "image 1: BYTES elements are base64" };
-        assert_refused(response, 400, fragment).await;
+        expect_error(response, 400, fragment).await;
     }
     assert_still_answers(&app).await;
 }
@@ -352,11 +331,11 @@ async fn bytes_that_are_not_an_image_are_refused() {
     let app = TestApp::spawn().await;
     let text = BASE64_STANDARD.encode(std::fs::read(repository().join("sha512sums.txt")).unwrap());
     let response = infer_on(&app, "mnist", &request(json!([1]), "BYTES", json!([text]))).await;
-    assert_refused(response, 400, "image 0: the file is not a supported image").await;
+    expect_error(response, 400, "image 0: the file is not a supported image").await;
     let png = sample("digit-1.png");
     let truncated = BASE64_STANDARD.encode(&png[..png.len() / 2]);
     let response = infer_on(&app, "mnist", &request(json!([1]), "BYTES", json!([truncated]))).await;
-    assert_refused(response, 400, "image 0: the image could not be decoded").await;
+    expect_error(response, 400, "image 0: the image could not be decoded").await;
     assert_still_answers(&app).await;
 }
 
@@ -365,7 +344,7 @@ async fn an_unknown_output_name_is_refused() {
     let app = TestApp::spawn().await;
     let mut body = pixels_request(&["digit-1.png"]);
     body["outputs"] = json!([{"name": "probabilities"}, {"name": "logits"}]);
-    assert_refused(infer_on(&app, "mnist", &body).await, 400, "unknown output `logits`").await;
+    expect_error(infer_on(&app, "mnist", &body).await, 400, "unknown output `logits`").await;
     assert_still_answers(&app).await;
 }
 
@@ -376,9 +355,9 @@ async fn a_body_that_is_not_json_of_the_protocol_is_refused_with_a_json_error() 
     let post = |content_type: &'static str, body: &'static str| {
         app.client.post(&url).header("content-type", content_type).body(body).send()
     };
-    assert_refused(post("application/json", r#"{"inputs": [{"name": "#).await.unwrap(), 400, "EOF while parsing").await;
-    assert_refused(post("application/json", r#"{"id": "no inputs"}"#).await.unwrap(), 400, "found null").await;
+    expect_error(post("application/json", r#"{"inputs": [{"name": "#).await.unwrap(), 400, "EOF while parsing").await;
+    expect_error(post("application/json", r#"{"id": "no inputs"}"#).await.unwrap(), 400, "found null").await;
     let response = post("text/plain", r#"{"inputs": []}"#).await.unwrap();
-    assert_refused(response, 415, "not supported: text/plain").await;
+    expect_error(response, 415, "not supported: text/plain").await;
     assert_still_answers(&app).await;
 }

@@ -175,6 +175,7 @@ pub async fn json_error_response(error: poem::Error) -> Response {
 
 /// Middleware adding the `Allow` header that RFC 9110 requires on a 405, listing the methods
 /// the OpenAPI document declares for the path (and `HEAD` with `GET`, which poem answers).
+#[derive(Clone)]
 pub struct AllowHeader {
     /// Each documented path, split into segments (`None` for a `{parameter}`), with its methods.
     paths: std::sync::Arc<Vec<(Vec<Option<String>>, HeaderValue)>>,
@@ -219,7 +220,7 @@ impl<E: Endpoint> Middleware<E> for AllowHeader {
     type Output = AllowHeaderEndpoint<E>;
 
     fn transform(&self, inner: E) -> Self::Output {
-        AllowHeaderEndpoint { inner, allow: AllowHeader { paths: self.paths.clone() } }
+        AllowHeaderEndpoint { inner, allow: self.clone() }
     }
 }
 

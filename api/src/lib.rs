@@ -1,11 +1,14 @@
-//! The HTTP surface of max-mnist: the MAX routes under `/model`, their request and response
-//! types, the OpenAPI document and Swagger UI, the one place errors become status codes, the
-//! drawing page at `/app` (a browser client of the same API, embedded in the binary), and the
-//! start-up sequence that verifies the weights before a socket is opened.
+//! The HTTP surface of max-mnist: the MAX routes under `/model`, the Open Inference Protocol
+//! under `/v2`, health and metrics, their request and response types, the OpenAPI document and
+//! Swagger UI, the one place errors become status codes, the drawing page at `/app` (a browser
+//! client of the same API, embedded in the binary), the accept loop, and the start-up sequence
+//! that serves the probes at once and the model only once its weights are verified.
 //!
-//! A request reads top to bottom: [`routes`] → [`limits`] (body cap) → [`upload`] (the images
-//! of a multipart form or a raw body) → `pre_process` on the preprocessing threads → the
-//! inference thread (`predict`, `post_process`, batched across requests) → [`types`] → JSON.
+//! A request reads top to bottom: [`server`] (the connection: header timeout, connection cap)
+//! → [`telemetry`] (request id, log line, metrics) → [`auth`] → [`limits`] (body cap, deadline)
+//! → [`routes`] or [`v2`] → [`upload`] (the images of a multipart form or a raw body) →
+//! `pre_process` on the preprocessing threads → the inference thread (`predict`,
+//! `post_process`, batched across requests) → [`types`] → JSON.
 
 pub mod app;
 pub mod auth;

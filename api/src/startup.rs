@@ -109,7 +109,8 @@ impl Application {
             async move {
                 tokio::select! {
                     () = shutdown => {}
-                    _ = aborted => {}
+                    // Only a sent abort stops the server, not the sender's drop.
+                    Ok(()) = aborted => {}
                 }
                 state.start_draining();
             }

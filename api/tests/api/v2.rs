@@ -245,9 +245,9 @@ async fn data_that_does_not_fill_the_shape_is_refused() {
     two_images["inputs"][0]["shape"] = json!([3, 1, 28, 28]);
     expect_error(infer_on(&app, "mnist", &two_images).await, 400, "needs 2352 values, the data has 1568").await;
     let one_image = request(json!([2]), "BYTES", json!([BASE64_STANDARD.encode(sample("digit-1.png"))]));
-    expect_error(infer_on(&app, "mnist", &one_image).await, 400, "needs 2 images, the data has 1").await;
+    expect_error(infer_on(&app, "mnist", &one_image).await, 400, "needs 2 values, the data has 1").await;
     let not_an_array = request(json!([1, 784]), "FP32", json!("pixels"));
-    expect_error(infer_on(&app, "mnist", &not_an_array).await, 400, "must be an array").await;
+    expect_error(infer_on(&app, "mnist", &not_an_array).await, 400, "expected an array").await;
     assert_still_answers(&app).await;
 }
 
@@ -320,7 +320,11 @@ async fn bytes_that_are_not_base64_are_refused() {
     let good = BASE64_STANDARD.encode(sample("digit-1.png"));
     for bad in [json!("not base64!"), json!("data:image/png;base64,iVBORw0KGgo="), json!(12)] {
         let response = infer_on(&app, "mnist", &request(json!([2]), "BYTES", json!([good, bad]))).await;
-        let fragment = if bad.is_string() { "image 1: not base64" } else { "image 1: BYTES elements are base64" };
+        let fragment = if bad.is_string() {
+            "image 1: not base64"
+        } else {
+            "mixes strings and numbers: FP32 data must be numbers, BYTES data base64 strings"
+        };
         expect_error(response, 400, fragment).await;
     }
     assert_still_answers(&app).await;
@@ -356,8 +360,9 @@ async fn a_body_that_is_not_json_of_the_protocol_is_refused_with_a_json_error() 
         app.client.post(&url).header("content-type", content_type).body(body).send()
     };
     expect_error(post("application/json", r#"{"inputs": [{"name": "#).await.unwrap(), 400, "EOF while parsing").await;
-    expect_error(post("application/json", r#"{"id": "no inputs"}"#).await.unwrap(), 400, "found null").await;
+    expect_error(post("application/json", r#"{"id": "no inputs"}"#).await.unwrap(), 400, "missing field `inputs`")
+        .await;
     let response = post("text/plain", r#"{"inputs": []}"#).await.unwrap();
-    expect_error(response, 415, "not supported: text/plain").await;
+    expect_error(response, 415, "cannot read an inference request from a `text/plain` body").await;
     assert_still_answers(&app).await;
 }

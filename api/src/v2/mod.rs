@@ -22,8 +22,11 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
+use self::request::{InferenceBody, ParsedInput, ParsedRequest, TensorData};
 use crate::error::ApiError;
 use crate::state::{LoadedModel, Readiness, ServerState};
+
+mod request;
 
 /// The model's name in the protocol's paths.
 pub const MODEL_NAME: &str = "mnist";
@@ -121,7 +124,8 @@ pub struct RequestOutput {
     pub name: String,
 }
 
-/// `POST /v2/models/mnist/infer`'s body.
+/// `POST /v2/models/mnist/infer`'s body, as the OpenAPI document shows it; it is read by
+/// [`InferenceBody`], which never builds a JSON tree of the data.
 #[derive(Object, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InferenceRequest {
     /// An id echoed in the answer.
@@ -195,14 +199,14 @@ impl OpenInferenceApi {
     }
 
     /// The model's inputs, one image each, checked against the protocol and the limits.
-    fn inputs(&self, model: &LoadedModel, request: InferenceRequest) -> Result<Inputs, ApiError> {
+    fn inputs(&self, model: &LoadedModel, request: ParsedRequest) -> Result<Inputs, ApiError> {
         if let Some(unknown) = request.outputs.iter().flatten().find(|output| output.name != OUTPUT_NAME) {
             return Err(ApiError::bad_request(format!(
                 "unknown output `{}`: the model has one, `{OUTPUT_NAME}`",
                 unknown.name
             )));
         }
-        let [input] = <[RequestInput; 1]>::try_from(request.inputs)
+        let [input] = <[ParsedInput; 1]>::try_from(request.inputs)
             .map_err(|inputs| ApiError::bad_request(format!("send exactly one input tensor, not {}", inputs.len())))?;
         let side = i64::from(model.metadata.input_size);
         let count = match (input.datatype.as_str(), input.shape.as_slice()) {
@@ -234,34 +238,33 @@ impl OpenInferenceApi {
                 self.max_images
             )));
         }
-        let mut elements = Vec::new();
-        flatten(input.data, &mut elements)?;
-        if input.datatype == "BYTES" {
-            return Ok(Inputs::Images(decode_images(elements, count)?));
-        }
-        let pixels = (side * side) as usize;
-        if elements.len() != count * pixels {
+        let elements = if input.datatype == "BYTES" { count } else { count * (side * side) as usize };
+        if input.data.len() != elements {
             return Err(ApiError::bad_request(format!(
-                "shape {:?} needs {} values, the data has {}",
+                "input `{}`: shape {:?} needs {elements} values, the data has {}",
+                input.name,
                 input.shape,
-                count * pixels,
-                elements.len()
+                input.data.len()
             )));
         }
-        let values = elements
-            .iter()
-            .map(|element| element.as_f64().map(|value| value as f32))
-            .collect::<Option<Vec<f32>>>()
-            .ok_or_else(|| ApiError::bad_request("FP32 data must be numbers"))?;
-        let inputs = values
-            .chunks(pixels)
-            .enumerate()
-            .map(|(index, chunk)| {
-                ModelInput::from_pixels(model.metadata.input_size, chunk.to_vec())
-                    .map_err(|error| ApiError::for_image(&format!("image {index}"), error))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Inputs::Pixels(inputs))
+        match (input.datatype.as_str(), input.data) {
+            ("BYTES", TensorData::Texts(images)) => Ok(Inputs::Images(decode_images(images)?)),
+            ("FP32", TensorData::Numbers(pixels)) => {
+                let inputs = pixels
+                    .chunks(elements / count)
+                    .enumerate()
+                    .map(|(index, chunk)| {
+                        ModelInput::from_pixels(model.metadata.input_size, chunk.to_vec())
+                            .map_err(|error| ApiError::for_image(&format!("image {index}"), error))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Inputs::Pixels(inputs))
+            }
+            (datatype, _) => Err(ApiError::bad_request(format!(
+                "{datatype} data must be {}",
+                if datatype == "BYTES" { "base64 strings" } else { "numbers" }
+            ))),
+        }
     }
 }
 
@@ -271,39 +274,14 @@ enum Inputs {
     Images(Vec<Vec<u8>>),
 }
 
-/// Appends the leaves of `data` (an array, possibly nested) to `elements`.
-fn flatten(data: serde_json::Value, elements: &mut Vec<serde_json::Value>) -> Result<(), ApiError> {
-    match data {
-        serde_json::Value::Array(items) => {
-            for item in items {
-                match item {
-                    serde_json::Value::Array(_) => flatten(item, elements)?,
-                    leaf => elements.push(leaf),
-                }
-            }
-            Ok(())
-        }
-        _ => Err(ApiError::bad_request("`data` must be an array")),
-    }
-}
-
-/// The `count` images of a BYTES input, each a base64 string.
-fn decode_images(elements: Vec<serde_json::Value>, count: usize) -> Result<Vec<Vec<u8>>, ApiError> {
-    if elements.len() != count {
-        return Err(ApiError::bad_request(format!(
-            "shape [{count}] needs {count} images, the data has {}",
-            elements.len()
-        )));
-    }
-    elements
-        .into_iter()
+/// The images of a BYTES input, each a base64 string.
+fn decode_images(images: Vec<String>) -> Result<Vec<Vec<u8>>, ApiError> {
+    images
+        .iter()
         .enumerate()
-        .map(|(index, element)| {
-            let text = element
-                .as_str()
-                .ok_or_else(|| ApiError::bad_request(format!("image {index}: BYTES elements are base64 strings")))?;
+        .map(|(index, image)| {
             BASE64_PADDING_OPTIONAL
-                .decode(text)
+                .decode(image)
                 .map_err(|error| ApiError::bad_request(format!("image {index}: not base64 ({error})")))
         })
         .collect()
@@ -378,11 +356,7 @@ impl OpenInferenceApi {
     /// image (PNG, JPEG, GIF, BMP, WebP or TIFF) preprocessed as by `/model/predict`. Answers
     /// the `FP32` output `probabilities` of shape `[N, 10]`.
     #[oai(path = "/v2/models/:model/infer", method = "post")]
-    async fn infer(
-        &self,
-        model: Path<String>,
-        request: Json<InferenceRequest>,
-    ) -> Result<Json<InferenceResponse>, ApiError> {
+    async fn infer(&self, model: Path<String>, request: InferenceBody) -> Result<Json<InferenceResponse>, ApiError> {
         let loaded = self.model(&model)?;
         let id = request.0.id.clone();
         let results = match self.inputs(loaded, request.0)? {

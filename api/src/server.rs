@@ -3,19 +3,24 @@
 //!
 //! poem's own `Server` sets no header read timeout (hyper needs a timer for one), so a client
 //! sending its headers a byte at a time could hold a connection forever. Here hyper gets a
-//! timer and `HEADER_READ_TIMEOUT_SECS`; a client that runs past it gets a 408 with the usual
-//! JSON error body, written on a duplicate of the socket since hyper has dropped its own, and
-//! the connection is closed. At most `MAX_CONNECTIONS` connections are served at once; the
-//! next client waits in the listen backlog until one closes.
+//! timer and `HEADER_READ_TIMEOUT_SECS`. When it runs out, a client that had started a request
+//! gets a 408 with the usual JSON error body (written by the loop, which shares the socket with
+//! hyper through [`Connection`]); an idle kept-alive connection, which hyper times out the
+//! same way, is closed without one, so that a client reusing it at that moment never reads a
+//! 408 for a request it had not sent. At most `MAX_CONNECTIONS` connections are served at
+//! once; the next client waits in the listen backlog until one closes.
 //!
 //! On the shutdown signal the listener is closed at once (new clients are refused), kept-alive
 //! connections are closed once their in-flight request is answered (with `Connection: close`),
 //! and the loop returns when every connection is done, or when the drain timeout has passed.
 
 use std::convert::Infallible;
-use std::io::Write;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use http_body_util::combinators::BoxBody;
@@ -28,6 +33,7 @@ use poem::endpoint::BoxEndpoint;
 use poem::http::uri::Scheme;
 use poem::web::{LocalAddr, RemoteAddr};
 use poem::{Addr, Endpoint};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
@@ -62,7 +68,7 @@ pub async fn serve(
             accepted = accept_within(&listener, &permits) => accepted,
         };
         let Some((stream, remote, permit)) = accepted else { continue };
-        let Some((stream, spare)) = with_spare_handle(stream) else { continue };
+        let connection = Connection::new(stream);
         let service = service_fn({
             let app = app.clone();
             move |request: hyper::Request<Incoming>| {
@@ -80,15 +86,15 @@ pub async fn serve(
                 }
             }
         });
-        let connection = http1::Builder::new()
+        let served = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+            .serve_connection(TokioIo::new(connection.clone()), service);
+        let served = graceful.watch(served);
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            if let Err(error) = served.await {
                 if error.is_timeout() {
-                    answer_header_timeout(spare, limits.header_read_timeout);
+                    connection.answer_header_timeout(limits.header_read_timeout).await;
                 } else {
                     tracing::debug!(%error, %remote, "connection ended with an error");
                 }
@@ -123,29 +129,110 @@ async fn accept_within(
     }
 }
 
-/// The stream, and a second handle on the same socket for answering after hyper has let go.
-fn with_spare_handle(stream: TcpStream) -> Option<(TcpStream, std::net::TcpStream)> {
-    let result = stream.into_std().and_then(|stream| {
-        let spare = stream.try_clone()?;
-        Ok((TcpStream::from_std(stream)?, spare))
-    });
-    result.inspect_err(|error| tracing::warn!(%error, "cannot set up a connection")).ok()
+/// A connection's socket, shared by hyper and the accept loop, which answers a header timeout
+/// after hyper has let go. It notes whether the client has sent bytes since the last response
+/// was written: the start of a request still unanswered.
+#[derive(Clone)]
+struct Connection {
+    stream: Arc<TcpStream>,
+    request_started: Arc<AtomicBool>,
 }
 
-/// Writes a 408 to a client whose headers did not arrive in time; the socket closes when
-/// `spare`, its last handle, is dropped.
-fn answer_header_timeout(mut spare: std::net::TcpStream, timeout: Duration) {
-    let body = ErrorBody::new(format!(
-        "the request headers did not arrive within {} s; the connection is closed",
-        timeout.as_secs_f64()
-    ));
-    let body = serde_json::to_string(&body).unwrap_or_default();
-    let response = format!(
-        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json; charset=utf-8\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    // The socket is non-blocking; a short answer fits its empty send buffer, and a client that
-    // stopped reading loses nothing it was owed.
-    let _ = spare.write_all(response.as_bytes());
+/// Longest the loop spends writing a 408 and reading what the client still sends.
+const FAREWELL_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl Connection {
+    fn new(stream: TcpStream) -> Connection {
+        Connection { stream: Arc::new(stream), request_started: Arc::default() }
+    }
+
+    /// Answers a client whose request headers did not arrive in time with a 408, then closes
+    /// the connection; closes an idle one without a word.
+    async fn answer_header_timeout(self, timeout: Duration) {
+        if !self.request_started.load(Ordering::Acquire) {
+            return;
+        }
+        let body = ErrorBody::new(format!(
+            "the request headers did not arrive within {} s; the connection is closed",
+            timeout.as_secs_f64()
+        ));
+        let body = serde_json::to_string(&body).unwrap_or_default();
+        let response = format!(
+            "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json; charset=utf-8\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let farewell = async {
+            let mut unsent = response.as_bytes();
+            while !unsent.is_empty() {
+                self.stream.writable().await?;
+                match self.stream.try_write(unsent) {
+                    Ok(written) => unsent = &unsent[written..],
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(error) => return Err(error),
+                }
+            }
+            // Half-close, then read what the client still sends: closing a socket with unread
+            // input resets the connection, which could destroy the 408 before it is read.
+            socket2::SockRef::from(&*self.stream).shutdown(std::net::Shutdown::Write)?;
+            let mut discarded = [0; 1024];
+            loop {
+                self.stream.readable().await?;
+                match self.stream.try_read(&mut discarded) {
+                    Ok(0) => return Ok(()),
+                    Ok(_) => {}
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(error) => return Err(error),
+                }
+            }
+        };
+        // A client that stopped reading, or keeps sending, loses nothing it was owed.
+        let _ = tokio::time::timeout(FAREWELL_TIMEOUT, farewell).await;
+    }
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(self: Pin<&mut Self>, context: &mut Context<'_>, buffer: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        loop {
+            ready!(self.stream.poll_read_ready(context))?;
+            match self.stream.try_read(buffer.initialize_unfilled()) {
+                Ok(read) => {
+                    if read > 0 {
+                        self.request_started.store(true, Ordering::Release);
+                    }
+                    buffer.advance(read);
+                    return Poll::Ready(Ok(()));
+                }
+                // The readiness was stale; polling again waits for the next.
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(self: Pin<&mut Self>, context: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.stream.poll_write_ready(context))?;
+            match self.stream.try_write(data) {
+                Ok(written) => {
+                    // hyper writes only answers: what the client sent so far is answered.
+                    self.request_started.store(false, Ordering::Release);
+                    return Poll::Ready(Ok(written));
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _context: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Writes go straight to the socket.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _context: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(socket2::SockRef::from(&*self.stream).shutdown(std::net::Shutdown::Write))
+    }
 }

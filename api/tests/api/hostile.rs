@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use max_mnist_api::error::ErrorBody;
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 
 use crate::helpers::{
     PATIENCE, TestApp, answer, check_error_body, closes, connect, expect_error, predict_head, read_response,
@@ -206,6 +206,23 @@ async fn a_body_sent_a_byte_a_second_gets_408_at_the_body_read_timeout() {
     let elapsed = started.elapsed();
     assert!(elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(3), "{elapsed:?}");
     assert_eq!(app.predict_sample("digit-7.png").await.0, 7);
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_at_the_header_timeout_without_a_408() {
+    let app = TestApp::spawn_with(|settings| settings.header_read_timeout = Duration::from_secs(1)).await;
+    // One that never sends a byte (a load balancer's TCP check), one kept alive after an answer.
+    let mut silent = BufReader::new(connect(&app).await);
+    let mut kept_alive = BufReader::new(connect(&app).await);
+    kept_alive.get_mut().write_all(request_head("GET", "/health/live", "").as_bytes()).await.unwrap();
+    assert_eq!(answer(&mut kept_alive).await.status, 200);
+    let started = Instant::now();
+    for connection in [&mut silent, &mut kept_alive] {
+        let mut rest = Vec::new();
+        tokio::time::timeout(PATIENCE, connection.read_to_end(&mut rest)).await.expect("closed in time").unwrap();
+        assert!(rest.is_empty(), "an unasked-for answer: {:?}", String::from_utf8_lossy(&rest));
+    }
+    assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
 }
 
 #[tokio::test]

@@ -158,12 +158,45 @@ impl Preprocessor {
     }
 }
 
-/// Whether a JPEG has its end-of-image marker after its last start-of-scan marker. Inside
-/// scan data a 0xFF byte is always followed by 0x00 or a restart marker, so the marker
-/// cannot appear there by chance; a thumbnail's own end marker comes before the main scan.
+/// Whether a JPEG reaches its end-of-image marker, walking its segments from the start: each
+/// marker segment is skipped by its length, and scan data up to the next marker (inside it, a
+/// 0xFF byte is followed by 0x00 or a restart marker). Whatever follows the end marker (a
+/// phone's appended video, padding) does not matter, and an EXIF thumbnail's own end marker
+/// sits inside a segment that is skipped whole.
 fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let last_scan = bytes.windows(2).rposition(|pair| pair == [0xFF, 0xDA]);
-    last_scan.is_some_and(|scan| bytes[scan..].windows(2).any(|pair| pair == [0xFF, 0xD9]))
+    const START_OF_SCAN: u8 = 0xDA;
+    const END_OF_IMAGE: u8 = 0xD9;
+    let mut at = 2; // past the start-of-image marker
+    loop {
+        // A marker: 0xFF (and any fill bytes of 0xFF), then its code.
+        while bytes.get(at) == Some(&0xFF) && bytes.get(at + 1) == Some(&0xFF) {
+            at += 1;
+        }
+        let (Some(0xFF), Some(&code)) = (bytes.get(at), bytes.get(at + 1)) else { return false };
+        at += 2;
+        match code {
+            END_OF_IMAGE => return true,
+            // Markers without a segment: restart markers, and TEM.
+            0xD0..=0xD7 | 0x01 => continue,
+            _ => {}
+        }
+        let Some(length) = bytes.get(at..at + 2).map(|length| usize::from(u16::from_be_bytes([length[0], length[1]])))
+        else {
+            return false;
+        };
+        at += length;
+        if code == START_OF_SCAN {
+            // Entropy-coded data runs to the next 0xFF that is not 0xFF00 or a restart marker.
+            loop {
+                match (bytes.get(at), bytes.get(at + 1)) {
+                    (Some(0xFF), Some(0x00 | 0xD0..=0xD7)) => at += 2,
+                    (Some(0xFF), Some(_)) => break,
+                    (Some(_), _) => at += 1,
+                    (None, _) => return false,
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -445,5 +478,18 @@ mod tests {
         assert!(matches!(preprocessor.pre_process(&empty_gif), Err(Error::UndecodableImage(_))));
         let big = encode(GrayImage::new(101, 100), ImageFormat::Png);
         assert!(matches!(preprocessor.pre_process(&big), Err(Error::TooManyPixels { width: 101, height: 100, .. })));
+    }
+
+    #[test]
+    fn a_jpeg_is_complete_up_to_its_end_marker_whatever_follows_it() {
+        for name in ["digit-7.jpg", "photo-4-exif.jpg", "photo-8-exif.jpg", "scan-3.jpg"] {
+            let jpeg = sample(name);
+            assert!(jpeg_is_complete(&jpeg), "{name}");
+            // A phone's appended video, or random bytes that end in a start-of-scan marker.
+            assert!(jpeg_is_complete(&[&jpeg[..], b"....ftypmp42\xFF\xDA\x00\x08"].concat()), "{name}");
+            for cut in [jpeg.len() - 2, jpeg.len() / 2, jpeg.len() / 4, 100, 2] {
+                assert!(!jpeg_is_complete(&jpeg[..cut]), "{name} cut at {cut}");
+            }
+        }
     }
 }

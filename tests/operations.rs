@@ -69,17 +69,18 @@ impl Server {
         server
     }
 
+    /// Waits for the log line saying the model is ready (what `/health/ready` reports, and
+    /// readable whatever the probes' API key).
     async fn wait_until_ready(&self) {
-        let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            let ready = client.get(format!("{}/health/ready", self.url)).send().await;
-            if ready.is_ok_and(|response| response.status() == 200) {
+            if self.logs.lock().unwrap().iter().any(|line| line.contains("warmed up: ready")) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("not ready within a minute; logs: {:?}", self.logs.lock().unwrap());
+        let logs = self.logs();
+        panic!("not ready within a minute; last logs: {:?}", &logs[logs.len().saturating_sub(20)..]);
     }
 
     /// Resident memory of the server process, in MiB.
@@ -329,6 +330,54 @@ async fn the_docker_health_check_says_ready_only_when_the_server_is() {
     let nobody = check(unused_port);
     assert_eq!(nobody.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&nobody.stderr).contains("cannot connect"));
+}
+
+#[tokio::test]
+async fn the_docker_health_check_sends_the_servers_key_when_probes_need_it() {
+    let server = Server::start(&["--api-key", "probe-key", "--auth-health", "true"]).await;
+    let check = |key: Option<&str>| {
+        let mut command = Command::new(HEALTHCHECK);
+        command.env("PORT", server.port.to_string()).env_remove("API_KEY");
+        if let Some(key) = key {
+            command.env("API_KEY", key);
+        }
+        command.output().unwrap()
+    };
+    assert!(check(Some("probe-key")).status.success());
+    let without = check(None);
+    assert_eq!(without.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&without.stderr).contains("401"), "{}", String::from_utf8_lossy(&without.stderr));
+}
+
+#[tokio::test]
+async fn a_shutdown_delay_reports_draining_while_still_serving_then_exits_0() {
+    let mut server = Server::start(&["--shutdown-delay-secs", "2"]).await;
+    let client = reqwest::Client::new();
+    let signalled = Instant::now();
+    server.terminate();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let readiness = loop {
+        let response = client.get(format!("{}/health/ready", server.url)).send().await.unwrap();
+        if response.status() == 503 || Instant::now() > deadline {
+            break response;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(readiness.status(), 503);
+    assert_eq!(readiness.json::<serde_json::Value>().await.unwrap()["status"], "draining");
+    let prediction = client
+        .post(format!("{}/model/predict", server.url))
+        .header("content-type", "image/png")
+        .body(sample("digit-7.png"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(prediction.status(), 200, "requests are still served during the delay");
+    assert!(signalled.elapsed() < Duration::from_secs(2), "the checks ran within the delay");
+    let status = server.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(signalled.elapsed() >= Duration::from_secs(2), "served on for the delay: {:?}", signalled.elapsed());
+    assert!(reqwest::get(format!("{}/health/live", server.url)).await.is_err(), "the socket is closed after");
 }
 
 /// Every `path:` of an HTTP probe, and every container port, in the manifests under `deploy/`.

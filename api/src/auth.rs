@@ -16,7 +16,8 @@ use crate::error::ApiError;
 /// Paths open to anyone, always.
 const OPEN_PATHS: [&str; 6] = ["/", "/swagger.json", "/app", "/app/", "/app/app.js", "/app/app.css"];
 /// The health probes, open unless `AUTH_HEALTH` is set.
-const HEALTH_PATHS: [&str; 4] = ["/health/live", "/health/ready", "/v2/health/live", "/v2/health/ready"];
+const HEALTH_PATHS: [&str; 5] =
+    ["/health/live", "/health/ready", "/v2/health/live", "/v2/health/ready", "/v2/models/mnist/ready"];
 /// The metrics route, open unless `AUTH_METRICS` is set.
 const METRICS_PATH: &str = "/metrics";
 
@@ -89,5 +90,15 @@ impl<E: Endpoint> Endpoint for BearerAuthEndpoint<E> {
             self.auth.authorised(&request)?;
         }
         self.inner.call(request).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_model_readiness_probe_is_the_served_models() {
+        assert!(HEALTH_PATHS.contains(&format!("/v2/models/{}/ready", crate::v2::MODEL_NAME).as_str()));
     }
 }

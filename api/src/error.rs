@@ -5,8 +5,8 @@
 //! (KServe v2) clients read `error`.
 
 use max_mnist_core::Error as CoreError;
-use poem::http::{HeaderValue, StatusCode, header};
-use poem::{Endpoint, IntoResponse, Middleware, PathPattern, Request, Response};
+use poem::http::StatusCode;
+use poem::{IntoResponse, PathPattern, Response};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object};
@@ -171,76 +171,4 @@ pub async fn json_error_response(error: poem::Error) -> Response {
         response.set_data(route);
     }
     response
-}
-
-/// Middleware adding the `Allow` header that RFC 9110 requires on a 405, listing the methods
-/// the OpenAPI document declares for the path (and `HEAD` with `GET`, which poem answers).
-#[derive(Clone)]
-pub struct AllowHeader {
-    /// Each documented path, split into segments (`None` for a `{parameter}`), with its methods.
-    paths: std::sync::Arc<Vec<(Vec<Option<String>>, HeaderValue)>>,
-}
-
-impl AllowHeader {
-    /// The methods of every path of `spec`, an OpenAPI document in JSON.
-    pub fn from_spec(spec: &str) -> AllowHeader {
-        let document: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
-        let paths = document["paths"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .filter_map(|(path, operations)| {
-                let mut methods: Vec<String> =
-                    operations.as_object()?.keys().map(|method| method.to_ascii_uppercase()).collect();
-                if methods.iter().any(|method| method == "GET") {
-                    methods.push("HEAD".into());
-                }
-                let segments =
-                    path.split('/').map(|segment| (!segment.starts_with('{')).then(|| segment.to_owned())).collect();
-                Some((segments, HeaderValue::from_str(&methods.join(", ")).ok()?))
-            })
-            .collect();
-        AllowHeader { paths: std::sync::Arc::new(paths) }
-    }
-
-    fn allowed(&self, path: &str) -> Option<&HeaderValue> {
-        let segments: Vec<&str> = path.split('/').collect();
-        self.paths.iter().find_map(|(pattern, methods)| {
-            let matches = pattern.len() == segments.len()
-                && pattern
-                    .iter()
-                    .zip(&segments)
-                    .all(|(expected, actual)| expected.as_deref().is_none_or(|expected| expected == *actual));
-            matches.then_some(methods)
-        })
-    }
-}
-
-impl<E: Endpoint> Middleware<E> for AllowHeader {
-    type Output = AllowHeaderEndpoint<E>;
-
-    fn transform(&self, inner: E) -> Self::Output {
-        AllowHeaderEndpoint { inner, allow: self.clone() }
-    }
-}
-
-/// The endpoint made by [`AllowHeader`].
-pub struct AllowHeaderEndpoint<E> {
-    inner: E,
-    allow: AllowHeader,
-}
-
-impl<E: Endpoint> Endpoint for AllowHeaderEndpoint<E> {
-    type Output = Response;
-
-    async fn call(&self, request: Request) -> poem::Result<Response> {
-        let path = request.uri().path().to_owned();
-        let mut response = self.inner.call(request).await?.into_response();
-        if response.status() == StatusCode::METHOD_NOT_ALLOWED
-            && let Some(methods) = self.allow.allowed(&path)
-        {
-            response.headers_mut().insert(header::ALLOW, methods.clone());
-        }
-        Ok(response)
-    }
 }

@@ -5,8 +5,9 @@
 //! that serves the probes at once and the model only once its weights are verified.
 //!
 //! A request reads top to bottom: [`server`] (the connection: header timeout, connection cap)
-//! → [`telemetry`] (request id, log line, metrics) → [`auth`] → [`limits`] (body cap, deadline)
-//! → [`routes`] or [`v2`] → [`upload`] (the images of a multipart form or a raw body) →
+//! → [`telemetry`] (request id, log line, metrics, labelled by the documented [`paths`]) → the
+//! deadline ([`limits`]) → [`auth`] → the body cap ([`limits`]) → [`routes`] or [`v2`] →
+//! [`upload`] (the images of a multipart form or a raw body) →
 //! `pre_process` on the preprocessing threads → the inference thread (`predict`,
 //! `post_process`, batched across requests) → [`types`] → JSON.
 
@@ -16,6 +17,7 @@ pub mod error;
 pub mod health;
 pub mod limits;
 pub mod metrics;
+pub mod paths;
 pub mod routes;
 pub mod server;
 pub mod shutdown;

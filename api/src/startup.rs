@@ -23,10 +23,11 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::auth::BearerAuth;
-use crate::error::{AllowHeader, json_error_response, panic_response};
+use crate::error::{json_error_response, panic_response};
 use crate::health::HealthApi;
 use crate::limits::{BodyLimit, RequestDeadline};
 use crate::metrics::MetricsApi;
+use crate::paths::{AllowHeader, ApiPaths};
 use crate::routes::ModelApi;
 use crate::server::ConnectionLimits;
 use crate::state::{LoadedModel, ServerState};
@@ -75,7 +76,7 @@ pub struct Application {
 impl Application {
     /// Checks the settings, installs the metrics recorder and binds `settings.host:settings.port`.
     pub async fn build(settings: &ServerSettings) -> Result<Application, StartupError> {
-        check(settings)?;
+        settings.check().map_err(StartupError::Settings)?;
         let recorder = crate::metrics::recorder().map_err(StartupError::Metrics)?;
         let state = ServerState::default();
         let app = routes(&state, recorder, settings);
@@ -93,9 +94,9 @@ impl Application {
     }
 
     /// Serves (health and metrics at once, the model routes once it is loaded) until
-    /// `shutdown` resolves, then reports not-ready, stops accepting and lets in-flight
-    /// requests finish, for at most `DRAIN_TIMEOUT_SECS`. Fails, after closing the socket,
-    /// when the model cannot be loaded.
+    /// `shutdown` resolves, then reports not-ready, serves on for `SHUTDOWN_DELAY_SECS` (0 by
+    /// default), stops accepting and lets in-flight requests finish, for at most
+    /// `DRAIN_TIMEOUT_SECS`. Fails, after closing the socket, when the model cannot be loaded.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartupError> {
         let Application { listener, app, address, state, settings } = self;
         let limits = ConnectionLimits {
@@ -104,15 +105,21 @@ impl Application {
             drain_timeout: settings.drain_timeout,
         };
         let (abort, aborted) = oneshot::channel::<()>();
+        let shutdown_delay = settings.shutdown_delay;
         let stopping = {
             let state = state.clone();
             async move {
                 tokio::select! {
-                    () = shutdown => {}
+                    () = shutdown => {
+                        state.start_draining();
+                        if !shutdown_delay.is_zero() {
+                            tracing::info!(delay_s = shutdown_delay.as_secs_f64(), "not ready; serving on until the shutdown delay ends");
+                            tokio::time::sleep(shutdown_delay).await;
+                        }
+                    }
                     // Only a sent abort stops the server, not the sender's drop.
-                    Ok(()) = aborted => {}
+                    Ok(()) = aborted => state.start_draining(),
                 }
-                state.start_draining();
             }
         };
         tracing::info!(%address, "listening; Swagger UI at /, ready at /health/ready once the model is loaded");
@@ -135,23 +142,6 @@ impl Application {
         }
         server.await.map_err(|error| StartupError::Crashed(error.to_string()))
     }
-}
-
-/// Refuses settings that contradict each other.
-fn check(settings: &ServerSettings) -> Result<(), StartupError> {
-    if settings.max_images_per_request > settings.queue_capacity {
-        return Err(StartupError::Settings(format!(
-            "MAX_IMAGES_PER_REQUEST ({}) is over QUEUE_CAPACITY ({}): a full form could never be admitted",
-            settings.max_images_per_request, settings.queue_capacity
-        )));
-    }
-    if settings.body_read_timeout >= settings.request_timeout {
-        return Err(StartupError::Settings(format!(
-            "BODY_READ_TIMEOUT_SECS ({:?}) must be under REQUEST_TIMEOUT_SECS ({:?}): a slow body would get 503, not 408",
-            settings.body_read_timeout, settings.request_timeout
-        )));
-    }
-    Ok(())
 }
 
 /// Verifies the weights (fetching them from the bucket when needed), starts the inference
@@ -218,7 +208,7 @@ fn routes(state: &ServerState, recorder: PrometheusHandle, settings: &ServerSett
     let service = OpenApiService::new(apis, API_TITLE, API_VERSION).description(API_DESCRIPTION);
     let swagger_ui = service.swagger_ui();
     let spec = service.spec_endpoint();
-    let allow_header = AllowHeader::from_spec(&service.spec());
+    let paths = ApiPaths::from_spec(&service.spec());
     let service = std::sync::Arc::new(service.into_endpoint());
     let mut routes = Route::new().at("/", swagger_ui).at("/swagger.json", spec).nest("/app", crate::app::routes());
     for prefix in ["/model", "/v2", "/health", "/metrics"] {
@@ -232,7 +222,7 @@ fn routes(state: &ServerState, recorder: PrometheusHandle, settings: &ServerSett
         .with_if(settings.cors_enable, Cors::new())
         .with(CatchPanic::new().with_handler(panic_response))
         .catch_all_error(json_error_response)
-        .with(allow_header)
-        .with(RequestTelemetry)
+        .with(AllowHeader(paths.clone()))
+        .with(RequestTelemetry::new(paths))
         .boxed()
 }

@@ -21,6 +21,7 @@ use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
 use crate::metrics::{HTTP_IN_FLIGHT, HTTP_REQUEST_SECONDS, HTTP_REQUESTS};
+use crate::paths::ApiPaths;
 
 /// The header carrying a request's id, both ways.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -47,19 +48,29 @@ pub fn init(filter: &str, format: LogFormat) -> LogGuard {
 }
 
 /// Middleware giving each request an id, a log line and its metrics.
-pub struct RequestTelemetry;
+pub struct RequestTelemetry {
+    paths: ApiPaths,
+}
+
+impl RequestTelemetry {
+    /// Labels requests by the documented template of `paths` they match.
+    pub fn new(paths: ApiPaths) -> RequestTelemetry {
+        RequestTelemetry { paths }
+    }
+}
 
 impl<E: Endpoint> Middleware<E> for RequestTelemetry {
     type Output = RequestTelemetryEndpoint<E>;
 
     fn transform(&self, inner: E) -> Self::Output {
-        RequestTelemetryEndpoint { inner }
+        RequestTelemetryEndpoint { inner, paths: self.paths.clone() }
     }
 }
 
 /// The endpoint made by [`RequestTelemetry`].
 pub struct RequestTelemetryEndpoint<E> {
     inner: E,
+    paths: ApiPaths,
 }
 
 impl<E: Endpoint> Endpoint for RequestTelemetryEndpoint<E> {
@@ -68,6 +79,9 @@ impl<E: Endpoint> Endpoint for RequestTelemetryEndpoint<E> {
     async fn call(&self, request: Request) -> Result<Response> {
         let id = request_id(&request);
         let method = method_label(request.method());
+        // The documented template, else the pattern the router matched (the pages), so that a
+        // scan of random paths makes no new series.
+        let documented = self.paths.template(request.uri().path()).map(str::to_owned);
         let span = tracing::info_span!("request", id = %id.to_str().unwrap_or_default(), %method, path = %request.uri().path());
         let started = Instant::now();
         let _in_flight = InFlight::start();
@@ -76,9 +90,9 @@ impl<E: Endpoint> Endpoint for RequestTelemetryEndpoint<E> {
             Err(error) => error.into_response(),
         };
         let elapsed = started.elapsed();
-        // The pattern the router matched, so that a scan of random paths makes no new series.
-        let route =
-            response.data::<PathPattern>().map_or_else(|| "unmatched".to_owned(), |pattern| pattern.0.to_string());
+        let route = documented
+            .or_else(|| response.data::<PathPattern>().map(|pattern| pattern.0.to_string()))
+            .unwrap_or_else(|| "unmatched".to_owned());
         let status = response.status().as_u16();
         metrics::counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status.to_string())
             .increment(1);

@@ -80,8 +80,12 @@ pub struct ServerSettings {
     /// Most connections open at once; further clients wait in the listen backlog.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
-    /// After ctrl-c or SIGTERM, how long in-flight requests may run before the server exits
-    /// anyway, in seconds.
+    /// After ctrl-c or SIGTERM, how long the server reports not-ready while still serving, in
+    /// seconds, so that a load balancer polling readiness stops sending it requests first.
+    #[arg(long = "shutdown-delay-secs", env = "SHUTDOWN_DELAY_SECS", default_value = "0", value_parser = seconds_or_zero)]
+    pub shutdown_delay: Duration,
+    /// After ctrl-c or SIGTERM (and the shutdown delay), how long in-flight requests may run
+    /// before the server exits anyway, in seconds.
     #[arg(long = "drain-timeout-secs", env = "DRAIN_TIMEOUT_SECS", default_value = "30", value_parser = seconds)]
     pub drain_timeout: Duration,
 
@@ -110,11 +114,17 @@ pub struct ServerSettings {
 
 /// A duration given in seconds, fractions allowed (`0.5`); positive.
 fn seconds(value: &str) -> Result<Duration, String> {
+    let duration = seconds_or_zero(value)?;
+    if duration.is_zero() {
+        return Err(format!("`{value}` is not a positive number of seconds"));
+    }
+    Ok(duration)
+}
+
+/// A duration given in seconds, fractions allowed; zero or more.
+fn seconds_or_zero(value: &str) -> Result<Duration, String> {
     let seconds: f64 = value.trim().parse().map_err(|_| format!("`{value}` is not a number of seconds"))?;
-    Duration::try_from_secs_f64(seconds)
-        .ok()
-        .filter(|duration| !duration.is_zero())
-        .ok_or_else(|| format!("`{value}` is not a positive number of seconds"))
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{value}` is not a number of seconds, 0 or more"))
 }
 
 /// A secret bearer token. Its `Debug` form is redacted, so settings can be logged safely.
@@ -133,8 +143,11 @@ impl std::str::FromStr for ApiKey {
 
     /// Refuses an empty key: an empty `API_KEY` would otherwise lock every client out, or
     /// (worse, in a careless check) let every client in.
+    /// Surrounding whitespace (the newline of a key file made with `echo`) is dropped: no
+    /// client could send it in a header.
     fn from_str(key: &str) -> Result<ApiKey, String> {
-        if key.trim().is_empty() {
+        let key = key.trim();
+        if key.is_empty() {
             return Err("the API key is empty".into());
         }
         Ok(ApiKey(key.to_owned()))
@@ -161,6 +174,24 @@ impl ServerSettings {
     pub fn defaults() -> ServerSettings {
         ServerSettings::parse_from(["max-mnist"])
     }
+
+    /// Refuses settings that contradict each other, saying which and why.
+    pub fn check(&self) -> Result<(), String> {
+        if self.max_images_per_request > self.queue_capacity {
+            return Err(format!(
+                "MAX_IMAGES_PER_REQUEST ({}) is over QUEUE_CAPACITY ({}): a full form could never be admitted",
+                self.max_images_per_request, self.queue_capacity
+            ));
+        }
+        if self.body_read_timeout >= self.request_timeout {
+            return Err(format!(
+                "BODY_READ_TIMEOUT_SECS ({:?}) must be under REQUEST_TIMEOUT_SECS ({:?}): a slow body would get 503, \
+                 not 408",
+                self.body_read_timeout, self.request_timeout
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -181,6 +212,8 @@ mod tests {
         assert_eq!(settings.api_key.as_ref().map(ApiKey::expose), Some("s3cret-token"));
         assert!(!format!("{settings:?}").contains("s3cret"), "{settings:?}");
         assert!(ServerSettings::try_parse_from(["max-mnist", "--api-key", " "]).is_err());
+        let from_a_file = ServerSettings::parse_from(["max-mnist", "--api-key", "s3cret-token\n"]);
+        assert_eq!(from_a_file.api_key.as_ref().map(ApiKey::expose), Some("s3cret-token"));
         assert!(ServerSettings::defaults().api_key.is_none());
     }
 
@@ -192,6 +225,19 @@ mod tests {
         for bad in ["0", "-1", "soon", "NaN"] {
             assert!(ServerSettings::try_parse_from(["max-mnist", "--drain-timeout-secs", bad]).is_err(), "{bad}");
         }
+        assert_eq!(ServerSettings::defaults().shutdown_delay, Duration::ZERO);
+        assert!(ServerSettings::try_parse_from(["max-mnist", "--shutdown-delay-secs", "-1"]).is_err());
+    }
+
+    #[test]
+    fn contradictory_settings_are_named() {
+        let mut settings = ServerSettings::defaults();
+        assert_eq!(settings.check(), Ok(()));
+        settings.max_images_per_request = settings.queue_capacity + 1;
+        assert!(settings.check().unwrap_err().contains("QUEUE_CAPACITY"));
+        let mut settings = ServerSettings::defaults();
+        settings.body_read_timeout = settings.request_timeout;
+        assert!(settings.check().unwrap_err().contains("REQUEST_TIMEOUT_SECS"));
     }
 
     #[test]

@@ -206,7 +206,8 @@ impl InferenceEngine {
     /// client does not pay for libtorch's lazy set-up (allocations, oneDNN's kernels).
     pub async fn warm_up(&self) -> Result<()> {
         let blank = ModelInput::blank(self.metadata.input_size);
-        // Two images take the batched path (oneDNN on CPU), when the queue holds two.
+        // Two images submitted together usually share a forward pass, which takes the batched
+        // path (oneDNN on CPU); when the queue holds two.
         for batch_size in [1, self.queue_capacity.min(2)] {
             for result in self.classify_pixels(vec![blank.clone(); batch_size]).await {
                 result?;

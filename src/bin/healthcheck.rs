@@ -20,7 +20,15 @@ const DEFAULT_PORT: u16 = 5000;
 /// Docker gives the whole check 3 s (`--timeout=3s`) before it counts as failed.
 const TIMEOUT: Duration = Duration::from_secs(2);
 
-const REQUEST: &[u8] = b"GET /health/ready HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+/// The request, with the server's own `API_KEY` (the container's environment) when it has one,
+/// for servers that also guard their probes (`AUTH_HEALTH=true`).
+fn request() -> String {
+    let authorization = match std::env::var("API_KEY") {
+        Ok(key) if !key.trim().is_empty() => format!("Authorization: Bearer {}\r\n", key.trim()),
+        _ => String::new(),
+    };
+    format!("GET /health/ready HTTP/1.1\r\nHost: 127.0.0.1\r\n{authorization}Connection: close\r\n\r\n")
+}
 
 fn main() -> ExitCode {
     match port().and_then(|port| check(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))) {
@@ -46,7 +54,7 @@ fn check(addr: SocketAddr) -> Result<(), String> {
     stream
         .set_write_timeout(Some(TIMEOUT))
         .and_then(|()| stream.set_read_timeout(Some(TIMEOUT)))
-        .and_then(|()| stream.write_all(REQUEST))
+        .and_then(|()| stream.write_all(request().as_bytes()))
         .map_err(|error| format!("cannot send the request to {addr}: {error}"))?;
     let status_line = read_status_line(&mut stream).map_err(|error| match error.kind() {
         // A read timeout shows as WouldBlock on Unix: say what happened rather than "os error 11".

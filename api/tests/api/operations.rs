@@ -224,6 +224,23 @@ async fn requests_are_counted_by_route_method_and_status() {
 }
 
 #[tokio::test]
+async fn answers_from_limits_and_the_key_are_counted_under_the_documented_route() {
+    let app = keyed_app(|settings| settings.max_body_bytes = 1024).await;
+    let before = metrics(&app).await;
+    assert_eq!(predict(&app, None).await.status(), 401);
+    let too_large = with_key(app.client.post(format!("{}/model/predict", app.url)), Some(KEY)).body(vec![0; 4096]);
+    assert_eq!(too_large.send().await.unwrap().status(), 413);
+    assert_eq!(get(&app, "/v2/models/mnist", None).await.status(), 401);
+    let after = metrics(&app).await;
+    for (route, method, status) in
+        [("/model/predict", "POST", "401"), ("/model/predict", "POST", "413"), ("/v2/models/{model}", "GET", "401")]
+    {
+        let (before, after) = (requests(&before, route, method, status), requests(&after, route, method, status));
+        assert!(after - before >= 1.0, "{route} {status}: {before} then {after}");
+    }
+}
+
+#[tokio::test]
 async fn request_queue_decode_and_inference_times_and_batch_sizes_are_histograms() {
     let app = TestApp::spawn().await;
     assert_eq!(predict(&app, None).await.status(), 200);
@@ -340,7 +357,7 @@ async fn without_an_api_key_configured_model_routes_need_no_header() {
 async fn with_a_key_model_routes_without_it_get_401_asking_for_a_bearer_token() {
     let app = keyed_app(|_| {}).await;
     expect_unauthorized(predict(&app, None).await, "/model/predict").await;
-    for path in ["/model/metadata", "/model/labels", "/v2", "/v2/models/mnist", "/v2/models/mnist/ready"] {
+    for path in ["/model/metadata", "/model/labels", "/v2", "/v2/models/mnist"] {
         expect_unauthorized(get(&app, path, None).await, path).await;
     }
     expect_unauthorized(infer(&app, None).await, "/v2/models/mnist/infer").await;
@@ -399,6 +416,7 @@ async fn with_a_key_docs_page_health_and_metrics_stay_open_by_default() {
         "/health/ready",
         "/v2/health/live",
         "/v2/health/ready",
+        "/v2/models/mnist/ready",
         "/metrics",
     ] {
         assert_eq!(get(&app, path, None).await.status(), 200, "{path}");
@@ -408,7 +426,7 @@ async fn with_a_key_docs_page_health_and_metrics_stay_open_by_default() {
 #[tokio::test]
 async fn auth_health_closes_the_health_probes_only() {
     let app = keyed_app(|settings| settings.auth_health = true).await;
-    for path in ["/health/live", "/health/ready", "/v2/health/live", "/v2/health/ready"] {
+    for path in ["/health/live", "/health/ready", "/v2/health/live", "/v2/health/ready", "/v2/models/mnist/ready"] {
         expect_unauthorized(get(&app, path, None).await, path).await;
         assert_eq!(get(&app, path, Some(KEY)).await.status(), 200, "{path}");
     }

@@ -212,9 +212,13 @@ fn soak_mix() -> Vec<SoakRequest> {
         .map(|name| request(true, "/model/predict", Some("image/png"), sample(name)))
         .collect();
     let png = sample("digit-5.png");
-    let mut huge = png[..24].to_vec();
+    let mut huge = png.clone();
     huge[16..20].copy_from_slice(&50_000u32.to_be_bytes());
     huge[20..24].copy_from_slice(&50_000u32.to_be_bytes());
+    // The header chunk's CRC-32, over its type and data, so that only the size is wrong.
+    let mut crc = flate2::Crc::new();
+    crc.update(&huge[12..29]);
+    huge[29..33].copy_from_slice(&crc.sum().to_be_bytes());
     mix.extend([
         request(false, "/model/predict", Some("image/png"), b"seven, honestly".to_vec()),
         request(false, "/model/predict", Some("image/png"), Vec::new()),

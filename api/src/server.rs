@@ -7,7 +7,10 @@
 //! gets a 408 with the usual JSON error body (written by the loop, which shares the socket with
 //! hyper through [`Connection`]); an idle kept-alive connection, which hyper times out the
 //! same way, is closed without one, so that a client reusing it at that moment never reads a
-//! 408 for a request it had not sent. At most `MAX_CONNECTIONS` connections are served at
+//! 408 for a request it had not sent (a refusal of a request with a body closes its
+//! connection, so the unread rest of that body cannot pass for a new request; a pipelined
+//! request that stalls behind an answered one is closed without a 408). At most
+//! `MAX_CONNECTIONS` connections are served at
 //! once; the next client waits in the listen backlog until one closes.
 //!
 //! On the shutdown signal the listener is closed at once (new clients are refused), kept-alive
@@ -24,12 +27,14 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use http_body_util::combinators::BoxBody;
-use hyper::body::{Bytes, Incoming};
+use hyper::body::{Body as _, Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use poem::endpoint::BoxEndpoint;
+use poem::http::HeaderValue;
+use poem::http::header::CONNECTION;
 use poem::http::uri::Scheme;
 use poem::web::{LocalAddr, RemoteAddr};
 use poem::{Addr, Endpoint};
@@ -74,14 +79,20 @@ pub async fn serve(
             move |request: hyper::Request<Incoming>| {
                 let app = app.clone();
                 async move {
+                    let has_body = !request.body().is_end_stream();
                     let request = poem::Request::from((
                         request,
                         LocalAddr(local.map_or_else(Addr::default, Addr::SocketAddr)),
                         RemoteAddr(Addr::SocketAddr(remote)),
                         Scheme::HTTP,
                     ));
-                    let response: hyper::Response<BoxBody<Bytes, std::io::Error>> =
+                    let mut response: hyper::Response<BoxBody<Bytes, std::io::Error>> =
                         app.get_response(request).await.into();
+                    // A refusal may come before its body was read; hyper would read the rest
+                    // after answering, and the connection would look like a request begun.
+                    if has_body && (response.status().is_client_error() || response.status().is_server_error()) {
+                        response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+                    }
                     Ok::<_, Infallible>(response)
                 }
             }
@@ -195,12 +206,11 @@ impl AsyncRead for Connection {
     fn poll_read(self: Pin<&mut Self>, context: &mut Context<'_>, buffer: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         loop {
             ready!(self.stream.poll_read_ready(context))?;
-            match self.stream.try_read(buffer.initialize_unfilled()) {
+            match self.stream.try_read_buf(buffer) {
                 Ok(read) => {
                     if read > 0 {
                         self.request_started.store(true, Ordering::Release);
                     }
-                    buffer.advance(read);
                     return Poll::Ready(Ok(()));
                 }
                 // The readiness was stale; polling again waits for the next.
@@ -225,6 +235,28 @@ impl AsyncWrite for Connection {
                 Err(error) => return Poll::Ready(Err(error)),
             }
         }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        slices: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.stream.poll_write_ready(context))?;
+            match self.stream.try_write_vectored(slices) {
+                Ok(written) => {
+                    self.request_started.store(false, Ordering::Release);
+                    return Poll::Ready(Ok(written));
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
     }
 
     fn poll_flush(self: Pin<&mut Self>, _context: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -121,9 +121,15 @@ fn seconds(value: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
-/// A duration given in seconds, fractions allowed; zero or more.
+/// The longest duration a setting takes: a day (far larger ones overflow timers).
+const MAX_SECONDS: f64 = 86_400.0;
+
+/// A duration given in seconds, fractions allowed; zero to a day.
 fn seconds_or_zero(value: &str) -> Result<Duration, String> {
     let seconds: f64 = value.trim().parse().map_err(|_| format!("`{value}` is not a number of seconds"))?;
+    if seconds > MAX_SECONDS {
+        return Err(format!("`{value}` seconds is over a day"));
+    }
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{value}` is not a number of seconds, 0 or more"))
 }
 
@@ -149,6 +155,9 @@ impl std::str::FromStr for ApiKey {
         let key = key.trim();
         if key.is_empty() {
             return Err("the API key is empty".into());
+        }
+        if !key.bytes().all(|byte| byte.is_ascii_graphic()) {
+            return Err("the API key has spaces or control characters, which no header can carry".into());
         }
         Ok(ApiKey(key.to_owned()))
     }
@@ -212,6 +221,7 @@ mod tests {
         assert_eq!(settings.api_key.as_ref().map(ApiKey::expose), Some("s3cret-token"));
         assert!(!format!("{settings:?}").contains("s3cret"), "{settings:?}");
         assert!(ServerSettings::try_parse_from(["max-mnist", "--api-key", " "]).is_err());
+        assert!(ServerSettings::try_parse_from(["max-mnist", "--api-key", "two\r\nX-Injected: 1"]).is_err());
         let from_a_file = ServerSettings::parse_from(["max-mnist", "--api-key", "s3cret-token\n"]);
         assert_eq!(from_a_file.api_key.as_ref().map(ApiKey::expose), Some("s3cret-token"));
         assert!(ServerSettings::defaults().api_key.is_none());
@@ -222,7 +232,7 @@ mod tests {
         let settings = ServerSettings::parse_from(["max-mnist", "--request-timeout-secs", "0.5"]);
         assert_eq!(settings.request_timeout, Duration::from_millis(500));
         assert_eq!(ServerSettings::defaults().drain_timeout, Duration::from_secs(30));
-        for bad in ["0", "-1", "soon", "NaN"] {
+        for bad in ["0", "-1", "soon", "NaN", "1e19", "86401"] {
             assert!(ServerSettings::try_parse_from(["max-mnist", "--drain-timeout-secs", bad]).is_err(), "{bad}");
         }
         assert_eq!(ServerSettings::defaults().shutdown_delay, Duration::ZERO);

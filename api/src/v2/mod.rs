@@ -239,15 +239,17 @@ impl OpenInferenceApi {
             )));
         }
         let elements = if input.datatype == "BYTES" { count } else { count * (side * side) as usize };
-        if input.data.len() != elements {
+        let data = TensorData::parse(&input.data, elements)
+            .map_err(|error| ApiError::bad_request(format!("input `{}`: {error}", input.name)))?;
+        if data.len() != elements {
             return Err(ApiError::bad_request(format!(
                 "input `{}`: shape {:?} needs {elements} values, the data has {}",
                 input.name,
                 input.shape,
-                input.data.len()
+                data.len()
             )));
         }
-        match (input.datatype.as_str(), input.data) {
+        match (input.datatype.as_str(), data) {
             ("BYTES", TensorData::Texts(images)) => Ok(Inputs::Images(decode_images(images)?)),
             ("FP32", TensorData::Numbers(pixels)) => {
                 let inputs = pixels

@@ -3,9 +3,11 @@
 //! poem-openapi's `Json` payload parses a body into a `serde_json::Value` tree first: each
 //! number of a tensor's `data` becomes a node of about 80 bytes, so a 4 MiB body of `0,0,0,…`
 //! would cost some 160 MB before any check ran. [`InferenceBody`] is documented in the OpenAPI
-//! document exactly as `Json<InferenceRequest>`, but reads the body with serde straight into
-//! [`ParsedRequest`], whose tensor data is a flat `Vec<f32>` or `Vec<String>`: at most a few
-//! bytes per element, and nested arrays flattened as they are read.
+//! document exactly as `Json<InferenceRequest>`, but reads the body with serde into
+//! [`ParsedRequest`], keeping each tensor's `data` as its raw JSON text. Once the shape and
+//! type are checked, [`TensorData::parse`] reads that text into a flat `Vec<f32>` or
+//! `Vec<String>`, flattening nested arrays as it goes and stopping at the first element past
+//! the count the shape declares.
 
 use std::fmt;
 
@@ -14,6 +16,7 @@ use poem_openapi::payload::{Json, Payload};
 use poem_openapi::registry::{MetaMediaType, MetaRequest, Registry};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 
 use super::{InferenceRequest, RequestOutput};
 use crate::error::ApiError;
@@ -42,8 +45,8 @@ pub struct ParsedInput {
     pub shape: Vec<i64>,
     /// Its element type.
     pub datatype: String,
-    /// Its elements, row by row.
-    pub data: TensorData,
+    /// Its elements as the client wrote them: read by [`TensorData::parse`].
+    pub data: Box<RawValue>,
 }
 
 /// A tensor's elements in row-major order, whatever the nesting of the JSON arrays.
@@ -56,6 +59,17 @@ pub enum TensorData {
 }
 
 impl TensorData {
+    /// Reads `data` (a JSON array, nested or not) into at most `limit` elements; more is an
+    /// error, found as soon as the next element is read.
+    pub fn parse(data: &RawValue, limit: usize) -> Result<TensorData, String> {
+        let mut elements = TensorData::Numbers(Vec::new());
+        let mut reader = serde_json::Deserializer::from_str(data.get());
+        reader
+            .deserialize_seq(Elements { data: &mut elements, limit })
+            .map_err(|error| shortened(error.to_string()))?;
+        Ok(elements)
+    }
+
     /// How many elements.
     pub fn len(&self) -> usize {
         match self {
@@ -83,16 +97,20 @@ impl TensorData {
     }
 }
 
-impl<'de> serde::Deserialize<'de> for TensorData {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<TensorData, D::Error> {
-        let mut data = TensorData::Numbers(Vec::new());
-        deserializer.deserialize_seq(Elements(&mut data))?;
-        Ok(data)
+/// An error message cut to a length fit to send back (serde quotes the strings it refuses).
+fn shortened(message: String) -> String {
+    const MAX_CHARS: usize = 200;
+    match message.char_indices().nth(MAX_CHARS) {
+        Some((end, _)) => format!("{}…", &message[..end]),
+        None => message,
     }
 }
 
-/// Reads an array, at any depth, appending its leaves to the data.
-struct Elements<'a>(&'a mut TensorData);
+/// Reads an array, at any depth, appending its leaves to the data, up to `limit` of them.
+struct Elements<'a> {
+    data: &'a mut TensorData,
+    limit: usize,
+}
 
 impl<'de> Visitor<'de> for Elements<'_> {
     type Value = ();
@@ -102,13 +120,21 @@ impl<'de> Visitor<'de> for Elements<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut elements: A) -> Result<(), A::Error> {
-        while elements.next_element_seed(Element(&mut *self.0))?.is_some() {}
+        let limit = self.limit;
+        while elements.next_element_seed(Element { data: &mut *self.data, limit })?.is_some() {
+            if self.data.len() > limit {
+                return Err(de::Error::custom(format!("`data` has more elements than the shape's {limit}")));
+            }
+        }
         Ok(())
     }
 }
 
 /// Reads one element of an array: a leaf, or a nested array.
-struct Element<'a>(&'a mut TensorData);
+struct Element<'a> {
+    data: &'a mut TensorData,
+    limit: usize,
+}
 
 impl<'de> DeserializeSeed<'de> for Element<'_> {
     type Value = ();
@@ -126,27 +152,27 @@ impl<'de> Visitor<'de> for Element<'_> {
     }
 
     fn visit_f64<E: de::Error>(self, number: f64) -> Result<(), E> {
-        self.0.push_number(number)
+        self.data.push_number(number)
     }
 
     fn visit_i64<E: de::Error>(self, number: i64) -> Result<(), E> {
-        self.0.push_number(number as f64)
+        self.data.push_number(number as f64)
     }
 
     fn visit_u64<E: de::Error>(self, number: u64) -> Result<(), E> {
-        self.0.push_number(number as f64)
+        self.data.push_number(number as f64)
     }
 
     fn visit_str<E: de::Error>(self, text: &str) -> Result<(), E> {
-        self.0.push_text(text.to_owned())
+        self.data.push_text(text.to_owned())
     }
 
     fn visit_string<E: de::Error>(self, text: String) -> Result<(), E> {
-        self.0.push_text(text)
+        self.data.push_text(text)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, elements: A) -> Result<(), A::Error> {
-        Elements(self.0).visit_seq(elements)
+        Elements { data: self.data, limit: self.limit }.visit_seq(elements)
     }
 }
 
@@ -189,9 +215,9 @@ impl<'a> ApiExtractor<'a> for InferenceBody {
             .into());
         }
         let bytes = <Vec<u8> as FromRequest>::from_request(request, body).await?;
-        serde_json::from_slice(&bytes)
-            .map(InferenceBody)
-            .map_err(|error| ApiError::bad_request(format!("the inference request is not valid: {error}")).into())
+        serde_json::from_slice(&bytes).map(InferenceBody).map_err(|error| {
+            ApiError::bad_request(shortened(format!("the inference request is not valid: {error}"))).into()
+        })
     }
 }
 
@@ -199,8 +225,8 @@ impl<'a> ApiExtractor<'a> for InferenceBody {
 mod tests {
     use super::*;
 
-    fn data(json: &str) -> Result<TensorData, serde_json::Error> {
-        serde_json::from_str(json)
+    fn data(json: &str) -> Result<TensorData, String> {
+        TensorData::parse(&RawValue::from_string(json.to_owned()).unwrap(), 4)
     }
 
     #[test]
@@ -208,6 +234,14 @@ mod tests {
         assert_eq!(data("[[0, 0.5], [1, 0.25]]").unwrap(), TensorData::Numbers(vec![0.0, 0.5, 1.0, 0.25]));
         assert_eq!(data(r#"[["aGk="], ["aGk"]]"#).unwrap(), TensorData::Texts(vec!["aGk=".into(), "aGk".into()]));
         assert_eq!(data("[]").unwrap().len(), 0);
+    }
+
+    #[test]
+    fn reading_stops_at_the_first_element_past_the_limit_and_messages_stay_short() {
+        let error = data("[0, 0, 0, 0, 0, \"never read\"]").unwrap_err();
+        assert!(error.contains("more elements than the shape's 4"), "{error}");
+        let long = format!(r#"[0, "{}"]"#, "x".repeat(10_000));
+        assert!(data(&long).unwrap_err().chars().count() <= 201);
     }
 
     #[test]

@@ -226,6 +226,35 @@ async fn idle_connections_are_closed_at_the_header_timeout_without_a_408() {
 }
 
 #[tokio::test]
+async fn a_refused_request_with_a_body_closes_its_connection_and_gets_no_408_later() {
+    let app = TestApp::spawn_with(|settings| settings.header_read_timeout = Duration::from_secs(1)).await;
+    let mut connection = BufReader::new(connect(&app).await);
+    // Refused before its body is read: the rest of the body must not pass for a new request.
+    let body = vec![b'x'; 12 * 1024];
+    let head = request_head("POST", "/no/such/route", &format!("Content-Length: {}\r\n", body.len()));
+    connection.get_mut().write_all(head.as_bytes()).await.unwrap();
+    connection.get_mut().write_all(&body).await.unwrap();
+    let response = answer(&mut connection).await;
+    response.expect_error(404, "no such route");
+    assert_eq!(response.header("connection"), Some("close"));
+    let mut rest = Vec::new();
+    tokio::time::timeout(PATIENCE, connection.read_to_end(&mut rest)).await.expect("closed").unwrap();
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+}
+
+#[tokio::test]
+async fn a_kept_alive_connection_whose_next_request_stalls_gets_408() {
+    let app = TestApp::spawn_with(|settings| settings.header_read_timeout = Duration::from_secs(1)).await;
+    let mut connection = BufReader::new(connect(&app).await);
+    connection.get_mut().write_all(request_head("GET", "/health/live", "").as_bytes()).await.unwrap();
+    assert_eq!(answer(&mut connection).await.status, 200);
+    connection.get_mut().write_all(b"GET /health/li").await.unwrap();
+    let response = answer(&mut connection).await;
+    response.expect_error(408, "the request headers did not arrive within 1 s");
+    assert!(closes(&mut connection).await);
+}
+
+#[tokio::test]
 async fn headers_sent_a_byte_every_200_ms_get_408_and_the_connection_is_closed() {
     let app = TestApp::spawn_with(|settings| settings.header_read_timeout = Duration::from_secs(1)).await;
     let (reader, writer) = connect(&app).await.into_split();

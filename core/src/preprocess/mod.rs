@@ -160,7 +160,8 @@ impl Preprocessor {
 
 /// Whether a JPEG reaches its end-of-image marker, walking its segments from the start: each
 /// marker segment is skipped by its length, and scan data up to the next marker (inside it, a
-/// 0xFF byte is followed by 0x00 or a restart marker). Whatever follows the end marker (a
+/// 0xFF byte is followed by 0x00 or a restart marker); stray bytes between segments are
+/// skipped, as decoders do. Whatever follows the end marker (a
 /// phone's appended video, padding) does not matter, and an EXIF thumbnail's own end marker
 /// sits inside a segment that is skipped whole.
 fn jpeg_is_complete(bytes: &[u8]) -> bool {
@@ -168,7 +169,11 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
     const END_OF_IMAGE: u8 = 0xD9;
     let mut at = 2; // past the start-of-image marker
     loop {
-        // A marker: 0xFF (and any fill bytes of 0xFF), then its code.
+        // A marker: 0xFF (after any stray bytes, which decoders skip, and fill bytes of 0xFF),
+        // then its code.
+        while bytes.get(at).is_some_and(|&byte| byte != 0xFF) {
+            at += 1;
+        }
         while bytes.get(at) == Some(&0xFF) && bytes.get(at + 1) == Some(&0xFF) {
             at += 1;
         }
@@ -176,8 +181,8 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
         at += 2;
         match code {
             END_OF_IMAGE => return true,
-            // Markers without a segment: restart markers, and TEM.
-            0xD0..=0xD7 | 0x01 => continue,
+            // Markers without a segment: restart markers, TEM, and a stuffed 0xFF00 out of place.
+            0xD0..=0xD7 | 0x01 | 0x00 => continue,
             _ => {}
         }
         let Some(length) = bytes.get(at..at + 2).map(|length| usize::from(u16::from_be_bytes([length[0], length[1]])))
@@ -487,6 +492,8 @@ mod tests {
             assert!(jpeg_is_complete(&jpeg), "{name}");
             // A phone's appended video, or random bytes that end in a start-of-scan marker.
             assert!(jpeg_is_complete(&[&jpeg[..], b"....ftypmp42\xFF\xDA\x00\x08"].concat()), "{name}");
+            // Stray bytes between the start marker and the first segment.
+            assert!(jpeg_is_complete(&[&jpeg[..2], b"\x00\x00\xFF\x00", &jpeg[2..]].concat()), "{name}");
             for cut in [jpeg.len() - 2, jpeg.len() / 2, jpeg.len() / 4, 100, 2] {
                 assert!(!jpeg_is_complete(&jpeg[..cut]), "{name} cut at {cut}");
             }

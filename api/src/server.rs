@@ -202,6 +202,29 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Writes with `write` once the socket is writable.
+    fn poll_write_with(
+        &self,
+        context: &mut Context<'_>,
+        write: impl Fn(&TcpStream) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.stream.poll_write_ready(context))?;
+            match write(&self.stream) {
+                Ok(written) => {
+                    // hyper writes only answers: what the client sent so far is answered.
+                    self.request_started.store(false, Ordering::Release);
+                    return Poll::Ready(Ok(written));
+                }
+                // The readiness was stale; polling again waits for the next.
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
+    }
+}
+
 impl AsyncRead for Connection {
     fn poll_read(self: Pin<&mut Self>, context: &mut Context<'_>, buffer: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         loop {
@@ -223,18 +246,7 @@ impl AsyncRead for Connection {
 
 impl AsyncWrite for Connection {
     fn poll_write(self: Pin<&mut Self>, context: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.stream.poll_write_ready(context))?;
-            match self.stream.try_write(data) {
-                Ok(written) => {
-                    // hyper writes only answers: what the client sent so far is answered.
-                    self.request_started.store(false, Ordering::Release);
-                    return Poll::Ready(Ok(written));
-                }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-                Err(error) => return Poll::Ready(Err(error)),
-            }
-        }
+        self.poll_write_with(context, |stream| stream.try_write(data))
     }
 
     fn poll_write_vectored(
@@ -242,17 +254,7 @@ impl AsyncWrite for Connection {
         context: &mut Context<'_>,
         slices: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.stream.poll_write_ready(context))?;
-            match self.stream.try_write_vectored(slices) {
-                Ok(written) => {
-                    self.request_started.store(false, Ordering::Release);
-                    return Poll::Ready(Ok(written));
-                }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-                Err(error) => return Poll::Ready(Err(error)),
-            }
-        }
+        self.poll_write_with(context, |stream| stream.try_write_vectored(slices))
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -1,7 +1,9 @@
-//! The paths the OpenAPI document declares, matched against request paths: they give a 405 its
-//! `Allow` header ([`AllowHeader`]) and each request its `route` label in the metrics, the
-//! template as documented (`/v2/models/{model}/infer`) even when a limit or the API key
-//! answered before the router did.
+//! The paths the OpenAPI document declares, matched against request paths: they give each
+//! request its `route` label in the metrics, the template as documented
+//! (`/v2/models/{model}/infer`) even when a limit or the API key answered before the router
+//! did, and a 405 its `Allow` header ([`AllowHeader`]). A request is matched once, by the
+//! outermost middleware (`telemetry`), which leaves the [`DocumentedRoute`] in the request's
+//! data for the layers inside.
 
 use std::sync::Arc;
 
@@ -10,17 +12,33 @@ use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 
 /// One documented path.
 struct DocumentedPath {
-    /// As written in the document, `{parameters}` included.
-    template: String,
+    /// As written in the document, `{parameters}` included (shared, as a metric label is).
+    template: Arc<str>,
     /// Split at `/`; `None` for a `{parameter}`.
     segments: Vec<Option<String>>,
     /// Its methods, `HEAD` included with `GET` (poem answers it).
     methods: HeaderValue,
 }
 
+/// The documented path a request matched; cheap to clone.
+#[derive(Clone)]
+pub struct DocumentedRoute(Arc<DocumentedPath>);
+
+impl DocumentedRoute {
+    /// The path as the document writes it.
+    pub fn template(&self) -> Arc<str> {
+        self.0.template.clone()
+    }
+
+    /// Its methods, for an `Allow` header.
+    pub fn methods(&self) -> &HeaderValue {
+        &self.0.methods
+    }
+}
+
 /// The documented paths; cheap to clone.
 #[derive(Clone)]
-pub struct ApiPaths(Arc<Vec<DocumentedPath>>);
+pub struct ApiPaths(Arc<Vec<Arc<DocumentedPath>>>);
 
 impl ApiPaths {
     /// The paths of `spec`, an OpenAPI document in JSON.
@@ -40,63 +58,59 @@ impl ApiPaths {
                     .split('/')
                     .map(|segment| (!segment.starts_with('{')).then(|| segment.to_owned()))
                     .collect();
-                Some(DocumentedPath {
-                    template: template.clone(),
+                Some(Arc::new(DocumentedPath {
+                    template: template.as_str().into(),
                     segments,
                     methods: HeaderValue::from_str(&methods.join(", ")).ok()?,
-                })
+                }))
             })
             .collect();
         ApiPaths(Arc::new(paths))
     }
 
-    fn find(&self, path: &str) -> Option<&DocumentedPath> {
-        let segments: Vec<&str> = path.split('/').collect();
-        self.0.iter().find(|documented| {
-            documented.segments.len() == segments.len()
+    /// The documented path that `path` matches, if any.
+    pub fn find(&self, path: &str) -> Option<DocumentedRoute> {
+        let length = path.split('/').count();
+        let documented = self.0.iter().find(|documented| {
+            documented.segments.len() == length
                 && documented
                     .segments
                     .iter()
-                    .zip(&segments)
-                    .all(|(expected, actual)| expected.as_deref().is_none_or(|expected| expected == *actual))
-        })
-    }
-
-    /// The documented template `path` matches, if any.
-    pub fn template(&self, path: &str) -> Option<&str> {
-        self.find(path).map(|documented| documented.template.as_str())
+                    .zip(path.split('/'))
+                    .all(|(expected, actual)| expected.as_deref().is_none_or(|expected| expected == actual))
+        });
+        documented.cloned().map(DocumentedRoute)
     }
 }
 
 /// Middleware adding the `Allow` header that RFC 9110 requires on a 405, listing the methods
-/// the OpenAPI document declares for the path.
-#[derive(Clone)]
-pub struct AllowHeader(pub ApiPaths);
+/// the OpenAPI document declares for the path; it reads the [`DocumentedRoute`] that the
+/// telemetry middleware, outside it, found.
+pub struct AllowHeader;
 
 impl<E: Endpoint> Middleware<E> for AllowHeader {
     type Output = AllowHeaderEndpoint<E>;
 
     fn transform(&self, inner: E) -> Self::Output {
-        AllowHeaderEndpoint { inner, paths: self.0.clone() }
+        AllowHeaderEndpoint { inner }
     }
 }
 
 /// The endpoint made by [`AllowHeader`].
 pub struct AllowHeaderEndpoint<E> {
     inner: E,
-    paths: ApiPaths,
 }
 
 impl<E: Endpoint> Endpoint for AllowHeaderEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, request: Request) -> poem::Result<Response> {
-        let path = request.uri().path().to_owned();
+        let allowed = request.data::<DocumentedRoute>().map(|route| route.methods().clone());
         let mut response = self.inner.call(request).await?.into_response();
         if response.status() == StatusCode::METHOD_NOT_ALLOWED
-            && let Some(documented) = self.paths.find(&path)
+            && let Some(methods) = allowed
         {
-            response.headers_mut().insert(header::ALLOW, documented.methods.clone());
+            response.headers_mut().insert(header::ALLOW, methods);
         }
         Ok(response)
     }
@@ -115,11 +129,12 @@ mod tests {
     #[test]
     fn request_paths_find_their_documented_template_and_methods() {
         let paths = ApiPaths::from_spec(SPEC);
-        assert_eq!(paths.template("/v2/models/mnist/infer"), Some("/v2/models/{model}/infer"));
-        assert_eq!(paths.template("/model/predict"), Some("/model/predict"));
-        assert_eq!(paths.find("/health/ready").unwrap().methods, "GET, HEAD");
+        let template = |path| paths.find(path).map(|route| route.template().to_string());
+        assert_eq!(template("/v2/models/mnist/infer").as_deref(), Some("/v2/models/{model}/infer"));
+        assert_eq!(template("/model/predict").as_deref(), Some("/model/predict"));
+        assert_eq!(paths.find("/health/ready").unwrap().methods(), "GET, HEAD");
         for unknown in ["/model/predict/", "/v2/models/mnist", "/model", "/", "/v2/models/a/b/infer"] {
-            assert_eq!(paths.template(unknown), None, "{unknown}");
+            assert_eq!(template(unknown), None, "{unknown}");
         }
     }
 }

@@ -222,7 +222,7 @@ fn routes(state: &ServerState, recorder: PrometheusHandle, settings: &ServerSett
         .with_if(settings.cors_enable, Cors::new())
         .with(CatchPanic::new().with_handler(panic_response))
         .catch_all_error(json_error_response)
-        .with(AllowHeader(paths.clone()))
+        .with(AllowHeader)
         .with(RequestTelemetry::new(paths))
         .boxed()
 }

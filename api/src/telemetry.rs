@@ -14,6 +14,7 @@
 use std::time::Instant;
 
 use max_mnist_config::settings::LogFormat;
+use metrics::SharedString;
 use poem::http::{HeaderValue, Method};
 use poem::{Endpoint, IntoResponse, Middleware, PathPattern, Request, Response, Result};
 use tracing::Instrument;
@@ -76,12 +77,14 @@ pub struct RequestTelemetryEndpoint<E> {
 impl<E: Endpoint> Endpoint for RequestTelemetryEndpoint<E> {
     type Output = Response;
 
-    async fn call(&self, request: Request) -> Result<Response> {
+    async fn call(&self, mut request: Request) -> Result<Response> {
         let id = request_id(&request);
         let method = method_label(request.method());
-        // The documented template, else the pattern the router matched (the pages), so that a
-        // scan of random paths makes no new series.
-        let documented = self.paths.template(request.uri().path()).map(str::to_owned);
+        // The documented route, left for the layers inside (`paths::AllowHeader`).
+        let documented = self.paths.find(request.uri().path());
+        if let Some(route) = &documented {
+            request.set_data(route.clone());
+        }
         let span = tracing::info_span!("request", id = %id.to_str().unwrap_or_default(), %method, path = %request.uri().path());
         let started = Instant::now();
         let _in_flight = InFlight::start();
@@ -90,9 +93,13 @@ impl<E: Endpoint> Endpoint for RequestTelemetryEndpoint<E> {
             Err(error) => error.into_response(),
         };
         let elapsed = started.elapsed();
-        let route = documented
-            .or_else(|| response.data::<PathPattern>().map(|pattern| pattern.0.to_string()))
-            .unwrap_or_else(|| "unmatched".to_owned());
+        // The documented template, else the pattern the router matched (the pages), so that a
+        // scan of random paths makes no new series.
+        let route: SharedString = match (documented, response.data::<PathPattern>()) {
+            (Some(route), _) => route.template().into(),
+            (None, Some(pattern)) => pattern.0.clone().into(),
+            (None, None) => SharedString::const_str("unmatched"),
+        };
         let status = response.status().as_u16();
         metrics::counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status.to_string())
             .increment(1);

@@ -1,9 +1,10 @@
-# The two set-up commands: `make run` serves the default model on port 5000, `make test` runs
+# The two set-up commands: `make run` serves the default models on port 5000, `make test` runs
 # every test. Both first make sure libtorch is there (a project-local venv from PyPI).
 
-.PHONY: run test train data samples libtorch test-tools
+.PHONY: run test train train-fashion checksums data fashion-data samples libtorch test-tools
 
-# Serve the verified pretrained model on http://0.0.0.0:5000 (Swagger UI at /).
+# Serve the verified committed models, mnist (the default) and fashion-mnist, on
+# http://0.0.0.0:5000 (Swagger UI at /).
 run: libtorch
 	cargo run --release
 
@@ -11,16 +12,30 @@ run: libtorch
 test: libtorch test-tools
 	cargo test --release --workspace --lib --bins --tests
 
-# Retrain with the default recipe and republish pretrained-model/ and sha512sums.txt.
+# Retrain MNIST with the default recipe and republish pretrained-model/mnist/.
 train: libtorch data
 	cargo run --release --bin train
+	$(MAKE) checksums
+
+# Retrain Fashion-MNIST and republish pretrained-model/fashion-mnist/.
+train-fashion: libtorch fashion-data
+	cargo run --release --bin train -- --dataset fashion-mnist
+	$(MAKE) checksums
+
+# sha512sums.txt pins every file of the committed buckets (`sha512sum -c sha512sums.txt`).
+checksums:
+	sha512sum pretrained-model/*/* > sha512sums.txt
 
 # MNIST's four raw IDX files into data/mnist, checked against their SHA-256.
 data:
 	scripts/fetch-mnist.sh data/mnist
 
-# Regenerate samples/ from the MNIST test set (needs Pillow in the venv).
-samples: libtorch data
+# Fashion-MNIST's four gzipped IDX files, from Debian's package (apt, when missing).
+fashion-data:
+	[ -d /usr/share/datasets/fashion-mnist ] || (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)
+
+# Regenerate samples/ from the MNIST and Fashion-MNIST test sets (needs Pillow in the venv).
+samples: libtorch data fashion-data
 	.venv/bin/python -m pip install --quiet pillow
 	.venv/bin/python scripts/make_samples.py
 

@@ -4,6 +4,10 @@
 //! Kubernetes probes ask routes that answer; its JSON logs carry request ids; and a bomb in
 //! the bucket stops it at start-up.
 
+mod common;
+
+use common::server_command;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -11,7 +15,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const SERVER: &str = env!("CARGO_BIN_EXE_max-mnist");
 const HEALTHCHECK: &str = env!("CARGO_BIN_EXE_healthcheck");
 
 fn repository() -> &'static Path {
@@ -36,12 +39,9 @@ impl Server {
     /// Starts the server with `args` added and waits until it is ready.
     async fn start(args: &[&str]) -> Server {
         let assets = tempfile::tempdir().unwrap();
-        let mut child = Command::new(SERVER)
+        let mut child = server_command()
             .args(["--host", "127.0.0.1", "--port", "0", "--log-format", "json"])
-            .arg("--model-bucket")
-            .arg(repository().join("pretrained-model"))
-            .arg("--checksums")
-            .arg(repository().join("sha512sums.txt"))
+            .args(committed_models())
             .arg("--assets-dir")
             .arg(assets.path())
             .args(args)
@@ -452,8 +452,19 @@ async fn every_log_line_of_a_request_carries_its_id() {
     assert_eq!(line["fields"]["status"], 400, "{line}");
 }
 
+/// `--model NAME=BUCKET` for both committed models, as `make run` serves them.
+fn committed_models() -> Vec<String> {
+    ["mnist", "fashion-mnist"]
+        .iter()
+        .flat_map(|name| {
+            ["--model".to_owned(), format!("{name}={}", repository().join("pretrained-model").join(name).display())]
+        })
+        .collect()
+}
+
 /// A bucket in a scratch directory whose model archive holds `entries` (name, size in bytes
-/// of zeros), gzipped.
+/// of zeros), gzipped, with a `sha512sums.txt` that vouches for the archive itself: what a
+/// compromised publisher would serve.
 fn bucket_with_archive(scratch: &Path, entries: &[(String, u64)]) -> PathBuf {
     let bucket = scratch.join("bucket");
     std::fs::create_dir(&bucket).unwrap();
@@ -467,25 +478,31 @@ fn bucket_with_archive(scratch: &Path, entries: &[(String, u64)]) -> PathBuf {
         tar.append_data(&mut header, name, std::io::repeat(0).take(*size)).unwrap();
     }
     tar.into_inner().unwrap().finish().unwrap();
+    let digest = |bytes: &[u8]| hex::encode(<sha2::Sha512 as sha2::Digest>::digest(bytes));
+    let archive = std::fs::read(bucket.join("mnist-classifier.tar.gz")).unwrap();
+    let listing = format!(
+        "{}  mnist-classifier.tar.gz\n{}  assets/mnist-classifier.safetensors\n",
+        digest(&archive),
+        digest(b"")
+    );
+    std::fs::write(bucket.join("sha512sums.txt"), listing).unwrap();
     bucket
 }
 
 /// Runs the server on `bucket` with an empty assets directory; returns its stderr after it
-/// exits (it must exit, with status 1) and whether assets/ is still empty.
+/// exits (it must exit, with status 1) and whether the model's folder in assets/ is still empty.
 fn start_up_failure(scratch: &Path, bucket: &Path) -> (String, bool) {
     let assets = scratch.join("assets");
-    let output = Command::new(SERVER)
+    let output = server_command()
         .args(["--host", "127.0.0.1", "--port", "0", "--download-retries", "0"])
-        .arg("--model-bucket")
-        .arg(bucket)
-        .arg("--checksums")
-        .arg(repository().join("sha512sums.txt"))
+        .arg("--model")
+        .arg(format!("mnist={}", bucket.display()))
         .arg("--assets-dir")
         .arg(&assets)
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    let empty = std::fs::read_dir(&assets).map(|entries| entries.count() == 0).unwrap_or(true);
+    let empty = std::fs::read_dir(assets.join("mnist")).map(|entries| entries.count() == 0).unwrap_or(true);
     (String::from_utf8_lossy(&output.stderr).into_owned(), empty)
 }
 

@@ -1,14 +1,18 @@
 // The drawing page. What is on the paper (an uploaded image and the strokes drawn over it) is
 // kept as data and redrawn from it, so Undo is "drop the last stroke and redraw". While a
-// stroke is drawn the paper is sent, as a PNG, to the public POST /model/predict at most every
-// THROTTLE_MS with at most one request in flight (the latest drawing wins), and once more when
-// the stroke ends; the answer's digit, ten probabilities and 28×28 model input are shown.
+// stroke is drawn the paper is sent, as a PNG, to the chosen model's public predict route at
+// most every THROTTLE_MS with at most one request in flight (the latest drawing wins), and once
+// more when the stroke ends; the answer's label, the probability of every class and the model's
+// input are shown.
+//
+// The page starts as the default model's page (the MAX route POST /model/predict). It then
+// asks the server which models it serves (GET /models, and each one's metadata and labels) and
+// offers them in a picker; ?model=NAME in the address opens another one, whose answers come
+// from POST /models/NAME/predict and whose labels name the bars.
 "use strict";
 
-const PREDICT_URL = "/model/predict?include_input=true";
 const THROTTLE_MS = 150;
-const INK = "#111111";
-const PAPER = "#ffffff";
+const INCLUDE_INPUT = "?include_input=true";
 
 const pad = document.getElementById("pad");
 const context = pad.getContext("2d");
@@ -22,6 +26,9 @@ const chart = document.getElementById("chart");
 const modelInput = document.getElementById("model-input");
 const modelInputEmpty = document.getElementById("model-input-empty");
 const statusLine = document.getElementById("status");
+const picker = document.getElementById("models");
+const metadataLink = document.getElementById("metadata-link");
+const uploadLabel = document.getElementById("upload-label");
 
 // A stroke about as wide, relative to the digit, as the pen strokes of MNIST.
 const SIDE = pad.width;
@@ -43,26 +50,50 @@ const line = {
   stale: 0, // answers to requests up to this one are dropped (the paper changed under them)
 };
 
-const bars = Array.from({ length: 10 }, (_, digit) => {
-  const bar = document.createElement("div");
-  bar.className = "bar";
-  bar.setAttribute("role", "meter");
-  bar.setAttribute("aria-label", `Digit ${digit}`);
-  bar.setAttribute("aria-valuemin", "0");
-  bar.setAttribute("aria-valuemax", "100");
-  const track = document.createElement("div");
-  track.className = "track";
-  const fill = document.createElement("div");
-  fill.className = "fill";
-  track.append(fill);
-  const label = document.createElement("span");
-  label.className = "digit";
-  label.setAttribute("aria-hidden", "true");
-  label.textContent = String(digit);
-  bar.append(track, label);
-  chart.append(bar);
-  return bar;
-});
+// The model the page is for. Until the server has told which models it serves, the page is
+// that of the default model as the MAX routes serve it, the handwritten-digit model.
+let model = {
+  name: null, // the default, whichever it is
+  isDefault: true,
+  predictUrl: `/model/predict${INCLUDE_INPUT}`,
+  metadataUrl: "/model/metadata",
+  title: "Digits (MNIST)",
+  shortTitle: "Digits",
+  words: digitWords("MNIST", [1, 28, 28]),
+  labels: Array.from({ length: 10 }, (_, digit) => String(digit)),
+};
+
+// The chart's bars, one a class, in the model's output order.
+let bars = [];
+
+// One bar a label: columns under one-character names (digits), rows beside longer ones.
+function buildBars(labels, words) {
+  const rows = labels.some((name) => name.length > 2);
+  chart.classList.toggle("rows", rows);
+  result.classList.toggle("long-names", rows);
+  chart.style.setProperty("--classes", String(labels.length));
+  chart.setAttribute("aria-label", words.chart);
+  bars = labels.map((name) => {
+    const bar = document.createElement("div");
+    bar.className = "bar";
+    bar.setAttribute("role", "meter");
+    bar.setAttribute("aria-label", words.bar(name));
+    bar.setAttribute("aria-valuemin", "0");
+    bar.setAttribute("aria-valuemax", "100");
+    const track = document.createElement("div");
+    track.className = "track";
+    const fill = document.createElement("div");
+    fill.className = "fill";
+    track.append(fill);
+    const label = document.createElement("span");
+    label.className = "name";
+    label.setAttribute("aria-hidden", "true");
+    label.textContent = name;
+    bar.append(track, label);
+    return bar;
+  });
+  chart.replaceChildren(...bars);
+}
 
 // Rounded down and at most 99.9%: a probability of exactly 1 is float32 rounding, not certainty.
 function percent(probability) {
@@ -76,7 +107,8 @@ function isEmpty() {
 // --- The paper -------------------------------------------------------------------------
 
 function redraw() {
-  context.fillStyle = PAPER;
+  const { ink, background } = model.words;
+  context.fillStyle = background;
   context.fillRect(0, 0, SIDE, SIDE);
   const image = paper.photo && paper.photo.image;
   if (image) {
@@ -85,7 +117,7 @@ function redraw() {
     const height = image.naturalHeight * scale;
     context.drawImage(image, (SIDE - width) / 2, (SIDE - height) / 2, width, height);
   }
-  context.strokeStyle = INK;
+  context.strokeStyle = ink;
   context.lineWidth = LINE_WIDTH;
   context.lineCap = "round";
   context.lineJoin = "round";
@@ -295,7 +327,7 @@ async function predict(blob, name) {
   form.append("image", blob, name);
   let response;
   try {
-    response = await fetch(PREDICT_URL, { method: "POST", body: form });
+    response = await fetch(model.predictUrl, { method: "POST", body: form });
   } catch {
     return { error: "Cannot reach the server. Is it still running?" };
   }
@@ -322,7 +354,7 @@ function show(answer, announce) {
     // A 400 is the server's word on this image (no digit in it, say), not a fault.
     const rejected = answer.status === 400;
     predictionOutput.textContent = "?";
-    probabilityText.textContent = rejected ? "Draw a digit" : "No answer";
+    probabilityText.textContent = rejected ? model.words.empty : "No answer";
     showProbabilities(null);
     showModelInput(null);
     setStatus(answer.error, rejected ? "hint" : "error");
@@ -331,10 +363,11 @@ function show(answer, announce) {
 
 // The answer in words, with the runner-up: a close second tells why a drawing is misread.
 function reading(prediction) {
-  const others = prediction.probabilities.map((probability, digit) => ({ probability, digit }));
-  const second = others.filter(({ digit }) => digit !== prediction.prediction)
+  const others = prediction.probabilities.map((probability, index) => ({ probability, index }));
+  const second = others.filter(({ index }) => index !== prediction.prediction)
     .reduce((best, each) => (each.probability > best.probability ? each : best));
-  return `Reads ${prediction.label}, ${percent(prediction.probability)} sure; next is ${second.digit} `
+  const secondName = model.labels[second.index] ?? String(second.index);
+  return `Reads ${prediction.label}, ${percent(prediction.probability)} sure; next is ${secondName} `
     + `at ${percent(second.probability)}.`;
 }
 
@@ -344,19 +377,19 @@ function resetResult() {
   line.stale = line.sent;
   result.setAttribute("aria-busy", "false");
   predictionOutput.textContent = "–";
-  probabilityText.textContent = "Draw a digit";
+  probabilityText.textContent = model.words.empty;
   showProbabilities(null);
   showModelInput(null);
   setStatus("", "hint");
 }
 
 function showProbabilities(probabilities) {
-  const values = Array.isArray(probabilities) && probabilities.length === 10 ? probabilities : null;
+  const values = Array.isArray(probabilities) && probabilities.length === bars.length ? probabilities : null;
   const winner = values ? values.indexOf(Math.max(...values)) : -1;
-  bars.forEach((bar, digit) => {
-    const probability = values ? values[digit] : 0;
+  bars.forEach((bar, index) => {
+    const probability = values ? values[index] : 0;
     bar.style.setProperty("--p", String(probability));
-    bar.classList.toggle("winner", digit === winner);
+    bar.classList.toggle("winner", index === winner);
     bar.setAttribute("aria-valuenow", (probability * 100).toFixed(1));
     bar.setAttribute("aria-valuetext", percent(probability));
   });
@@ -379,5 +412,195 @@ function setStatus(message, kind) {
   statusLine.className = `status ${kind}`;
 }
 
-redraw();
-resetResult();
+// --- The models ------------------------------------------------------------------------
+
+// What the data sets this project trains on show, for the picker and the prompts; a model
+// trained on any other is named by its data set.
+const SUBJECTS = { MNIST: "Digits", "Fashion-MNIST": "Clothing" };
+
+// What the page says, and the paper it offers, for a model that reads handwritten digits:
+// the page as it always was, dark ink on white paper.
+function digitWords(dataset, [, height, width]) {
+  return {
+    task: "draw a digit",
+    padTitle: "Your digit",
+    padLabel: "Drawing area: draw one digit with a mouse, pen or finger. Ctrl+Z undoes the last stroke, "
+      + "Escape clears.",
+    hint: "Draw one digit, large and centred, or upload a photo or scan.",
+    empty: "Draw a digit",
+    chart: "Probability of each digit",
+    bar: (name) => `Digit ${name}`,
+    seen: `What the model saw: ${width}×${height} pixels, white ink on black, as in ${dataset}.`,
+    seenSize: [width, height],
+    uploadFirst: false,
+    ink: "#111111",
+    background: "#ffffff",
+  };
+}
+
+// For a model of pictures (resized and cropped as they are, not found and centred like ink):
+// uploading a picture is the way in; drawing stays, light on dark as such data sets are.
+function pictureWords(dataset, [, height, width]) {
+  const subject = SUBJECTS[dataset];
+  const what = subject ? `a picture of ${subject.toLowerCase()}` : "a picture";
+  return {
+    task: `upload ${what}`,
+    padTitle: "Your picture",
+    padLabel: "Drawing area: upload a picture, or draw one with a mouse, pen or finger. Ctrl+Z undoes the last "
+      + "stroke, Escape clears.",
+    hint: `Upload ${what}: one thing filling the frame, light on a dark background, as in ${dataset}. `
+      + "You can also draw one here.",
+    empty: `Upload ${what}`,
+    chart: "Probability of each class",
+    bar: (name) => name,
+    seen: `What the model saw: ${width}×${height} pixels, as in ${dataset}.`,
+    seenSize: [width, height],
+    uploadFirst: true,
+    ink: "#f2f2f2",
+    background: "#000000",
+  };
+}
+
+// `url`'s JSON body, or an Error.
+async function getJson(url) {
+  const response = await fetch(url, { headers: { Accept: "application/json" } });
+  if (!response.ok) {
+    throw new Error(`${url} answered ${response.status}`);
+  }
+  return response.json();
+}
+
+// The model called `name` as the page uses it, from its metadata and labels; `isDefault`
+// when the MAX routes serve it, which the page then calls as it always did.
+async function describe(name, isDefault) {
+  const path = `/models/${encodeURIComponent(name)}`;
+  const [metadata, labels] = await Promise.all([getJson(`${path}/metadata`), getJson(`${path}/labels`)]);
+  const dataset = String(metadata.dataset || name);
+  const shape = Array.isArray(metadata.input_shape) ? metadata.input_shape : [1, 28, 28];
+  const subject = SUBJECTS[dataset];
+  const names = Array.from({ length: Number(labels.count ?? labels.labels.length) }, (_, index) => String(index));
+  for (const label of labels.labels) {
+    names[Number(label.id)] = String(label.name);
+  }
+  return {
+    name,
+    isDefault,
+    predictUrl: isDefault ? `/model/predict${INCLUDE_INPUT}` : `${path}/predict${INCLUDE_INPUT}`,
+    metadataUrl: isDefault ? "/model/metadata" : `${path}/metadata`,
+    title: subject ? `${subject} (${dataset})` : dataset,
+    shortTitle: subject ?? dataset,
+    words: (metadata.preprocessing === "digit" ? digitWords : pictureWords)(dataset, shape),
+    labels: names,
+  };
+}
+
+// The models the server serves, in its order, and the name of the default one.
+async function loadModels() {
+  const [list, defaultMetadata] = await Promise.all([getJson("/models"), getJson("/model/metadata")]);
+  const names = list.models.map((entry) => String(entry.modelName));
+  const defaultName = names.includes(defaultMetadata.id) ? defaultMetadata.id : names[0];
+  const models = await Promise.all(names.map((name) => describe(name, name === defaultName)));
+  // Two models of one data set are told apart by their names.
+  const shared = models.filter((each) => models.some((other) => other !== each && other.shortTitle === each.shortTitle));
+  for (const each of shared) {
+    each.title = `${each.title}: ${each.name}`;
+    each.shortTitle = each.name;
+  }
+  return { models, defaultName };
+}
+
+// One radio button a model, labelled with its title (its short title on a phone).
+function showPicker(models) {
+  for (const each of models) {
+    const choice = document.createElement("label");
+    choice.className = "choice";
+    const radio = document.createElement("input");
+    radio.type = "radio";
+    radio.name = "model";
+    radio.value = each.name;
+    const title = document.createElement("span");
+    const short = document.createElement("span");
+    short.className = "short";
+    short.textContent = each.shortTitle;
+    const long = document.createElement("span");
+    long.className = "long";
+    long.textContent = each.title;
+    title.append(short, long);
+    choice.append(radio, title);
+    picker.append(choice);
+    radio.addEventListener("change", () => {
+      if (radio.checked) {
+        use(each);
+        remember(each);
+      }
+    });
+  }
+  picker.hidden = false;
+}
+
+// Makes the page that of `chosen`, and asks it about what is on the paper, if anything.
+function use(chosen) {
+  const sameBars = chosen.labels.join("\n") === model.labels.join("\n")
+    && chosen.words.chart === model.words.chart;
+  const asking = model.predictUrl;
+  model = chosen;
+  const { words } = chosen;
+  document.title = `max-mnist — ${words.task}`;
+  document.getElementById("task").textContent = words.task;
+  document.getElementById("pad-title").textContent = words.padTitle;
+  document.getElementById("hint-text").textContent = words.hint;
+  document.getElementById("model-input-caption").textContent = words.seen;
+  [modelInput.width, modelInput.height] = words.seenSize;
+  modelInput.alt = `The ${words.seenSize.join("×")} image the model saw`;
+  pad.setAttribute("aria-label", words.padLabel);
+  uploadLabel.classList.toggle("primary", words.uploadFirst);
+  metadataLink.href = chosen.metadataUrl;
+  if (!sameBars) {
+    buildBars(chosen.labels, words);
+  }
+  for (const radio of picker.querySelectorAll("input")) {
+    radio.checked = radio.value === chosen.name;
+  }
+  if (chosen.predictUrl !== asking) {
+    // The answer on screen, and those on their way, are the other model's: ask this one (now,
+    // unless a stroke is still being drawn).
+    resetResult();
+    changed(activePointer === null);
+  }
+  picker.dataset.model = chosen.name;
+}
+
+// Puts the chosen model in the address, so that a link or a reload opens it again; the
+// default model's address is the bare page.
+function remember(chosen) {
+  const url = new URL(window.location.href);
+  if (chosen.isDefault) {
+    url.searchParams.delete("model");
+  } else {
+    url.searchParams.set("model", chosen.name);
+  }
+  window.history.replaceState(null, "", url);
+}
+
+async function start() {
+  buildBars(model.labels, model.words);
+  redraw();
+  resetResult();
+  let served;
+  try {
+    served = await loadModels();
+  } catch {
+    // No picker (the server is older, or still loading): the default model's page as it is.
+    return;
+  }
+  const { models, defaultName } = served;
+  showPicker(models);
+  const asked = new URLSearchParams(window.location.search).get("model");
+  const chosen = models.find((each) => each.name === asked) ?? models.find((each) => each.name === defaultName);
+  use(chosen);
+  if (asked !== null && chosen.name !== asked) {
+    setStatus(`This server has no model called “${asked}”; here is ${chosen.title}.`, "hint");
+  }
+}
+
+start();

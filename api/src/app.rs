@@ -1,8 +1,11 @@
 //! The drawing page at `/app`: draw a digit (or upload a photo) and watch the model's answer,
-//! its ten probabilities and the 28×28 image it saw. The page is three static files from
-//! `api/app/`, embedded in the binary so that the server needs nothing beside it and the
-//! browser fetches nothing from elsewhere; it calls the same public `POST /model/predict` as
-//! any client. A page, not API, so it is kept out of the OpenAPI document.
+//! the probability of each class and the image it saw. A picker offers every model the server
+//! serves (`/app?model=NAME` opens one); the default one is asked through `POST /model/predict`
+//! as it always was, another through `POST /models/{model}/predict`, its labels naming the
+//! chart's bars. The page is three static files from `api/app/`, embedded in the binary so that
+//! the server needs nothing beside it and the browser fetches nothing from elsewhere; it calls
+//! the same public routes as any client. A page, not API, so it is kept out of the OpenAPI
+//! document.
 
 use poem::endpoint::make_sync;
 use poem::http::header;

@@ -2,7 +2,7 @@
 //!
 //! Fail closed: with a key set, every path needs it except an explicit list of open ones:
 //! the documentation (`/`, `/swagger.json`), the drawing page's files, and, unless configured
-//! otherwise, the health probes and `/metrics`. The key is compared through SHA-256 digests in
+//! otherwise, the health probes (each model's readiness included) and `/metrics`. The key is compared through SHA-256 digests in
 //! constant time, so neither its content nor its length leaks through timing.
 
 use max_mnist_config::settings::ApiKey;
@@ -15,11 +15,24 @@ use crate::error::ApiError;
 
 /// Paths open to anyone, always.
 const OPEN_PATHS: [&str; 6] = ["/", "/swagger.json", "/app", "/app/", "/app/app.js", "/app/app.css"];
-/// The health probes, open unless `AUTH_HEALTH` is set.
-const HEALTH_PATHS: [&str; 5] =
-    ["/health/live", "/health/ready", "/v2/health/live", "/v2/health/ready", "/v2/models/mnist/ready"];
+/// The server's health probes, open unless `AUTH_HEALTH` is set (and so is each model's
+/// readiness, see [`is_model_readiness`]).
+const HEALTH_PATHS: [&str; 4] = ["/health/live", "/health/ready", "/v2/health/live", "/v2/health/ready"];
 /// The metrics route, open unless `AUTH_METRICS` is set.
 const METRICS_PATH: &str = "/metrics";
+
+/// Whether `path` is a model's readiness probe: `/v2/models/{model}/ready` or
+/// `/v2/models/{model}/versions/{version}/ready`, each name one plain segment.
+fn is_model_readiness(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("/v2/models/") else { return false };
+    let segments: Vec<&str> = rest.split('/').collect();
+    let plain = |segment: &&str| !segment.is_empty() && *segment != "." && *segment != "..";
+    match segments.as_slice() {
+        [model, "ready"] => plain(model),
+        [model, "versions", version, "ready"] => plain(model) && plain(version),
+        _ => false,
+    }
+}
 
 /// Middleware requiring `Authorization: Bearer <key>` when a key is set.
 #[derive(Clone)]
@@ -44,7 +57,7 @@ impl BearerAuth {
     fn is_open(&self, path: &str) -> bool {
         self.key_digest.is_none()
             || OPEN_PATHS.contains(&path)
-            || (self.open_health && HEALTH_PATHS.contains(&path))
+            || (self.open_health && (HEALTH_PATHS.contains(&path) || is_model_readiness(path)))
             || (self.open_metrics && path == METRICS_PATH)
     }
 
@@ -98,7 +111,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_model_readiness_probe_is_the_served_models() {
-        assert!(HEALTH_PATHS.contains(&format!("/v2/models/{}/ready", crate::v2::MODEL_NAME).as_str()));
+    fn every_models_readiness_probe_is_a_health_path_and_nothing_else_is() {
+        for path in ["/v2/models/mnist/ready", "/v2/models/fashion-mnist/versions/0123456789ab/ready"] {
+            assert!(is_model_readiness(path), "{path}");
+        }
+        for path in [
+            "/v2/models/mnist/infer",
+            "/v2/models//ready",
+            "/v2/models/../ready",
+            "/v2/models/mnist/ready/",
+            "/v2/models/mnist/versions/ready",
+            "/v2/models/a/b/ready",
+            "/model/ready",
+        ] {
+            assert!(!is_model_readiness(path), "{path}");
+        }
     }
 }

@@ -1,6 +1,7 @@
-//! The one place where errors become HTTP status codes. Every error response, whether it
-//! comes from a handler, from a limit, from the framework (unknown path, wrong method,
-//! unparsable form) or from a panic, is JSON: `{"status": "error", "message": "...",
+//! The one place where errors become HTTP status codes, in one exhaustive `match` over the
+//! request path's error type (a new kind of error cannot silently become a 500). Every error
+//! response, whether it comes from a handler, from a limit, from the framework (unknown path,
+//! wrong method, unparsable form) or from a panic, is JSON: `{"status": "error", "message": "...",
 //! "error": "..."}`, the message twice: MAX clients read `message`, Open Inference Protocol
 //! (KServe v2) clients read `error`.
 
@@ -127,8 +128,14 @@ impl ApiError {
             | CoreError::InvalidPixels(_) => ApiError::BadRequest(body),
             CoreError::TooManyPixels { .. } | CoreError::SizeBeyondDecoding { .. } => ApiError::PayloadTooLarge(body),
             CoreError::Overloaded => ApiError::Unavailable(body, RETRY_AFTER_SECONDS),
-            other => {
-                tracing::error!(error = %other, "request failed inside the server");
+            // Faults of the server, not of the request: logged, and the client learns nothing
+            // of the inside.
+            CoreError::PreprocessingFailed
+            | CoreError::EncodeImage(_)
+            | CoreError::InferenceFailed
+            | CoreError::InferenceStopped
+            | CoreError::Torch(_) => {
+                tracing::error!(%error, "request failed inside the server");
                 ApiError::Internal(Json(ErrorBody::new("internal error")))
             }
         }

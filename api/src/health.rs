@@ -1,7 +1,7 @@
 //! `/health/live` and `/health/ready`, for load balancers and Kubernetes probes.
 //!
 //! Live means the process serves HTTP (restart it if not). Ready means it should get traffic:
-//! the weights are verified, the model loaded and a warm-up forward pass done, and no
+//! every model's weights are verified, each model loaded and warmed up by a forward pass, and no
 //! shutdown has begun.
 
 use poem_openapi::payload::Json;
@@ -34,7 +34,7 @@ pub enum ReadyResponse {
     /// Ready for traffic.
     #[oai(status = 200)]
     Ready(Json<HealthBody>),
-    /// Starting (loading the model) or draining (shutting down): send traffic elsewhere.
+    /// Starting (loading the models) or draining (shutting down): send traffic elsewhere.
     #[oai(status = 503)]
     NotReady(Json<HealthBody>),
 }
@@ -64,7 +64,7 @@ impl HealthApi {
 impl HealthApi {
     /// Liveness
     ///
-    /// 200 as long as the process answers HTTP, from before the model is loaded until it exits.
+    /// 200 as long as the process answers HTTP, from before the models are loaded until it exits.
     #[oai(path = "/health/live", method = "get")]
     async fn live(&self) -> Json<HealthBody> {
         HealthBody::new("live")
@@ -72,7 +72,8 @@ impl HealthApi {
 
     /// Readiness
     ///
-    /// 200 once the weights are verified, the model loaded and warmed up; 503 while starting
+    /// 200 once every model's weights are verified, and each model loaded and warmed up (each
+    /// model's own readiness is at `/v2/models/{model}/ready`); 503 while starting
     /// and after a shutdown signal, while in-flight requests finish.
     #[oai(path = "/health/ready", method = "get")]
     async fn ready(&self) -> ReadyResponse {

@@ -68,8 +68,14 @@ pub fn recorder() -> Result<PrometheusHandle, String> {
 }
 
 /// Publishes which weights are served.
-pub fn record_model(version: &str, weights_sha512: &str) {
-    metrics::gauge!(MODEL_INFO, "version" => version.to_owned(), "sha512" => weights_sha512.to_owned()).set(1.0);
+pub fn record_model(model: &str, version: &str, weights_sha512: &str) {
+    metrics::gauge!(
+        MODEL_INFO,
+        metric::MODEL_LABEL => model.to_owned(),
+        "version" => version.to_owned(),
+        "sha512" => weights_sha512.to_owned()
+    )
+    .set(1.0);
 }
 
 fn describe() {
@@ -80,7 +86,10 @@ fn describe() {
         "Time from a request's headers to its response, by route."
     );
     metrics::describe_gauge!(HTTP_IN_FLIGHT, "Requests being handled now.");
-    metrics::describe_gauge!(MODEL_INFO, "1, labelled with the served weights' version and SHA-512.");
+    metrics::describe_gauge!(
+        MODEL_INFO,
+        "1 per model served, labelled with its name and its weights' version and SHA-512."
+    );
     metrics::describe_histogram!(
         metric::DECODE_SECONDS,
         metrics::Unit::Seconds,

@@ -4,11 +4,40 @@
 //! did, and a 405 its `Allow` header ([`AllowHeader`]). A request is matched once, by the
 //! outermost middleware (`telemetry`), which leaves the [`DocumentedRoute`] in the request's
 //! data for the layers inside.
+//!
+//! [`with_model_names`] writes the served models' names into the document, as an enum
+//! wherever a path takes a model's name.
 
 use std::sync::Arc;
 
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
+
+/// The path parameter that names a model, under `/models` and `/v2/models` alike.
+const MODEL_PARAMETER: &str = "model";
+
+/// `spec` (an OpenAPI document in JSON) with every path parameter that names a model
+/// restricted to `names`, so that Swagger UI offers them in a list and a client generated from
+/// the document (or schemathesis) calls models that exist. Unparsable input is returned as is.
+pub fn with_model_names(spec: &str, names: &[String]) -> String {
+    let Ok(mut document) = serde_json::from_str::<serde_json::Value>(spec) else { return spec.to_owned() };
+    // `get_mut`, not `[…]`: indexing a JSON object mutably would add the missing keys as null.
+    let paths = document.get_mut("paths").and_then(serde_json::Value::as_object_mut);
+    let parameters = paths
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(serde_json::Value::as_object_mut)
+        .flat_map(|operations| operations.values_mut())
+        .filter_map(|operation| operation.get_mut("parameters").and_then(serde_json::Value::as_array_mut))
+        .flatten();
+    for parameter in parameters {
+        let names_a_model = parameter["in"] == "path" && parameter["name"] == MODEL_PARAMETER;
+        if names_a_model {
+            parameter["schema"] = serde_json::json!({"type": "string", "enum": names});
+        }
+    }
+    serde_json::to_string_pretty(&document).unwrap_or_else(|_| spec.to_owned())
+}
 
 /// One documented path.
 struct DocumentedPath {
@@ -125,6 +154,31 @@ mod tests {
         "/v2/models/{model}/infer": {"post": {}},
         "/health/ready": {"get": {}}
     }}"#;
+
+    #[test]
+    fn model_parameters_list_the_served_names() {
+        let spec = serde_json::json!({"paths": {
+            "/models/{model}/predict": {"post": {"parameters": [
+                {"name": "model", "in": "path", "schema": {"type": "string"}},
+                {"name": "include_input", "in": "query", "schema": {"type": "boolean"}}
+            ]}},
+            "/v2/models/{model}/versions/{version}": {"get": {"parameters": [
+                {"name": "model", "in": "path", "schema": {"type": "string"}},
+                {"name": "version", "in": "path", "schema": {"type": "string"}}
+            ]}}
+        }});
+        let names = ["mnist".to_owned(), "fashion-mnist".to_owned()];
+        let patched: serde_json::Value = serde_json::from_str(&with_model_names(&spec.to_string(), &names)).unwrap();
+        let listed = serde_json::json!({"type": "string", "enum": ["mnist", "fashion-mnist"]});
+        let predict = &patched["paths"]["/models/{model}/predict"]["post"]["parameters"];
+        assert_eq!(predict[0]["schema"], listed);
+        assert_eq!(predict[1]["schema"]["type"], "boolean");
+        let version = &patched["paths"]["/v2/models/{model}/versions/{version}"]["get"]["parameters"];
+        assert_eq!(version[0]["schema"], listed);
+        assert_eq!(version[1]["schema"], serde_json::json!({"type": "string"}));
+        let untouched = serde_json::json!({"paths": {"/models": {"get": {"tags": ["Models"]}}}});
+        assert_eq!(with_model_names(&untouched.to_string(), &names), serde_json::to_string_pretty(&untouched).unwrap());
+    }
 
     #[test]
     fn request_paths_find_their_documented_template_and_methods() {

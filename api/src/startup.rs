@@ -1,22 +1,25 @@
-//! Start-up, in order: bind the socket and serve the health probes and metrics, then verify
-//! (or fetch and verify) the weights, load the model onto its inference thread, warm it up,
-//! and only then report ready. Tests call [`Application::build`] with port 0 and read the
-//! bound address.
+//! Start-up, in order: bind the socket and serve the health probes and metrics, then for each
+//! configured model verify (or fetch and verify) its weights, load it onto an inference thread
+//! of its own, warm it up and start serving it; once every model is served, report ready. A
+//! model that fails any step stops start-up with one line that names it. Tests call
+//! [`Application::build`] with port 0 and read the bound address.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use max_mnist_config::metadata::{API_DESCRIPTION, API_TITLE, API_VERSION, MODEL_CARD};
-use max_mnist_config::settings::ServerSettings;
-use max_mnist_core::archive::UnpackLimits;
-use max_mnist_core::bucket::{self, ModelSource, VerifiedAsset};
-use max_mnist_core::download::DownloadPolicy;
+use max_mnist_artifacts::archive::UnpackLimits;
+use max_mnist_artifacts::bucket::{self, ModelSource, VerifiedAsset};
+use max_mnist_artifacts::download::DownloadPolicy;
+use max_mnist_config::metadata::{API_DESCRIPTION, API_TITLE, API_VERSION};
+use max_mnist_config::settings::{ModelSpec, ServerSettings};
+use max_mnist_core::LoadError;
 use max_mnist_core::inference::{EngineSettings, InferenceEngine};
 use max_mnist_core::wrapper::ModelWrapper;
 use metrics_exporter_prometheus::PrometheusHandle;
 use poem::endpoint::BoxEndpoint;
+use poem::endpoint::make_sync;
 use poem::middleware::{CatchPanic, Cors};
+use poem::web::Html;
 use poem::{EndpointExt, IntoEndpoint, Route};
 use poem_openapi::OpenApiService;
 use tokio::net::TcpListener;
@@ -27,10 +30,10 @@ use crate::error::{json_error_response, panic_response};
 use crate::health::HealthApi;
 use crate::limits::{BodyLimit, RequestDeadline};
 use crate::metrics::MetricsApi;
-use crate::paths::{AllowHeader, ApiPaths};
+use crate::paths::{AllowHeader, ApiPaths, with_model_names};
 use crate::routes::ModelApi;
 use crate::server::ConnectionLimits;
-use crate::state::{LoadedModel, ServerState};
+use crate::state::{ServedModel, ServerState};
 use crate::telemetry::RequestTelemetry;
 use crate::types::{LabelsResponse, ModelMetadataResponse};
 use crate::upload::UploadLimits;
@@ -39,12 +42,22 @@ use crate::v2::OpenInferenceApi;
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    /// The weights could not be fetched, verified or loaded.
-    #[error(transparent)]
-    Model(#[from] max_mnist_core::Error),
-    /// The checksums file lists no safetensors weights.
-    #[error("{0} lists no `.safetensors` weights file")]
-    NoWeights(String),
+    /// A model's weights could not be fetched, verified or loaded.
+    #[error("model `{name}`: {cause}")]
+    Model {
+        /// The model's name.
+        name: String,
+        /// What went wrong (in the message, so not a `source`).
+        cause: LoadError,
+    },
+    /// A model's bucket lists no safetensors weights.
+    #[error("model `{name}`: its bucket {bucket} lists no `.safetensors` weights file")]
+    NoWeights {
+        /// The model's name.
+        name: String,
+        /// Its bucket.
+        bucket: String,
+    },
     /// Settings that contradict each other.
     #[error("invalid settings: {0}")]
     Settings(String),
@@ -78,7 +91,10 @@ impl Application {
     pub async fn build(settings: &ServerSettings) -> Result<Application, StartupError> {
         settings.check().map_err(StartupError::Settings)?;
         let recorder = crate::metrics::recorder().map_err(StartupError::Metrics)?;
-        let state = ServerState::default();
+        let models: Vec<(String, String)> =
+            settings.models.iter().map(|model| (model.name.clone(), model.bucket.clone())).collect();
+        let default = settings.default_model_name().expect("checked: at least one model");
+        let state = ServerState::new(&models, default);
         let app = routes(&state, recorder, settings);
 
         let address = format!("{}:{}", settings.host, settings.port);
@@ -93,10 +109,10 @@ impl Application {
         self.address
     }
 
-    /// Serves (health and metrics at once, the model routes once it is loaded) until
+    /// Serves (health and metrics at once, each model's routes once it is loaded) until
     /// `shutdown` resolves, then reports not-ready, serves on for `SHUTDOWN_DELAY_SECS` (0 by
     /// default), stops accepting and lets in-flight requests finish, for at most
-    /// `DRAIN_TIMEOUT_SECS`. Fails, after closing the socket, when the model cannot be loaded.
+    /// `DRAIN_TIMEOUT_SECS`. Fails, after closing the socket, when a model cannot be loaded.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartupError> {
         let Application { listener, app, address, state, settings } = self;
         let limits = ConnectionLimits {
@@ -122,14 +138,13 @@ impl Application {
                 }
             }
         };
-        tracing::info!(%address, "listening; Swagger UI at /, ready at /health/ready once the model is loaded");
+        tracing::info!(%address, "listening; Swagger UI at /, ready at /health/ready once the models are loaded");
         let mut server = tokio::spawn(crate::server::serve(listener, app, limits, stopping));
         let started = Instant::now();
         tokio::select! {
-            loaded = load_model(&settings) => match loaded {
-                Ok(model) => {
-                    state.serve_model(model);
-                    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "model loaded and warmed up: ready");
+            loaded = load_models(&settings, &state) => match loaded {
+                Ok(()) => {
+                    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "every model loaded and warmed up: ready");
                 }
                 Err(error) => {
                     let _ = abort.send(());
@@ -144,10 +159,29 @@ impl Application {
     }
 }
 
-/// Verifies the weights (fetching them from the bucket when needed), starts the inference
-/// engine on them and warms it up.
-async fn load_model(settings: &ServerSettings) -> Result<LoadedModel, StartupError> {
-    let weights = verified_weights(settings).await?;
+/// Loads every configured model in turn and starts serving each as soon as it is ready.
+async fn load_models(settings: &ServerSettings, state: &ServerState) -> Result<(), StartupError> {
+    // libtorch's thread count is process-wide and inherited by the threads started after it.
+    max_mnist_core::inference::set_torch_threads(settings.torch_threads);
+    for spec in &settings.models {
+        let started = Instant::now();
+        let model = load_model(spec, settings).await?;
+        tracing::info!(
+            model = %spec.name,
+            version = %model.metadata.version,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "model loaded and warmed up"
+        );
+        state.serve_model(model);
+    }
+    Ok(())
+}
+
+/// Verifies one model's weights (fetching them from its bucket when needed), starts an
+/// inference engine on them and warms it up.
+async fn load_model(spec: &ModelSpec, settings: &ServerSettings) -> Result<ServedModel, StartupError> {
+    let failed = |cause: LoadError| StartupError::Model { name: spec.name.clone(), cause };
+    let weights = verified_weights(spec, settings).await?;
     let engine_settings = EngineSettings {
         max_batch_size: settings.max_batch_size,
         max_batch_delay: Duration::from_micros(settings.max_batch_delay_us),
@@ -156,29 +190,29 @@ async fn load_model(settings: &ServerSettings) -> Result<LoadedModel, StartupErr
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             threads => threads,
         },
-        torch_threads: settings.torch_threads,
     };
     let max_image_pixels = settings.max_image_pixels;
-    let path = weights.path.clone();
+    let (name, path) = (spec.name.clone(), weights.path.clone());
     let engine = tokio::task::spawn_blocking(move || {
         let model = ModelWrapper::load(&path, max_mnist_core::best_device(), max_image_pixels)?;
-        InferenceEngine::start(model, engine_settings)
+        InferenceEngine::start(&name, model, engine_settings)
     })
     .await
-    .map_err(|error| StartupError::Crashed(error.to_string()))??;
-    engine.warm_up().await?;
-    let metadata = ModelMetadataResponse::new(&MODEL_CARD, engine.metadata(), &weights.sha512);
-    crate::metrics::record_model(&metadata.version, &metadata.weights_sha512);
+    .map_err(|error| StartupError::Crashed(error.to_string()))?
+    .map_err(failed)?;
+    engine.warm_up().await.map_err(|error| failed(LoadError::WarmUp(error)))?;
+    let metadata = ModelMetadataResponse::new(&spec.name, engine.metadata(), &weights.sha512);
+    crate::metrics::record_model(&spec.name, &metadata.version, &metadata.weights_sha512);
     let labels = LabelsResponse::new(engine.metadata());
-    Ok(LoadedModel { engine, metadata, labels })
+    Ok(ServedModel { name: spec.name.clone(), bucket: spec.bucket.clone(), engine, metadata, labels })
 }
 
-async fn verified_weights(settings: &ServerSettings) -> Result<VerifiedAsset, StartupError> {
+/// Makes sure the model's files are in `<assets>/<name>/`, verified against its bucket's
+/// checksums, and returns its weights file.
+async fn verified_weights(spec: &ModelSpec, settings: &ServerSettings) -> Result<VerifiedAsset, StartupError> {
     let source = ModelSource {
-        bucket: settings.model_bucket.clone(),
-        file: settings.model_file.clone(),
-        assets_dir: settings.assets_dir.clone(),
-        checksums: settings.checksums.clone(),
+        bucket: spec.bucket.clone(),
+        assets_dir: settings.assets_dir.join(&spec.name),
         download: DownloadPolicy {
             timeout: Duration::from_secs(settings.download_timeout_secs),
             retries: settings.download_retries,
@@ -187,10 +221,11 @@ async fn verified_weights(settings: &ServerSettings) -> Result<VerifiedAsset, St
         unpack: UnpackLimits::default(),
     };
     bucket::ensure_verified_assets(&source)
-        .await?
+        .await
+        .map_err(|error| StartupError::Model { name: spec.name.clone(), cause: error.into() })?
         .into_iter()
         .find(|asset| asset.path.extension().is_some_and(|extension| extension == "safetensors"))
-        .ok_or_else(|| StartupError::NoWeights(Path::new(&settings.checksums).display().to_string()))
+        .ok_or_else(|| StartupError::NoWeights { name: spec.name.clone(), bucket: spec.bucket.clone() })
 }
 
 /// The whole HTTP surface: Swagger UI at `/`, the spec at `/swagger.json`, the MAX model
@@ -206,12 +241,20 @@ fn routes(state: &ServerState, recorder: PrometheusHandle, settings: &ServerSett
         MetricsApi::new(recorder),
     );
     let service = OpenApiService::new(apis, API_TITLE, API_VERSION).description(API_DESCRIPTION);
-    let swagger_ui = service.swagger_ui();
-    let spec = service.spec_endpoint();
-    let paths = ApiPaths::from_spec(&service.spec());
+    // The document lists the served models' names wherever a path takes one, so that Swagger
+    // UI offers them and schemathesis calls them.
+    let generated = service.spec();
+    let spec = with_model_names(&generated, state.model_names());
+    let swagger_ui = service.swagger_ui_html().replacen(&generated, &spec, 1);
+    let paths = ApiPaths::from_spec(&spec);
     let service = std::sync::Arc::new(service.into_endpoint());
-    let mut routes = Route::new().at("/", swagger_ui).at("/swagger.json", spec).nest("/app", crate::app::routes());
-    for prefix in ["/model", "/v2", "/health", "/metrics"] {
+    let spec_json =
+        move |_| poem::Response::builder().content_type("application/json; charset=utf-8").body(spec.clone());
+    let mut routes = Route::new()
+        .at("/", make_sync(move |_| Html(swagger_ui.clone())))
+        .at("/swagger.json", make_sync(spec_json))
+        .nest("/app", crate::app::routes());
+    for prefix in ["/model", "/models", "/v2", "/health", "/metrics"] {
         routes = routes.nest_no_strip(prefix, service.clone());
     }
     routes

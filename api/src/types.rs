@@ -1,9 +1,9 @@
 //! Request and response bodies of the model routes, as they appear in the OpenAPI document.
 
 use base64::prelude::{BASE64_STANDARD, Engine};
-use max_mnist_config::metadata::ModelCard;
+use max_mnist_artifacts::format::{ModelMetadata, Normalisation, TrainingRecipe};
+use max_mnist_config::metadata::{MODEL_LICENSE, MODEL_TYPE};
 use max_mnist_core::Error as CoreError;
-use max_mnist_core::artifact::{ModelMetadata, Normalisation, TrainingRecipe};
 use max_mnist_core::inference::Classification;
 use poem_openapi::types::{Binary, Example};
 use poem_openapi::{Multipart, Object};
@@ -13,8 +13,8 @@ use serde::Deserialize;
 /// parts are read by [`crate::upload::PredictUpload`], which caps their number.
 #[derive(Multipart, Debug)]
 pub struct PredictForm {
-    /// The images, one per part, each PNG, JPEG, GIF, BMP, WebP or TIFF with a digit anywhere
-    /// in it; one prediction per image, in order.
+    /// The images, one per part, each PNG, JPEG, GIF, BMP, WebP or TIFF (for a digit model,
+    /// with a digit anywhere in it); one prediction per image, in order.
     pub image: Option<Vec<Binary<Vec<u8>>>>,
     /// The same, under the field name older MAX clients send.
     pub file: Option<Vec<Binary<Vec<u8>>>>,
@@ -23,16 +23,16 @@ pub struct PredictForm {
 /// One classified image.
 #[derive(Object, Debug, Clone, PartialEq, Deserialize)]
 pub struct PredictionBody {
-    /// The predicted digit.
+    /// The predicted class's index (for a digit model, the digit).
     pub prediction: u32,
     /// Its label.
     pub label: String,
-    /// The probability of the predicted digit, in [0, 1].
+    /// The probability of the predicted class, in [0, 1].
     pub probability: f32,
-    /// The probability of each digit 0-9, in order; they sum to 1.
+    /// The probability of each class, in label order; they sum to 1.
     pub probabilities: Vec<f32>,
-    /// The 28×28 image the network saw (white ink on black, after finding, cropping and
-    /// centring the digit), as a PNG data URL; only with `include_input=true`.
+    /// The image the network saw (for a digit model, white ink on black after finding,
+    /// cropping and centring the digit), as a PNG data URL; only with `include_input=true`.
     #[oai(skip_serializing_if_is_none)]
     #[serde(default)]
     pub model_input: Option<String>,
@@ -143,11 +143,11 @@ impl From<&TrainingRecipe> for RecipeBody {
     }
 }
 
-/// The answer of `GET /model/metadata`: the MAX model card plus what a user needs to
-/// trust the weights being served.
+/// The answer of `GET /model/metadata` and `/models/{model}/metadata`: the MAX model card
+/// plus what a user needs to trust the weights being served.
 #[derive(Object, Debug, Clone, PartialEq, Deserialize)]
 pub struct ModelMetadataResponse {
-    /// Stable identifier of the model.
+    /// The model's name in the routes.
     pub id: String,
     /// Human-readable name.
     pub name: String,
@@ -165,7 +165,9 @@ pub struct ModelMetadataResponse {
     pub version: String,
     /// SHA-512 of the weights file being served, as verified against `sha512sums.txt`.
     pub weights_sha512: String,
-    /// Accuracy on the 10,000 MNIST test images, in [0, 1].
+    /// The data set the weights were trained on.
+    pub dataset: String,
+    /// Accuracy on the data set's test images, in [0, 1].
     pub test_accuracy: f64,
     /// Accuracy on the validation split, in [0, 1].
     pub validation_accuracy: f64,
@@ -175,11 +177,16 @@ pub struct ModelMetadataResponse {
     pub architecture: String,
     /// Number of trainable parameters.
     pub parameters: u64,
-    /// Side of the square grayscale image the network sees.
+    /// Side of the image the network sees (its height).
     pub input_size: u32,
+    /// The network's input: channels, height, width.
+    pub input_shape: Vec<u32>,
+    /// How an upload becomes that input: `digit` (find the handwritten digit and centre it as
+    /// MNIST's are) or `image` (resize and centre-crop, as torchvision's transforms do).
+    pub preprocessing: String,
     /// Input normalisation.
     pub normalisation: NormalisationBody,
-    /// SHA-256 of the MNIST files the weights were trained on.
+    /// SHA-256 of the data set's files the weights were trained on.
     pub training_data_sha256: String,
     /// SHA-256 of the tensors alone: equal for two training runs with the same recipe, seed,
     /// thread count and machine.
@@ -191,23 +198,27 @@ pub struct ModelMetadataResponse {
 }
 
 impl ModelMetadataResponse {
-    /// The card for weights with `metadata` and digest `weights_sha512`.
-    pub fn new(card: &ModelCard, metadata: &ModelMetadata, weights_sha512: &str) -> ModelMetadataResponse {
+    /// The card of the model called `name`, whose weights have `metadata` and digest
+    /// `weights_sha512`.
+    pub fn new(name: &str, metadata: &ModelMetadata, weights_sha512: &str) -> ModelMetadataResponse {
         ModelMetadataResponse {
-            id: card.id.into(),
-            name: card.name.into(),
-            description: card.description.into(),
-            model_type: card.model_type.into(),
-            source: card.source.into(),
-            license: card.license.into(),
+            id: name.into(),
+            name: format!("{} classifier", metadata.dataset),
+            description: metadata.description.clone(),
+            model_type: MODEL_TYPE.into(),
+            source: format!("{} data set; network and weights from this repository's train binary", metadata.dataset),
+            license: MODEL_LICENSE.into(),
             version: weights_sha512.chars().take(12).collect(),
             weights_sha512: weights_sha512.into(),
+            dataset: metadata.dataset.clone(),
             test_accuracy: metadata.test_accuracy,
             validation_accuracy: metadata.validation_accuracy,
             best_epoch: metadata.best_epoch,
-            architecture: metadata.architecture.name().into(),
+            architecture: metadata.architecture.clone(),
             parameters: metadata.parameters,
-            input_size: metadata.input_size,
+            input_size: metadata.input_shape.height,
+            input_shape: vec![metadata.input_shape.channels, metadata.input_shape.height, metadata.input_shape.width],
+            preprocessing: metadata.preprocessing.name().into(),
             normalisation: metadata.normalisation.into(),
             training_data_sha256: metadata.training_data_sha256.clone(),
             weights_sha256: metadata.weights_sha256.clone(),
@@ -226,7 +237,7 @@ pub struct Label {
     pub name: String,
 }
 
-/// The answer of `GET /model/labels`.
+/// The answer of `GET /model/labels` and `/models/{model}/labels`.
 #[derive(Object, Debug, Clone, PartialEq, Deserialize)]
 pub struct LabelsResponse {
     /// Number of classes.
@@ -246,4 +257,25 @@ impl LabelsResponse {
             .collect();
         LabelsResponse { count: labels.len() as u32, labels }
     }
+}
+
+/// One entry of `GET /models`, in TorchServe's list shape.
+#[derive(Object, Debug, Clone, PartialEq, Deserialize)]
+pub struct ModelListEntry {
+    /// The model's name in the routes.
+    #[oai(rename = "modelName")]
+    #[serde(rename = "modelName")]
+    pub model_name: String,
+    /// Where its weights came from: the bucket's URL or folder.
+    #[oai(rename = "modelUrl")]
+    #[serde(rename = "modelUrl")]
+    pub model_url: String,
+}
+
+/// The answer of `GET /models`: the models served, in TorchServe's list shape.
+#[derive(Object, Debug, Clone, PartialEq, Deserialize)]
+pub struct ModelListResponse {
+    /// The models, in the order they were configured; the first is the default unless
+    /// `--default-model` says otherwise.
+    pub models: Vec<ModelListEntry>,
 }

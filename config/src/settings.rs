@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 
-/// Serve the MNIST digit classifier over HTTP, with verified weights and a Swagger UI.
+/// Serve image classifiers over HTTP (MNIST digits and Fashion-MNIST clothes by default, or
+/// the models you give), each verified before it loads, with a Swagger UI.
 #[derive(Parser, Clone, Debug)]
 #[command(name = "max-mnist", version)]
 pub struct ServerSettings {
@@ -17,19 +18,24 @@ pub struct ServerSettings {
     #[arg(long, env = "PORT", default_value_t = 5000)]
     pub port: u16,
 
-    /// Where the model archive is fetched from when `assets/` holds no verified model:
-    /// an http(s) URL, a file:// URL or a local directory.
-    #[arg(long, env = "MODEL_BUCKET", default_value = "pretrained-model")]
-    pub model_bucket: String,
-    /// Name of the model archive in the bucket.
-    #[arg(long, env = "MODEL_FILE", default_value = "mnist-classifier.tar.gz")]
-    pub model_file: String,
-    /// Directory of verified model files.
+    /// A model to serve, as NAME=BUCKET; repeat for several (env: comma-separated). BUCKET is
+    /// an http(s) URL, a file:// URL or a local folder holding the model's archive and its
+    /// `sha512sums.txt`; every file is verified before the model loads.
+    #[arg(
+        long = "model",
+        env = "MODELS",
+        value_name = "NAME=BUCKET",
+        value_delimiter = ',',
+        default_values = ["mnist=pretrained-model/mnist", "fashion-mnist=pretrained-model/fashion-mnist"]
+    )]
+    pub models: Vec<ModelSpec>,
+    /// The model that the MAX routes (`/model/*`) and `/app` serve by default (default: the
+    /// first `--model`).
+    #[arg(long, env = "DEFAULT_MODEL", value_name = "NAME")]
+    pub default_model: Option<String>,
+    /// Folder of verified model files: each model's files go into `<ASSETS_DIR>/<NAME>/`.
     #[arg(long, env = "ASSETS_DIR", default_value = "assets")]
     pub assets_dir: PathBuf,
-    /// SHA-512 checksums every file in the assets directory must match.
-    #[arg(long, env = "SHA512SUMS", default_value = "sha512sums.txt")]
-    pub checksums: PathBuf,
     /// Deadline in seconds for one attempt at downloading the model archive.
     #[arg(long, env = "DOWNLOAD_TIMEOUT_SECS", default_value_t = 300)]
     pub download_timeout_secs: u64,
@@ -112,6 +118,44 @@ pub struct ServerSettings {
     pub log_format: LogFormat,
 }
 
+/// One model to serve: its name in the routes and the bucket it comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelSpec {
+    /// The name in the routes (`/models/{model}/predict`): letters, digits, `-`, `_` and `.`,
+    /// starting with a letter or digit, at most 64 characters.
+    pub name: String,
+    /// An http(s) URL, a file:// URL or a local folder.
+    pub bucket: String,
+}
+
+/// The longest model name.
+const MAX_MODEL_NAME: usize = 64;
+
+impl std::str::FromStr for ModelSpec {
+    type Err = String;
+
+    /// Parses `NAME=BUCKET`, refusing names that could not be a path segment as they are.
+    fn from_str(spec: &str) -> Result<ModelSpec, String> {
+        let (name, bucket) = spec.trim().split_once('=').ok_or_else(|| format!("`{spec}` is not NAME=BUCKET"))?;
+        let (name, bucket) = (name.trim(), bucket.trim());
+        let plain = name.chars().all(|character| character.is_ascii_alphanumeric() || "-_.".contains(character));
+        if name.is_empty()
+            || name.len() > MAX_MODEL_NAME
+            || !plain
+            || !name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        {
+            return Err(format!(
+                "model name `{name}`: use 1 to {MAX_MODEL_NAME} letters, digits, `-`, `_` or `.`, starting with a \
+                 letter or digit"
+            ));
+        }
+        if bucket.is_empty() {
+            return Err(format!("model `{name}` has no bucket"));
+        }
+        Ok(ModelSpec { name: name.to_owned(), bucket: bucket.to_owned() })
+    }
+}
+
 /// A duration given in seconds, fractions allowed (`0.5`); positive.
 fn seconds(value: &str) -> Result<Duration, String> {
     let duration = seconds_or_zero(value)?;
@@ -179,13 +223,45 @@ pub enum LogFormat {
 }
 
 impl ServerSettings {
-    /// The settings with every default, as `--help` shows them; tests start from here.
+    /// The settings with every default, as `--help` shows them, whatever the environment
+    /// holds: tests start from here, and an `API_KEY` or `MAX_BODY_BYTES` set in a shell must
+    /// not change what they run.
     pub fn defaults() -> ServerSettings {
-        ServerSettings::parse_from(["max-mnist"])
+        ServerSettings::from_args_ignoring_environment(["max-mnist"]).expect("the defaults parse")
+    }
+
+    /// Settings from command-line `args` alone (the first is the program's name), reading no
+    /// environment variable.
+    pub fn from_args_ignoring_environment<Arg>(
+        args: impl IntoIterator<Item = Arg>,
+    ) -> Result<ServerSettings, clap::Error>
+    where
+        Arg: Into<std::ffi::OsString> + Clone,
+    {
+        let command = ServerSettings::command().mut_args(|arg| arg.env(None));
+        ServerSettings::from_arg_matches(&command.try_get_matches_from(args)?)
+    }
+
+    /// The model the MAX routes serve: `--default-model`, or the first `--model`.
+    pub fn default_model_name(&self) -> Option<&str> {
+        self.default_model.as_deref().or_else(|| self.models.first().map(|model| model.name.as_str()))
     }
 
     /// Refuses settings that contradict each other, saying which and why.
     pub fn check(&self) -> Result<(), String> {
+        if self.models.is_empty() {
+            return Err("no model to serve: give at least one --model NAME=BUCKET".into());
+        }
+        let mut names: Vec<&str> = self.models.iter().map(|model| model.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(twice) = names.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(format!("model `{}` is given twice", twice[0]));
+        }
+        if let Some(default) = &self.default_model
+            && !self.models.iter().any(|model| &model.name == default)
+        {
+            return Err(format!("--default-model `{default}` is not one of the --model names ({})", names.join(", ")));
+        }
         if self.max_images_per_request > self.queue_capacity {
             return Err(format!(
                 "MAX_IMAGES_PER_REQUEST ({}) is over QUEUE_CAPACITY ({}): a full form could never be admitted",
@@ -208,35 +284,78 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_serve_port_5000_from_the_repository_bucket() {
+    fn defaults_serve_port_5000_and_both_committed_models() {
         let settings = ServerSettings::defaults();
         assert_eq!((settings.host.as_str(), settings.port), ("0.0.0.0", 5000));
-        assert_eq!(settings.model_bucket, "pretrained-model");
+        let models: Vec<(&str, &str)> =
+            settings.models.iter().map(|model| (model.name.as_str(), model.bucket.as_str())).collect();
+        assert_eq!(models, [("mnist", "pretrained-model/mnist"), ("fashion-mnist", "pretrained-model/fashion-mnist")]);
+        assert_eq!(settings.default_model_name(), Some("mnist"));
         assert!(!settings.cors_enable);
     }
 
     #[test]
+    fn models_are_name_equals_bucket_repeated_or_comma_separated() {
+        let settings = parse(&["--model", "a=https://bucket.example/a/", "--model", "b.v2=file:///srv/b"]);
+        assert_eq!(settings.models[1], ModelSpec { name: "b.v2".into(), bucket: "file:///srv/b".into() });
+        assert_eq!(settings.default_model_name(), Some("a"));
+        let settings = parse(&["--model", "a=x,b=y", "--default-model", "b"]);
+        assert_eq!(settings.models.len(), 2);
+        assert_eq!(settings.default_model_name(), Some("b"));
+        assert_eq!(settings.check(), Ok(()));
+        for bad in ["noequals", "=bucket", "a=", "../x=y", "a b=y", "a/b=y", "-a=y"] {
+            assert!(try_parse(&["--model", bad]).is_err(), "{bad}");
+        }
+        assert!(parse(&["--model", "a=x", "--model", "a=y"]).check().unwrap_err().contains("twice"));
+        assert!(parse(&["--model", "a=x", "--default-model", "b"]).check().unwrap_err().contains("not one of"));
+    }
+
+    #[test]
+    fn the_defaults_read_no_environment_variable() {
+        // SAFETY: this test binary's tests set no other variable and read these nowhere else.
+        unsafe {
+            std::env::set_var("MAX_BODY_BYTES", "7");
+            std::env::set_var("MODELS", "only=elsewhere");
+        }
+        let settings = ServerSettings::defaults();
+        unsafe {
+            std::env::remove_var("MAX_BODY_BYTES");
+            std::env::remove_var("MODELS");
+        }
+        assert_ne!(settings.max_body_bytes, 7);
+        assert_eq!(settings.models.len(), 2);
+    }
+
+    fn try_parse(args: &[&str]) -> Result<ServerSettings, clap::Error> {
+        ServerSettings::from_args_ignoring_environment(std::iter::once("max-mnist").chain(args.iter().copied()))
+    }
+
+    fn parse(args: &[&str]) -> ServerSettings {
+        try_parse(args).unwrap()
+    }
+
+    #[test]
     fn an_api_key_is_never_shown_and_never_empty() {
-        let settings = ServerSettings::parse_from(["max-mnist", "--api-key", "s3cret-token"]);
+        let settings = parse(&["--api-key", "s3cret-token"]);
         assert_eq!(settings.api_key.as_ref().map(ApiKey::expose), Some("s3cret-token"));
         assert!(!format!("{settings:?}").contains("s3cret"), "{settings:?}");
-        assert!(ServerSettings::try_parse_from(["max-mnist", "--api-key", " "]).is_err());
-        assert!(ServerSettings::try_parse_from(["max-mnist", "--api-key", "two\r\nX-Injected: 1"]).is_err());
-        let from_a_file = ServerSettings::parse_from(["max-mnist", "--api-key", "s3cret-token\n"]);
+        assert!(try_parse(&["--api-key", " "]).is_err());
+        assert!(try_parse(&["--api-key", "two\r\nX-Injected: 1"]).is_err());
+        let from_a_file = parse(&["--api-key", "s3cret-token\n"]);
         assert_eq!(from_a_file.api_key.as_ref().map(ApiKey::expose), Some("s3cret-token"));
         assert!(ServerSettings::defaults().api_key.is_none());
     }
 
     #[test]
     fn timeouts_are_positive_seconds_fractions_allowed() {
-        let settings = ServerSettings::parse_from(["max-mnist", "--request-timeout-secs", "0.5"]);
+        let settings = parse(&["--request-timeout-secs", "0.5"]);
         assert_eq!(settings.request_timeout, Duration::from_millis(500));
         assert_eq!(ServerSettings::defaults().drain_timeout, Duration::from_secs(30));
         for bad in ["0", "-1", "soon", "NaN", "1e19", "86401"] {
-            assert!(ServerSettings::try_parse_from(["max-mnist", "--drain-timeout-secs", bad]).is_err(), "{bad}");
+            assert!(try_parse(&["--drain-timeout-secs", bad]).is_err(), "{bad}");
         }
         assert_eq!(ServerSettings::defaults().shutdown_delay, Duration::ZERO);
-        assert!(ServerSettings::try_parse_from(["max-mnist", "--shutdown-delay-secs", "-1"]).is_err());
+        assert!(try_parse(&["--shutdown-delay-secs", "-1"]).is_err());
     }
 
     #[test]
@@ -252,7 +371,7 @@ mod tests {
 
     #[test]
     fn flags_override_defaults() {
-        let settings = ServerSettings::parse_from(["max-mnist", "--port", "8080", "--cors-enable", "true"]);
+        let settings = parse(&["--port", "8080", "--cors-enable", "true"]);
         assert_eq!(settings.port, 8080);
         assert!(settings.cors_enable);
     }

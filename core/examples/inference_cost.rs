@@ -23,7 +23,7 @@ fn main() {
     println!("|---|---:|---|---:|---:|---:|");
     for architecture in Architecture::ALL {
         let store = nn::VarStore::new(Device::Cpu);
-        let net = Net::new(&store.root(), architecture);
+        let net = Net::new(&store.root(), architecture, 10);
         let parameters: i64 = store.trainable_variables().iter().map(Tensor::numel).map(|n| n as i64).sum();
         let serving = net.for_serving();
         let paths: [(&str, Forward); 2] = [

@@ -11,7 +11,10 @@ use std::sync::OnceLock;
 
 use tch::Device;
 
-use crate::{Error, Result};
+use crate::LoadError;
+
+/// What choosing a device can fail with.
+type Result<T> = std::result::Result<T, LoadError>;
 
 /// Present when the NVIDIA kernel driver is loaded (on the host, and in GPU containers);
 /// [`best_device`] loads nothing CUDA without it (an explicit `cuda` device still tries).
@@ -24,7 +27,7 @@ const TORCH_CUDA_LIBRARY: &str = "libtorch_cuda.so";
 /// per process.
 pub fn enable_cuda() -> Result<bool> {
     static LOADED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
-    LOADED.get_or_init(load_torch_cuda).clone().map_err(Error::CudaLibrary)?;
+    LOADED.get_or_init(load_torch_cuda).clone().map_err(LoadError::CudaLibrary)?;
     Ok(tch::Cuda::is_available())
 }
 
@@ -61,7 +64,7 @@ fn load_torch_cuda() -> std::result::Result<(), String> {
 
 /// Parses `cpu`, `cuda` (the first GPU) or `cuda:N`; a GPU must be present.
 pub fn parse_device(name: &str) -> Result<Device> {
-    let unknown = || Error::InvalidSettings(format!("unknown device `{name}` (use cpu, cuda or cuda:N)"));
+    let unknown = || LoadError::Device(format!("unknown device `{name}` (use cpu, cuda or cuda:N)"));
     let device = match name.trim().to_ascii_lowercase().as_str() {
         "cpu" => return Ok(Device::Cpu),
         "cuda" => Device::Cuda(0),
@@ -74,9 +77,7 @@ pub fn parse_device(name: &str) -> Result<Device> {
     let available = tch::Cuda::device_count();
     match device {
         Device::Cuda(index) if (index as i64) < available => Ok(device),
-        _ => {
-            Err(Error::InvalidSettings(format!("`{name}` asked for, but this machine has {available} CUDA device(s)")))
-        }
+        _ => Err(LoadError::Device(format!("`{name}` asked for, but this machine has {available} CUDA device(s)"))),
     }
 }
 

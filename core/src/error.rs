@@ -1,9 +1,11 @@
-//! The one error type of the core crate. Each variant says what went wrong in words a user
-//! can act on; the `api` crate decides which HTTP status each kind becomes.
+//! The serving crate's two error types. [`Error`] is everything that can go wrong on the
+//! request path, each variant in words a client can act on; the `api` crate maps each one to
+//! an HTTP status code in one exhaustive `match`. [`LoadError`] is what can stop a model from
+//! being loaded; it never reaches a client.
 
 use std::path::PathBuf;
 
-/// Everything that can go wrong in the core crate.
+/// Everything that can go wrong with one request's images.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The uploaded image has no bytes.
@@ -46,124 +48,12 @@ pub enum Error {
         limit: u64,
     },
 
-    /// A file does not have the digest recorded for it (in the checksums file, or for MNIST
-    /// in the code).
-    #[error("checksum mismatch for {file}: expected {algorithm} {expected}, got {actual}")]
-    ChecksumMismatch {
-        /// The file as named in the checksums file or by its URL.
-        file: String,
-        /// The digest algorithm ("sha512", "sha256").
-        algorithm: &'static str,
-        /// The recorded digest.
-        expected: String,
-        /// The digest of the bytes we have.
-        actual: String,
-    },
-    /// A file listed in the checksums file is absent.
-    #[error("{file} is listed in {checksums} but is missing from {place}")]
-    MissingAsset {
-        /// The file as named in the checksums file.
-        file: String,
-        /// The checksums file.
-        checksums: PathBuf,
-        /// Where it was looked for (the archive, the assets directory).
-        place: String,
-    },
-    /// The checksums file cannot be parsed or lists nothing usable.
-    #[error("invalid checksums file {path}: {reason}")]
-    InvalidChecksums {
-        /// The checksums file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The server answered a download with an error status.
-    #[error("download of {url} failed: HTTP {status}")]
-    HttpStatus {
-        /// The URL that was fetched.
-        url: String,
-        /// The HTTP status received.
-        status: u16,
-    },
-    /// A download failed for another reason (connection, timeout, truncated body, size cap).
-    #[error("download of {url} failed: {reason}")]
-    Download {
-        /// The URL that was fetched.
-        url: String,
-        /// What went wrong.
-        reason: String,
-    },
-    /// An archive was refused: an unsafe entry, too many entries, too many bytes, or not a
-    /// gzipped tar at all.
-    #[error("refused archive {archive}: {reason}")]
-    HostileArchive {
-        /// The archive.
-        archive: PathBuf,
-        /// Why it was refused.
-        reason: String,
-    },
-    /// A model file is not a valid safetensors artifact of a known architecture.
-    #[error("invalid model artifact {path}: {reason}")]
-    InvalidArtifact {
-        /// The artifact.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// No mirror served a verified copy of an MNIST file.
-    #[error("no mirror served a verified {file}: {}", attempts.join("; "))]
-    MirrorsExhausted {
-        /// The file's name.
-        file: String,
-        /// What went wrong with each mirror, in the order they were tried.
-        attempts: Vec<String>,
-    },
-    /// An MNIST IDX file is malformed.
-    #[error("invalid IDX file {path}: {reason}")]
-    InvalidIdx {
-        /// The IDX file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// A GPU driver is present but libtorch's CUDA library would not load.
-    #[error("cannot load libtorch's CUDA support: {0}")]
-    CudaLibrary(String),
-    /// Training settings that cannot work (zero epochs, a validation split of 1, ...).
-    #[error("invalid training settings: {0}")]
-    InvalidSettings(String),
-    /// Training produced a loss that is not a number; a lower learning rate usually helps.
-    #[error(
-        "training diverged at epoch {epoch} (train loss {train_loss}, validation loss {validation_loss}); \
-         try a lower --lr"
-    )]
-    Diverged {
-        /// The epoch that diverged.
-        epoch: u32,
-        /// Its mean training loss.
-        train_loss: f64,
-        /// Its validation loss.
-        validation_loss: f64,
-    },
-    /// A filesystem operation failed.
-    #[error("{action} {path}: {cause}")]
-    Io {
-        /// What we were doing ("cannot read", "cannot create", ...).
-        action: &'static str,
-        /// The path involved.
-        path: PathBuf,
-        /// The underlying error (named `cause`, not `source`: the message already says it).
-        cause: std::io::Error,
-    },
-    /// libtorch reported an error.
+    /// libtorch reported an error while reading a forward pass's output.
     #[error(transparent)]
     Torch(#[from] tch::TchError),
     /// The inference queue is full; the client should retry later.
     #[error("the server is busy; retry shortly")]
     Overloaded,
-    /// The engine's threads could not be started (the system refused a thread).
-    #[error("cannot start the inference engine's threads: {0}")]
-    EngineThreads(String),
     /// A forward pass failed (a bug or a libtorch fault); its images fail, the server goes on.
     #[error("inference failed unexpectedly")]
     InferenceFailed,
@@ -172,13 +62,39 @@ pub enum Error {
     InferenceStopped,
 }
 
-impl Error {
-    /// Wraps an I/O error with what we were doing and on which path.
-    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
-        let path = path.into();
-        move |cause| Error::Io { action, path, cause }
-    }
+/// Why a model could not be loaded and started.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Its files could not be fetched, verified or read.
+    #[error(transparent)]
+    Artifact(#[from] max_mnist_artifacts::Error),
+    /// Its files were verified but do not make a model this server can run.
+    #[error("invalid model {path}: {reason}")]
+    InvalidModel {
+        /// The weights file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The weights ask for preprocessing that cannot make their input.
+    #[error("invalid preprocessing: {0}")]
+    Preprocessing(String),
+    /// An unknown or unavailable device was asked for.
+    #[error("invalid device: {0}")]
+    Device(String),
+    /// A GPU driver is present but libtorch's CUDA library would not load.
+    #[error("cannot load libtorch's CUDA support: {0}")]
+    CudaLibrary(String),
+    /// libtorch refused the weights.
+    #[error(transparent)]
+    Torch(#[from] tch::TchError),
+    /// The engine's threads could not be started (the system refused a thread).
+    #[error("cannot start the inference engine's threads: {0}")]
+    EngineThreads(String),
+    /// The warm-up forward pass failed.
+    #[error("the warm-up forward pass failed: {0}")]
+    WarmUp(#[source] Error),
 }
 
-/// The core crate's result type.
+/// The request path's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

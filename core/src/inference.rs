@@ -18,9 +18,14 @@
 //! caller gets its own answer; an image whose caller has gone (a client that hung up, a
 //! request past its deadline) is dropped before its preprocessing or its forward pass.
 //!
+//! Each model has an engine of its own (its own thread, queues and preprocessing threads), so
+//! that a flood of requests for one model does not queue in front of another's.
+//!
 //! The engine records, through the `metrics` facade, how long each image spent decoding and
-//! waiting and how large and long each forward pass was (the names are in [`metric`]); the
-//! server renders them for Prometheus, and without a recorder they cost nothing.
+//! waiting and how large and long each forward pass was, labelled with the model's name (the
+//! names are in [`metric`]); the server renders them for Prometheus, and without a recorder
+//! they cost nothing. libtorch's thread count is process-wide, so the server sets it once
+//! before starting any engine (`tch::set_num_threads`).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -31,13 +36,17 @@ use std::time::{Duration, Instant};
 use tch::Tensor;
 use tokio::sync::oneshot;
 
-use crate::artifact::ModelMetadata;
-use crate::preprocess::{ModelInput, Preprocessor};
-use crate::wrapper::{ModelWrapper, Prediction};
-use crate::{Error, Result};
+use max_mnist_artifacts::format::ModelMetadata;
+use metrics::{Counter, Histogram};
 
-/// The names of the engine's metrics.
+use crate::preprocess::{ModelInput, Prepared, Preprocessor};
+use crate::wrapper::{ModelWrapper, Prediction};
+use crate::{Error, LoadError, Result};
+
+/// The names of the engine's metrics; each carries the label [`metric::MODEL_LABEL`].
 pub mod metric {
+    /// The label naming the model.
+    pub const MODEL_LABEL: &str = "model";
     /// Histogram: seconds decoding and preprocessing one uploaded image.
     pub const DECODE_SECONDS: &str = "max_mnist_decode_seconds";
     /// Histogram: seconds one image waited, for a preprocessing thread and then for the
@@ -65,8 +74,36 @@ pub struct EngineSettings {
     pub queue_capacity: usize,
     /// Threads decoding and preprocessing images.
     pub preprocess_threads: usize,
-    /// libtorch intra-op threads for the forward passes.
-    pub torch_threads: i32,
+}
+
+/// The engine's metric handles, labelled with its model's name once at start.
+#[derive(Clone)]
+struct EngineMetrics {
+    decode_seconds: Histogram,
+    queue_seconds: Histogram,
+    inference_seconds: Histogram,
+    batch_size: Histogram,
+    abandoned_images: Counter,
+}
+
+impl EngineMetrics {
+    fn for_model(name: &str) -> EngineMetrics {
+        let labels = [(metric::MODEL_LABEL, name.to_owned())];
+        EngineMetrics {
+            decode_seconds: metrics::histogram!(metric::DECODE_SECONDS, &labels),
+            queue_seconds: metrics::histogram!(metric::QUEUE_SECONDS, &labels),
+            inference_seconds: metrics::histogram!(metric::INFERENCE_SECONDS, &labels),
+            batch_size: metrics::histogram!(metric::BATCH_SIZE, &labels),
+            abandoned_images: metrics::counter!(metric::ABANDONED_IMAGES, &labels),
+        }
+    }
+}
+
+/// Sets libtorch's intra-op threads (at least one) for the inference threads started after
+/// this call: the setting is process-wide and inherited, so a server makes it once, before
+/// starting any engine.
+pub fn set_torch_threads(threads: i32) {
+    tch::set_num_threads(threads.max(1));
 }
 
 /// The answer for one image: the prediction and the input the network saw.
@@ -74,7 +111,8 @@ pub struct EngineSettings {
 pub struct Classification {
     /// What the model predicted.
     pub prediction: Prediction,
-    /// What the network saw: the digit found, fitted and centred, before normalisation.
+    /// What the network saw (for a digit model, the digit found, fitted and centred), before
+    /// normalisation.
     pub input: ModelInput,
 }
 
@@ -97,8 +135,7 @@ struct BatchCounters {
 
 /// One preprocessed image waiting for the inference thread.
 struct Job {
-    tensor: Tensor,
-    input: ModelInput,
+    prepared: Prepared,
     reply: oneshot::Sender<Result<Classification>>,
     /// How long it waited for a preprocessing thread.
     waited: Duration,
@@ -119,24 +156,28 @@ pub struct InferenceEngine {
     counters: Arc<BatchCounters>,
     preprocessor: Preprocessor,
     metadata: Arc<ModelMetadata>,
+    metrics: EngineMetrics,
 }
 
 impl InferenceEngine {
-    /// Moves `model` onto a new inference thread and returns the handle.
-    pub fn start(model: ModelWrapper, settings: EngineSettings) -> Result<InferenceEngine> {
-        // Threads inherit the setting, so it must be made before spawning.
-        tch::set_num_threads(settings.torch_threads.max(1));
+    /// Moves `model` onto a new inference thread, named after `name` (also the label of its
+    /// metrics), and returns the handle.
+    pub fn start(name: &str, model: ModelWrapper, settings: EngineSettings) -> Result<InferenceEngine, LoadError> {
         let queue_capacity = settings.queue_capacity.max(1);
         let (jobs, queue) = mpsc::sync_channel(queue_capacity);
         let preprocess_pool = rayon::ThreadPoolBuilder::new()
             .num_threads(settings.preprocess_threads.max(1))
-            .thread_name(|index| format!("preprocess-{index}"))
+            .thread_name({
+                let name = name.to_owned();
+                move |index| format!("preprocess-{name}-{index}")
+            })
             .build()
-            .map_err(|error| Error::EngineThreads(error.to_string()))?;
+            .map_err(|error| LoadError::EngineThreads(error.to_string()))?;
         let preprocessing = Arc::new(AtomicUsize::new(0));
         let preprocessor = model.preprocessor().clone();
         let metadata = Arc::new(model.metadata().clone());
         let counters = Arc::new(BatchCounters::default());
+        let metrics = EngineMetrics::for_model(name);
         let batcher = Batcher {
             queue,
             preprocessing: preprocessing.clone(),
@@ -144,12 +185,13 @@ impl InferenceEngine {
             max_batch_delay: settings.max_batch_delay,
         };
         std::thread::Builder::new()
-            .name("inference".into())
+            .name(format!("inference-{name}"))
             .spawn({
                 let counters = counters.clone();
-                move || run(model, batcher, &counters)
+                let metrics = metrics.clone();
+                move || run(model, batcher, &counters, &metrics)
             })
-            .map_err(|error| Error::EngineThreads(error.to_string()))?;
+            .map_err(|error| LoadError::EngineThreads(error.to_string()))?;
         Ok(InferenceEngine {
             jobs,
             preprocessing,
@@ -158,6 +200,7 @@ impl InferenceEngine {
             counters,
             preprocessor,
             metadata,
+            metrics,
         })
     }
 
@@ -185,11 +228,12 @@ impl InferenceEngine {
     /// fit in the queue, every one is refused with [`Error::Overloaded`] and none is run.
     pub async fn classify_all(&self, images: Vec<Vec<u8>>) -> Vec<Result<Classification>> {
         let decoders = images.into_iter().map(|image| {
+            let decode_seconds = self.metrics.decode_seconds.clone();
             move |preprocessor: &Preprocessor| {
                 let started = Instant::now();
-                let input = preprocessor.model_input(&image);
-                metrics::histogram!(metric::DECODE_SECONDS).record(started.elapsed());
-                input
+                let prepared = preprocessor.pre_process(&image);
+                decode_seconds.record(started.elapsed());
+                prepared
             }
         });
         self.classify_prepared(decoders.collect()).await
@@ -199,13 +243,15 @@ impl InferenceEngine {
     /// and the search for the digit: `predict` and `post_process` only, batched and admitted
     /// the same way.
     pub async fn classify_pixels(&self, inputs: Vec<ModelInput>) -> Vec<Result<Classification>> {
-        self.classify_prepared(inputs.into_iter().map(|input| move |_: &Preprocessor| Ok(input)).collect()).await
+        let preparations =
+            inputs.into_iter().map(|input| move |preprocessor: &Preprocessor| Ok(preprocessor.prepare(input)));
+        self.classify_prepared(preparations.collect()).await
     }
 
     /// Runs one forward pass of a single blank image, and one of a batch, so that the first
     /// client does not pay for libtorch's lazy set-up (allocations, oneDNN's kernels).
     pub async fn warm_up(&self) -> Result<()> {
-        let blank = ModelInput::blank(self.metadata.input_size);
+        let blank = ModelInput::blank(self.metadata.input_shape);
         // Two images submitted together usually share a forward pass, which takes the batched
         // path (oneDNN on CPU); when the queue holds two.
         for batch_size in [1, self.queue_capacity.min(2)] {
@@ -220,7 +266,7 @@ impl InferenceEngine {
     /// to get the network's input, and waits for their answers, in order.
     async fn classify_prepared<Prepare>(&self, preparations: Vec<Prepare>) -> Vec<Result<Classification>>
     where
-        Prepare: FnOnce(&Preprocessor) -> Result<ModelInput> + Send + 'static,
+        Prepare: FnOnce(&Preprocessor) -> Result<Prepared> + Send + 'static,
     {
         let count = preparations.len();
         let admitted = self.preprocessing.fetch_update(Ordering::AcqRel, Ordering::Acquire, |waiting| {
@@ -242,8 +288,9 @@ impl InferenceEngine {
     /// will arrive; a closed channel means the inference thread is gone.
     fn submit<Prepare>(&self, prepare: Prepare) -> oneshot::Receiver<Result<Classification>>
     where
-        Prepare: FnOnce(&Preprocessor) -> Result<ModelInput> + Send + 'static,
+        Prepare: FnOnce(&Preprocessor) -> Result<Prepared> + Send + 'static,
     {
+        let abandoned_images = self.metrics.abandoned_images.clone();
         let (reply, answer) = oneshot::channel();
         let preprocessing = self.preprocessing.clone();
         let preprocessor = self.preprocessor.clone();
@@ -254,27 +301,22 @@ impl InferenceEngine {
             // preprocessing it would only delay the callers still waiting.
             if reply.is_closed() {
                 preprocessing.fetch_sub(1, Ordering::AcqRel);
-                metrics::counter!(metric::ABANDONED_IMAGES).increment(1);
+                abandoned_images.increment(1);
                 return;
             }
             let waited = admitted_at.elapsed();
             // A panic in preprocessing (a bug) fails this image; unwinding out of a pool
             // thread would abort the process.
-            let prepared = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                let input = prepare(&preprocessor)?;
-                Ok((preprocessor.to_tensor(&input), input))
-            }))
-            .unwrap_or(Err(Error::PreprocessingFailed));
+            let prepared = std::panic::catch_unwind(AssertUnwindSafe(|| prepare(&preprocessor)))
+                .unwrap_or(Err(Error::PreprocessingFailed));
             // Counted down before queueing: the batcher, woken by this image, must not wait for it.
             preprocessing.fetch_sub(1, Ordering::AcqRel);
             let refused = match prepared {
-                Ok((tensor, input)) => {
-                    match jobs.try_send(Job { tensor, input, reply, waited, queued_at: Instant::now() }) {
-                        Ok(()) => None,
-                        Err(TrySendError::Full(job)) => Some((job.reply, Error::Overloaded)),
-                        Err(TrySendError::Disconnected(job)) => Some((job.reply, Error::InferenceStopped)),
-                    }
-                }
+                Ok(prepared) => match jobs.try_send(Job { prepared, reply, waited, queued_at: Instant::now() }) {
+                    Ok(()) => None,
+                    Err(TrySendError::Full(job)) => Some((job.reply, Error::Overloaded)),
+                    Err(TrySendError::Disconnected(job)) => Some((job.reply, Error::InferenceStopped)),
+                },
                 Err(error) => Some((reply, error)),
             };
             if let Some((reply, error)) = refused {
@@ -330,30 +372,32 @@ impl Batcher {
 
 /// The inference thread's loop: gather a batch, drop the images nobody waits for any more,
 /// run the rest, answer each caller.
-fn run(model: ModelWrapper, batcher: Batcher, counters: &BatchCounters) {
+fn run(model: ModelWrapper, batcher: Batcher, counters: &BatchCounters, metrics: &EngineMetrics) {
+    // Grad mode is per thread: off for the life of this one.
+    let _no_grad = tch::no_grad_guard();
     while let Some(mut batch) = batcher.next_batch() {
         let started = Instant::now();
         let gathered = batch.len();
         batch.retain(|job| !job.reply.is_closed());
         if batch.len() < gathered {
-            metrics::counter!(metric::ABANDONED_IMAGES).increment((gathered - batch.len()) as u64);
+            metrics.abandoned_images.increment((gathered - batch.len()) as u64);
         }
         if batch.is_empty() {
             continue;
         }
         for job in &batch {
             let queued = job.waited + started.saturating_duration_since(job.queued_at);
-            metrics::histogram!(metric::QUEUE_SECONDS).record(queued);
+            metrics.queue_seconds.record(queued);
         }
         counters.batches.fetch_add(1, Ordering::Relaxed);
         counters.images.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        metrics::histogram!(metric::BATCH_SIZE).record(batch.len() as f64);
-        let tensors: Vec<Tensor> = batch.iter().map(|job| job.tensor.shallow_clone()).collect();
+        metrics.batch_size.record(batch.len() as f64);
+        let tensors: Vec<Tensor> = batch.iter().map(|job| job.prepared.tensor.shallow_clone()).collect();
         // tch panics on libtorch errors; one bad batch must not end the thread for everyone.
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
             model.post_process(&model.predict(&Tensor::stack(&tensors, 0)))
         }));
-        metrics::histogram!(metric::INFERENCE_SECONDS).record(started.elapsed());
+        metrics.inference_seconds.record(started.elapsed());
         let predictions = match outcome {
             Ok(Ok(predictions)) => predictions,
             Ok(Err(error)) => {
@@ -368,7 +412,7 @@ fn run(model: ModelWrapper, batcher: Batcher, counters: &BatchCounters) {
         let mut predictions = predictions.into_iter();
         for job in batch {
             let answer = match predictions.next() {
-                Some(prediction) => Ok(Classification { prediction, input: job.input }),
+                Some(prediction) => Ok(Classification { prediction, input: job.prepared.input }),
                 None => Err(Error::InferenceFailed),
             };
             // A caller that went away no longer needs its answer.
@@ -396,8 +440,10 @@ mod tests {
     fn job(value: f32) -> Job {
         let (reply, _answer) = oneshot::channel();
         Job {
-            tensor: Tensor::full([1, 28, 28], f64::from(value), tch::kind::FLOAT_CPU),
-            input: ModelInput::blank(28),
+            prepared: Prepared {
+                tensor: Tensor::full([1, 28, 28], f64::from(value), tch::kind::FLOAT_CPU),
+                input: ModelInput::blank(max_mnist_artifacts::format::InputShape::grayscale(28)),
+            },
             reply,
             waited: Duration::ZERO,
             queued_at: Instant::now(),
@@ -405,7 +451,7 @@ mod tests {
     }
 
     fn values(batch: &[Job]) -> Vec<f64> {
-        batch.iter().map(|job| job.tensor.double_value(&[0, 0, 0])).collect()
+        batch.iter().map(|job| job.prepared.tensor.double_value(&[0, 0, 0])).collect()
     }
 
     #[test]

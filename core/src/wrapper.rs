@@ -1,14 +1,17 @@
 //! The MAX model wrapper: `pre_process` (bytes → tensor), `predict` (forward pass) and
-//! `post_process` (logits → predictions), the three steps every request goes through.
+//! `post_process` (logits → predictions), the three steps every request goes through. The
+//! inference engine runs exactly these: step 1 on its preprocessing threads (through the
+//! wrapper's [`Preprocessor`], which can be shared between threads where the network cannot),
+//! steps 2 and 3 on the thread that owns the wrapper.
 
 use std::path::Path;
 
+use max_mnist_artifacts::format::{self, ModelMetadata};
 use tch::{Device, Kind, Tensor};
 
-use crate::Result;
-use crate::artifact::{self, ModelMetadata};
-use crate::network::ServingNet;
-use crate::preprocess::Preprocessor;
+use crate::network::{self, ServingNet};
+use crate::preprocess::{ModelInput, Prepared, Preprocessor};
+use crate::{LoadError, Result};
 
 /// One classified image.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,15 +34,28 @@ pub struct ModelWrapper {
 }
 
 impl ModelWrapper {
-    /// Loads verified weights from `path` onto `device`; images over `max_pixels` pixels
-    /// will be refused by [`ModelWrapper::pre_process`].
-    pub fn load(path: &Path, device: Device, max_pixels: u64) -> Result<ModelWrapper> {
-        let loaded = artifact::load(path, device)?;
-        Ok(ModelWrapper {
-            preprocessor: Preprocessor::new(loaded.metadata.input_size, loaded.metadata.normalisation, max_pixels),
-            net: loaded.net.for_serving(),
-            metadata: loaded.metadata,
-        })
+    /// Loads verified weights from `path` onto `device`, with the preprocessing their metadata
+    /// asks for; images over `max_pixels` pixels will be refused by
+    /// [`ModelWrapper::pre_process`]. Before it is accepted, a forward pass of a blank input
+    /// must give one score per label.
+    pub fn load(path: &Path, device: Device, max_pixels: u64) -> Result<ModelWrapper, LoadError> {
+        let metadata = format::read_metadata(path)?;
+        let preprocessor =
+            Preprocessor::new(metadata.preprocessing, metadata.input_shape, metadata.normalisation, max_pixels)?;
+        let net = network::load(path, &metadata, device)?;
+        let model = ModelWrapper { preprocessor, net, metadata };
+        let blank = model.preprocessor.prepare(ModelInput::blank(model.metadata.input_shape));
+        let scores = model.predict(&blank.tensor.unsqueeze(0)).size();
+        if scores != [1, model.metadata.labels.len() as i64] {
+            return Err(LoadError::InvalidModel {
+                path: path.to_owned(),
+                reason: format!(
+                    "a forward pass gives scores of shape {scores:?} for {} labels",
+                    model.metadata.labels.len()
+                ),
+            });
+        }
+        Ok(model)
     }
 
     /// What came with the weights.
@@ -53,12 +69,13 @@ impl ModelWrapper {
         &self.preprocessor
     }
 
-    /// Step 1: encoded image bytes → normalised `[1, 28, 28]` tensor.
-    pub fn pre_process(&self, image: &[u8]) -> Result<Tensor> {
+    /// Step 1: encoded image bytes → the input the model sees and its normalised
+    /// `[channels, height, width]` tensor.
+    pub fn pre_process(&self, image: &[u8]) -> Result<Prepared> {
         self.preprocessor.pre_process(image)
     }
 
-    /// Step 2: a `[N, 1, 28, 28]` batch → `[N, classes]` logits, through the network
+    /// Step 2: a `[N, channels, height, width]` batch → `[N, classes]` logits, through the network
     /// prepared for serving (batch norm folded in, oneDNN on CPU), without gradients.
     pub fn predict(&self, batch: &Tensor) -> Tensor {
         self.net.forward(batch)

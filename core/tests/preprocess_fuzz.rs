@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use image::ImageFormat;
-use max_mnist_core::artifact::Normalisation;
+use max_mnist_artifacts::format::{InputShape, Normalisation, Preprocessing};
 use max_mnist_core::preprocess::Preprocessor;
 use proptest::prelude::*;
 
@@ -17,7 +17,13 @@ use proptest::prelude::*;
 const MAX_PIXELS: u64 = 4_000_000;
 
 fn preprocessor() -> Preprocessor {
-    Preprocessor::new(28, Normalisation { mean: 0.1307, std: 0.3081 }, MAX_PIXELS)
+    Preprocessor::new(
+        Preprocessing::Digit,
+        InputShape::grayscale(28),
+        Normalisation { mean: 0.1307, std: 0.3081 },
+        MAX_PIXELS,
+    )
+    .unwrap()
 }
 
 /// A real digit and a real photo, in every supported format.
@@ -51,6 +57,7 @@ fn seeds() -> &'static [Vec<u8>] {
 /// fails the property.
 fn preprocess_is_total(bytes: &[u8]) -> Result<(), TestCaseError> {
     if let Ok(tensor) = preprocessor().pre_process(bytes) {
+        let tensor = tensor.tensor;
         prop_assert_eq!(tensor.size(), vec![1, 28, 28]);
         let values: Vec<f32> = tensor.flatten(0, -1).try_into().unwrap();
         prop_assert!(values.iter().all(|value| value.is_finite()));
@@ -143,7 +150,7 @@ proptest! {
                 result,
                 Err(max_mnist_core::Error::TooManyPixels { .. } | max_mnist_core::Error::SizeBeyondDecoding { .. })
             );
-            prop_assert!(refused, "{}x{} got {:?}", width, height, result.map(|tensor| tensor.size()));
+            prop_assert!(refused, "{}x{} got {:?}", width, height, result.map(|prepared| prepared.tensor.size()));
         }
     }
 }

@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use max_mnist_core::archive::UnpackLimits;
-use max_mnist_core::bucket::{ModelSource, ensure_verified_assets};
-use max_mnist_core::download::DownloadPolicy;
+use max_mnist_artifacts::archive::UnpackLimits;
+use max_mnist_artifacts::bucket::{ModelSource, ensure_verified_assets};
+use max_mnist_artifacts::download::DownloadPolicy;
+use max_mnist_artifacts::format::{InputShape, Preprocessing};
 use max_mnist_core::inference::{EngineSettings, InferenceEngine};
 use max_mnist_core::wrapper::ModelWrapper;
 use max_mnist_core::{Device, Error};
@@ -20,13 +21,12 @@ fn sample(name: &str) -> Vec<u8> {
     std::fs::read(repository().join("samples").join(name)).unwrap()
 }
 
-/// The committed model, fetched from the repository's bucket and verified like at start-up.
-fn committed_model(assets: &Path) -> ModelWrapper {
+/// The committed model `name`, fetched from its bucket in the repository and verified like at
+/// start-up.
+fn committed(name: &str, assets: &Path) -> ModelWrapper {
     let source = ModelSource {
-        bucket: repository().join("pretrained-model").display().to_string(),
-        file: "mnist-classifier.tar.gz".into(),
+        bucket: repository().join("pretrained-model").join(name).display().to_string(),
         assets_dir: assets.to_owned(),
-        checksums: repository().join("sha512sums.txt"),
         download: DownloadPolicy::default(),
         unpack: UnpackLimits::default(),
     };
@@ -35,12 +35,17 @@ fn committed_model(assets: &Path) -> ModelWrapper {
     ModelWrapper::load(&verified[0].path, Device::Cpu, 1 << 24).unwrap()
 }
 
+/// The committed MNIST model.
+fn committed_model(assets: &Path) -> ModelWrapper {
+    committed("mnist", assets)
+}
+
 #[test]
 fn pre_process_predict_post_process_classify_every_sample() {
     let assets = tempfile::tempdir().unwrap();
     let model = committed_model(assets.path());
     let inputs: Vec<Tensor> =
-        (0..10).map(|digit| model.pre_process(&sample(&format!("digit-{digit}.png"))).unwrap()).collect();
+        (0..10).map(|digit| model.pre_process(&sample(&format!("digit-{digit}.png"))).unwrap().tensor).collect();
     assert_eq!(inputs[0].size(), [1, 28, 28]);
 
     let logits = model.predict(&Tensor::stack(&inputs, 0));
@@ -60,8 +65,8 @@ fn pre_process_predict_post_process_classify_every_sample() {
 fn eval_mode_gives_the_same_answer_alone_or_in_a_batch() {
     let assets = tempfile::tempdir().unwrap();
     let model = committed_model(assets.path());
-    let three = model.pre_process(&sample("digit-3.png")).unwrap();
-    let nine = model.pre_process(&sample("digit-9.png")).unwrap();
+    let three = model.pre_process(&sample("digit-3.png")).unwrap().tensor;
+    let nine = model.pre_process(&sample("digit-9.png")).unwrap().tensor;
     let alone = model.predict(&three.unsqueeze(0));
     let batched = model.predict(&Tensor::stack(&[three, nine], 0));
     assert!(alone.get(0).allclose(&batched.get(0), 1e-4, 1e-5, false));
@@ -83,7 +88,8 @@ fn post_process_is_a_softmax_and_an_argmax() {
 fn the_weights_carry_the_constants_serving_needs() {
     let assets = tempfile::tempdir().unwrap();
     let metadata = committed_model(assets.path()).metadata().clone();
-    assert_eq!(metadata.input_size, 28);
+    assert_eq!(metadata.input_shape, InputShape::grayscale(28));
+    assert_eq!(metadata.preprocessing, Preprocessing::Digit);
     assert_eq!(metadata.labels.len(), 10);
     assert!(metadata.normalisation.std > 0.0);
     assert!(metadata.test_accuracy >= 0.99, "{}", metadata.test_accuracy);
@@ -100,9 +106,8 @@ fn bad_bytes_are_typed_errors() {
 
 /// An engine on the committed model, waiting up to `max_batch_delay` for batches to fill.
 fn engine(assets: &Path, max_batch_delay: Duration, queue_capacity: usize) -> InferenceEngine {
-    let settings =
-        EngineSettings { max_batch_size: 32, max_batch_delay, queue_capacity, preprocess_threads: 2, torch_threads: 1 };
-    InferenceEngine::start(committed_model(assets), settings).unwrap()
+    let settings = EngineSettings { max_batch_size: 32, max_batch_delay, queue_capacity, preprocess_threads: 2 };
+    InferenceEngine::start("mnist", committed_model(assets), settings).unwrap()
 }
 
 /// Runs `future` to completion on a fresh runtime (the model is loaded outside it).

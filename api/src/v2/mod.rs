@@ -1,17 +1,18 @@
 //! The Open Inference Protocol (KServe v2) routes, so that KServe, Triton clients and other
 //! tools that speak it can use this server as it is: `GET /v2`, `/v2/health/live`,
-//! `/v2/health/ready`, `/v2/models/mnist`, `/v2/models/mnist/ready`, and
-//! `POST /v2/models/mnist/infer`.
+//! `/v2/health/ready`, and for every model `/v2/models/{model}`, `/v2/models/{model}/ready`
+//! and `POST /v2/models/{model}/infer`, each also under `/v2/models/{model}/versions/{version}`
+//! (the version being the first 12 hex digits of the weights' SHA-512).
 //!
 //! An inference request carries one input tensor, either
-//! - `FP32` of shape `[N, 1, 28, 28]` or `[N, 784]`: pixel intensities in [0, 1], white ink on
-//!   black, as MNIST and torchvision's `ToTensor` give them; they skip decoding and the search
-//!   for the digit, and are normalised with the weights' constants; or
+//! - `FP32` of shape `[N, C, H, W]` or `[N, C·H·W]` (the model's input shape, `[N, 1, 28, 28]`
+//!   for MNIST): pixel intensities in [0, 1], as torchvision's `ToTensor` gives them; they skip
+//!   decoding and preprocessing, and are normalised with the weights' constants; or
 //! - `BYTES` of shape `[N]`: base64-encoded images (PNG, JPEG, …), preprocessed exactly as
-//!   `/model/predict` does.
+//!   `/models/{model}/predict` does.
 //!
-//! The answer is the `FP32` output `probabilities`, `[N, 10]`. Errors are the server's JSON
-//! error body, whose `error` field is the protocol's.
+//! The answer is the `FP32` output `probabilities`, `[N, classes]`. Errors are the server's
+//! JSON error body, whose `error` field is the protocol's.
 
 use base64::Engine;
 use base64::alphabet::STANDARD as BASE64_ALPHABET;
@@ -24,12 +25,10 @@ use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
 use self::request::{InferenceBody, ParsedInput, ParsedRequest, TensorData};
 use crate::error::ApiError;
-use crate::state::{LoadedModel, Readiness, ServerState};
+use crate::state::{Readiness, ServedModel, ServerState};
 
 mod request;
 
-/// The model's name in the protocol's paths.
-pub const MODEL_NAME: &str = "mnist";
 /// The one output.
 const OUTPUT_NAME: &str = "probabilities";
 /// Standard base64, padded or not (clients differ).
@@ -73,10 +72,10 @@ pub struct TensorMetadata {
     pub shape: Vec<i64>,
 }
 
-/// `GET /v2/models/mnist`: what the model takes and gives.
+/// `GET /v2/models/{model}`: what the model takes and gives.
 #[derive(Object, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ModelMetadataV2 {
-    /// The model's name (`mnist`).
+    /// The model's name.
     pub name: String,
     /// The versions served: the first 12 hex digits of the weights' SHA-512.
     pub versions: Vec<String>,
@@ -95,7 +94,7 @@ pub struct ServerReadyBody {
     pub ready: bool,
 }
 
-/// `GET /v2/models/mnist/ready`.
+/// `GET /v2/models/{model}/ready`.
 #[derive(Object, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ModelReadyBody {
     /// The model's name.
@@ -109,7 +108,7 @@ pub struct ModelReadyBody {
 pub struct RequestInput {
     /// Any name (the model has one input at a time).
     pub name: String,
-    /// `[N, 1, 28, 28]` or `[N, 784]` for `FP32`, `[N]` for `BYTES`.
+    /// `[N, C, H, W]` or `[N, C·H·W]` for `FP32` (the model's input shape), `[N]` for `BYTES`.
     pub shape: Vec<i64>,
     /// `FP32` (pixels in [0, 1]) or `BYTES` (base64-encoded images).
     pub datatype: String,
@@ -124,7 +123,7 @@ pub struct RequestOutput {
     pub name: String,
 }
 
-/// `POST /v2/models/mnist/infer`'s body, as the OpenAPI document shows it; it is read by
+/// `POST /v2/models/{model}/infer`'s body, as the OpenAPI document shows it; it is read by
 /// [`InferenceBody`], which never builds a JSON tree of the data.
 #[derive(Object, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InferenceRequest {
@@ -141,18 +140,18 @@ pub struct InferenceRequest {
 pub struct ResponseOutput {
     /// `probabilities`.
     pub name: String,
-    /// `[N, 10]`.
+    /// `[N, classes]`.
     pub shape: Vec<i64>,
     /// `FP32`.
     pub datatype: String,
-    /// The probabilities of the ten digits for each image, row by row.
+    /// The probabilities of the classes for each image, row by row.
     pub data: Vec<f32>,
 }
 
-/// The answer of `POST /v2/models/mnist/infer`.
+/// The answer of `POST /v2/models/{model}/infer`.
 #[derive(Object, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InferenceResponse {
-    /// `mnist`.
+    /// The model's name.
     pub model_name: String,
     /// The weights' version.
     pub model_version: String,
@@ -175,7 +174,7 @@ pub enum ServerReadyResponse {
     NotReady(Json<ServerReadyBody>),
 }
 
-/// The answer of `/v2/models/mnist/ready`.
+/// The answer of `/v2/models/{model}/ready`.
 #[derive(ApiResponse)]
 pub enum ModelReadyResponse {
     /// Ready.
@@ -199,7 +198,7 @@ impl OpenInferenceApi {
     }
 
     /// The model's inputs, one image each, checked against the protocol and the limits.
-    fn inputs(&self, model: &LoadedModel, request: ParsedRequest) -> Result<Inputs, ApiError> {
+    fn inputs(&self, model: &ServedModel, request: ParsedRequest) -> Result<Inputs, ApiError> {
         if let Some(unknown) = request.outputs.iter().flatten().find(|output| output.name != OUTPUT_NAME) {
             return Err(ApiError::bad_request(format!(
                 "unknown output `{}`: the model has one, `{OUTPUT_NAME}`",
@@ -208,15 +207,16 @@ impl OpenInferenceApi {
         }
         let [input] = <[ParsedInput; 1]>::try_from(request.inputs)
             .map_err(|inputs| ApiError::bad_request(format!("send exactly one input tensor, not {}", inputs.len())))?;
-        let side = i64::from(model.metadata.input_size);
+        let shape = model.engine.metadata().input_shape;
+        let [channels, height, width] = [shape.channels, shape.height, shape.width].map(i64::from);
+        let values = channels * height * width;
         let count = match (input.datatype.as_str(), input.shape.as_slice()) {
-            ("FP32", &[count, 1, height, width]) if height == side && width == side => count,
-            ("FP32", &[count, pixels]) if pixels == side * side => count,
+            ("FP32", &[count, c, h, w]) if [c, h, w] == [channels, height, width] => count,
+            ("FP32", &[count, pixels]) if pixels == values => count,
             ("BYTES", &[count]) => count,
-            ("FP32", shape) => {
+            ("FP32", given) => {
                 return Err(ApiError::bad_request(format!(
-                    "an FP32 input has shape [N, 1, {side}, {side}] or [N, {}], not {shape:?}",
-                    side * side
+                    "an FP32 input has shape [N, {channels}, {height}, {width}] or [N, {values}], not {given:?}"
                 )));
             }
             ("BYTES", shape) => {
@@ -238,7 +238,7 @@ impl OpenInferenceApi {
                 self.max_images
             )));
         }
-        let elements = if input.datatype == "BYTES" { count } else { count * (side * side) as usize };
+        let elements = if input.datatype == "BYTES" { count } else { count.saturating_mul(shape.len()) };
         let data = TensorData::parse(&input.data, elements)
             .map_err(|error| ApiError::bad_request(format!("input `{}`: {error}", input.name)))?;
         if data.len() != elements {
@@ -256,7 +256,7 @@ impl OpenInferenceApi {
                     .chunks(elements / count)
                     .enumerate()
                     .map(|(index, chunk)| {
-                        ModelInput::from_pixels(model.metadata.input_size, chunk.to_vec())
+                        ModelInput::from_pixels(shape, chunk.to_vec())
                             .map_err(|error| ApiError::for_image(&format!("image {index}"), error))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
@@ -320,65 +320,126 @@ impl OpenInferenceApi {
     }
 
     /// Model metadata
+    ///
+    /// The model's versions, its inputs (`FP32` pixels of its input shape, or `BYTES` images)
+    /// and its output.
     #[oai(path = "/v2/models/:model", method = "get")]
     async fn model_metadata(&self, model: Path<String>) -> Result<Json<ModelMetadataV2>, ApiError> {
-        let loaded = self.model(&model)?;
-        let side = i64::from(loaded.metadata.input_size);
-        Ok(Json(ModelMetadataV2 {
-            name: MODEL_NAME.into(),
-            versions: vec![loaded.metadata.version.clone()],
-            platform: "pytorch_libtorch".into(),
-            inputs: vec![
-                TensorMetadata { name: "pixels".into(), datatype: "FP32".into(), shape: vec![-1, 1, side, side] },
-                TensorMetadata { name: "images".into(), datatype: "BYTES".into(), shape: vec![-1] },
-            ],
-            outputs: vec![TensorMetadata {
-                name: OUTPUT_NAME.into(),
-                datatype: "FP32".into(),
-                shape: vec![-1, loaded.labels.count.into()],
-            }],
-        }))
+        Ok(Json(model_metadata(&*self.state.model(Some(&model))?)))
+    }
+
+    /// Model version metadata
+    #[oai(path = "/v2/models/:model/versions/:version", method = "get")]
+    async fn model_version_metadata(
+        &self,
+        model: Path<String>,
+        version: Path<String>,
+    ) -> Result<Json<ModelMetadataV2>, ApiError> {
+        Ok(Json(model_metadata(&*self.version(&model, &version)?)))
     }
 
     /// Model readiness
+    ///
+    /// 200 once the model is loaded and warmed up, 503 while it loads or the server drains,
+    /// 404 for a model this server does not serve.
     #[oai(path = "/v2/models/:model/ready", method = "get")]
     async fn model_ready(&self, model: Path<String>) -> Result<ModelReadyResponse, ApiError> {
-        known_model(&model)?;
-        let body = |ready| Json(ModelReadyBody { name: MODEL_NAME.into(), ready });
-        Ok(match self.state.readiness() {
-            Readiness::Ready => ModelReadyResponse::Ready(body(true)),
-            _ => ModelReadyResponse::NotReady(body(false)),
-        })
+        self.readiness_of(&model)
+    }
+
+    /// Model version readiness
+    #[oai(path = "/v2/models/:model/versions/:version/ready", method = "get")]
+    async fn model_version_ready(
+        &self,
+        model: Path<String>,
+        version: Path<String>,
+    ) -> Result<ModelReadyResponse, ApiError> {
+        if self.state.model_readiness(&model) == Some(Readiness::Ready) {
+            self.version(&model, &version)?;
+        }
+        self.readiness_of(&model)
     }
 
     /// Inference
     ///
-    /// One input tensor: `FP32` pixels in [0, 1] (white ink on black) of shape
-    /// `[N, 1, 28, 28]` or `[N, 784]`, or `BYTES` of shape `[N]`, each element a base64-encoded
-    /// image (PNG, JPEG, GIF, BMP, WebP or TIFF) preprocessed as by `/model/predict`. Answers
-    /// the `FP32` output `probabilities` of shape `[N, 10]`.
+    /// One input tensor: `FP32` pixels in [0, 1] of shape `[N, C, H, W]` or `[N, C·H·W]`, the
+    /// model's input shape (`[N, 1, 28, 28]` for MNIST and Fashion-MNIST), or `BYTES` of shape
+    /// `[N]`, each element a base64-encoded image (PNG, JPEG, GIF, BMP, WebP or TIFF)
+    /// preprocessed as by `/models/{model}/predict`. Answers the `FP32` output
+    /// `probabilities` of shape `[N, classes]`.
     #[oai(path = "/v2/models/:model/infer", method = "post")]
     async fn infer(&self, model: Path<String>, request: InferenceBody) -> Result<Json<InferenceResponse>, ApiError> {
-        let loaded = self.model(&model)?;
+        let served = self.state.model(Some(&model))?;
+        self.infer_with(&served, request).await
+    }
+
+    /// Inference on a version
+    #[oai(path = "/v2/models/:model/versions/:version/infer", method = "post")]
+    async fn version_infer(
+        &self,
+        model: Path<String>,
+        version: Path<String>,
+        request: InferenceBody,
+    ) -> Result<Json<InferenceResponse>, ApiError> {
+        let served = self.version(&model, &version)?;
+        self.infer_with(&served, request).await
+    }
+}
+
+impl OpenInferenceApi {
+    /// The model called `name` when it serves `version`; a 404 otherwise.
+    fn version(&self, name: &str, version: &str) -> Result<std::sync::Arc<ServedModel>, ApiError> {
+        let served = self.state.model(Some(name))?;
+        if served.metadata.version != version {
+            return Err(ApiError::not_found(format!(
+                "model `{name}` has no version `{version}`; it serves `{}`",
+                served.metadata.version
+            )));
+        }
+        Ok(served)
+    }
+
+    /// The protocol's readiness answer for the model called `name`.
+    fn readiness_of(&self, name: &str) -> Result<ModelReadyResponse, ApiError> {
+        let readiness = self.state.model_readiness(name).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no model `{name}`; this server serves {}",
+                self.state.model_names().join(", ")
+            ))
+        })?;
+        let body = |ready| Json(ModelReadyBody { name: name.to_owned(), ready });
+        Ok(match readiness {
+            Readiness::Ready => ModelReadyResponse::Ready(body(true)),
+            Readiness::Starting | Readiness::Draining => ModelReadyResponse::NotReady(body(false)),
+        })
+    }
+
+    /// Runs an inference request on `served`.
+    async fn infer_with(
+        &self,
+        served: &ServedModel,
+        request: InferenceBody,
+    ) -> Result<Json<InferenceResponse>, ApiError> {
         let id = request.0.id.clone();
-        let results = match self.inputs(loaded, request.0)? {
-            Inputs::Pixels(inputs) => loaded.engine.classify_pixels(inputs).await,
-            Inputs::Images(images) => loaded.engine.classify_all(images).await,
+        let results = match self.inputs(served, request.0)? {
+            Inputs::Pixels(inputs) => served.engine.classify_pixels(inputs).await,
+            Inputs::Images(images) => served.engine.classify_all(images).await,
         };
         let count = results.len();
-        let mut data = Vec::with_capacity(count * loaded.labels.count as usize);
+        let classes = served.labels.count as usize;
+        let mut data = Vec::with_capacity(count * classes);
         for (index, result) in results.into_iter().enumerate() {
             let Classification { prediction, .. } =
                 result.map_err(|error| ApiError::for_image(&format!("image {index}"), error))?;
             data.extend(prediction.probabilities);
         }
         Ok(Json(InferenceResponse {
-            model_name: MODEL_NAME.into(),
-            model_version: loaded.metadata.version.clone(),
+            model_name: served.name.clone(),
+            model_version: served.metadata.version.clone(),
             id,
             outputs: vec![ResponseOutput {
                 name: OUTPUT_NAME.into(),
-                shape: vec![count as i64, loaded.labels.count.into()],
+                shape: vec![count as i64, classes as i64],
                 datatype: "FP32".into(),
                 data,
             }],
@@ -386,19 +447,25 @@ impl OpenInferenceApi {
     }
 }
 
-impl OpenInferenceApi {
-    /// The loaded model, when `name` is this server's.
-    fn model(&self, name: &str) -> Result<&LoadedModel, ApiError> {
-        known_model(name)?;
-        self.state.model()
-    }
-}
-
-/// A 404 unless `name` is the model served.
-fn known_model(name: &str) -> Result<(), ApiError> {
-    if name == MODEL_NAME {
-        Ok(())
-    } else {
-        Err(ApiError::not_found(format!("no model `{name}`; this server serves `{MODEL_NAME}`")))
+/// What `served` takes and gives, in the protocol's terms.
+fn model_metadata(served: &ServedModel) -> ModelMetadataV2 {
+    let shape = served.engine.metadata().input_shape;
+    ModelMetadataV2 {
+        name: served.name.clone(),
+        versions: vec![served.metadata.version.clone()],
+        platform: "pytorch_libtorch".into(),
+        inputs: vec![
+            TensorMetadata {
+                name: "pixels".into(),
+                datatype: "FP32".into(),
+                shape: vec![-1, shape.channels.into(), shape.height.into(), shape.width.into()],
+            },
+            TensorMetadata { name: "images".into(), datatype: "BYTES".into(), shape: vec![-1] },
+        ],
+        outputs: vec![TensorMetadata {
+            name: OUTPUT_NAME.into(),
+            datatype: "FP32".into(),
+            shape: vec![-1, served.labels.count.into()],
+        }],
     }
 }

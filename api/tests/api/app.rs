@@ -3,7 +3,8 @@
 //! the real server. Needs Debian's `chromium` and `chromium-driver` (`make test-tools`).
 //!
 //! `APP_SCREENSHOT=docs/app-screenshot.png` also saves a screenshot of the page with a drawn
-//! digit (a relative path is taken from the repository root).
+//! digit, and `APP_MODELS_SCREENSHOT=docs/app-models-screenshot.png` one with the clothing
+//! model's answer to an upload (a relative path is taken from the repository root).
 
 use std::net::TcpListener;
 use std::panic::AssertUnwindSafe;
@@ -27,6 +28,13 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const WAIT: Duration = Duration::from_secs(15);
 /// The longest a whole browser test may run.
 const TEST_LIMIT: Duration = Duration::from_secs(50);
+/// The default model's predict request, as the page has always made it.
+const DEFAULT_PREDICT: &str = "/model/predict?include_input=true";
+/// The clothing model's predict request.
+const FASHION_PREDICT: &str = "/models/fashion-mnist/predict?include_input=true";
+/// Fashion-MNIST's classes, in output order.
+const CLOTHING: [&str; 10] =
+    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
 #[tokio::test]
 async fn page_and_assets_are_embedded_with_their_types_and_security_headers() {
@@ -56,14 +64,14 @@ async fn page_and_assets_are_embedded_with_their_types_and_security_headers() {
 #[tokio::test]
 async fn draws_digits_and_shows_the_prediction_the_chart_and_the_model_input() {
     let app = TestApp::spawn().await;
-    with_browser(&app, Screen::Desktop, async |page: &Page| {
+    with_browser(&app, Screen::Desktop, "/app", async |page: &Page| {
         page.expect_empty("before any drawing").await;
 
         for (digit, strokes) in [(1, one()), (7, seven()), (0, zero())] {
             let asked = page.draw(&strokes).await;
             page.expect_prediction(asked, digit, strokes.len()).await;
             if digit == 7 {
-                page.save_screenshot_if_asked().await;
+                page.save_screenshot_if_asked("APP_SCREENSHOT").await;
             }
             page.click("#clear").await;
             page.expect_empty(&format!("Clear after the {digit}")).await;
@@ -88,6 +96,8 @@ async fn draws_digits_and_shows_the_prediction_the_chart_and_the_model_input() {
         let asked = page.upload(&repository().join("samples/digit-7.png")).await;
         page.expect_prediction(asked, 7, 0).await;
         page.click("#clear").await;
+        let predicts = page.models().await.predicts;
+        assert!(!predicts.is_empty() && predicts.iter().all(|url| url == DEFAULT_PREDICT), "{predicts:?}");
 
         // An image with no ink: the server's 400 is shown as a hint, not as a crash.
         let scratch = tempfile::tempdir().unwrap();
@@ -108,7 +118,7 @@ async fn draws_digits_and_shows_the_prediction_the_chart_and_the_model_input() {
 #[tokio::test]
 async fn fits_a_phone_and_draws_with_a_finger() {
     let app = TestApp::spawn().await;
-    with_browser(&app, Screen::Phone, async |page: &Page| {
+    with_browser(&app, Screen::Phone, "/app", async |page: &Page| {
         let layout = page.layout().await;
         assert!(layout.scroll_width <= layout.viewport_width, "no horizontal scroll: {layout:?}");
         let [left, top, right, bottom] = layout.pad;
@@ -120,6 +130,67 @@ async fn fits_a_phone_and_draws_with_a_finger() {
         assert!(layout.prediction_bottom <= layout.viewport_height, "the answer shows while drawing: {layout:?}");
         let asked = page.draw(&seven()).await;
         page.expect_prediction(asked, 7, 1).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_picker_switches_between_digits_and_clothing_and_keeps_the_choice_in_the_address() {
+    let app = TestApp::spawn().await;
+    with_browser(&app, Screen::Desktop, "/app", async |page: &Page| {
+        let digits = page.models().await;
+        assert_eq!(digits.chosen, "mnist", "{digits:?}");
+        let titles = [("mnist", "Digits (MNIST)", true), ("fashion-mnist", "Clothing (Fashion-MNIST)", false)];
+        assert_eq!(digits.choices, titles.map(|(name, title, checked)| (name.into(), title.into(), checked)));
+        assert_eq!((digits.address.as_str(), digits.task.as_str()), ("/app", "draw a digit"), "{digits:?}");
+        assert_eq!(digits.labels, (0..10).map(|digit| digit.to_string()).collect::<Vec<_>>());
+        assert_eq!(digits.metadata_link, "/model/metadata");
+
+        // The clothing model, chosen: its labels, its prompt, its address.
+        page.choose_model("fashion-mnist").await;
+        page.expect_clothing_page("choosing the clothing model").await;
+
+        // Its answer to an uploaded photo of trousers comes from its own route.
+        let asked = page.upload(&repository().join("samples/fashion-trouser.png")).await;
+        page.expect_label(asked, 1, "Trouser").await;
+        assert_eq!(page.models().await.predicts, [FASHION_PREDICT]);
+        page.save_screenshot_if_asked("APP_MODELS_SCREENSHOT").await;
+
+        // Back to digits: the bare address, the digit page, the MAX route. What is on the paper
+        // is asked again of each model chosen.
+        page.click("#clear").await;
+        page.choose_model("mnist").await;
+        let back = page.models().await;
+        assert_eq!((back.address.as_str(), back.task.as_str()), ("/app", "draw a digit"), "{back:?}");
+        assert_eq!(back.labels, digits.labels);
+        let asked = page.upload(&repository().join("samples/digit-7.png")).await;
+        page.expect_prediction(asked, 7, 0).await;
+        let asked = page.state().await.answer;
+        page.choose_model("fashion-mnist").await;
+        let state = page.answer_to(asked).await;
+        assert!(CLOTHING.contains(&state.prediction.as_str()), "the clothing model answers: {state:?}");
+        let asked = state.answer;
+        page.choose_model("mnist").await;
+        page.expect_prediction(asked, 7, 0).await;
+        assert_eq!(page.models().await.predicts, [FASHION_PREDICT, DEFAULT_PREDICT, FASHION_PREDICT, DEFAULT_PREDICT]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_link_with_a_model_opens_that_model() {
+    let app = TestApp::spawn().await;
+    with_browser(&app, Screen::Desktop, "/app?model=fashion-mnist", async |page: &Page| {
+        page.expect_clothing_page("opening the clothing model").await;
+        let asked = page.upload(&repository().join("samples/fashion-ankle-boot.png")).await;
+        page.expect_label(asked, 9, "Ankle boot").await;
+
+        // A name the server does not serve opens the default model, and says so.
+        page.open("/app?model=no-such-model").await;
+        let fallback = page.models().await;
+        assert_eq!((fallback.chosen.as_str(), fallback.task.as_str()), ("mnist", "draw a digit"), "{fallback:?}");
+        let status = page.state().await.status;
+        assert!(status.contains("no-such-model") && status.contains("Digits (MNIST)"), "{status}");
     })
     .await;
 }
@@ -174,16 +245,20 @@ enum Screen {
     Phone,
 }
 
-/// Opens `/app` of `app` in a fresh headless Chromium on `screen`, runs `test` on it within
-/// [`TEST_LIMIT`], and closes the browser whether the test passed or not.
-async fn with_browser(app: &TestApp, screen: Screen, test: impl AsyncFnOnce(&Page)) {
+/// Opens `path` (the page, with its query) of `app` in a fresh headless Chromium on `screen`,
+/// waits until the page knows the models, runs `test` on it, all within [`TEST_LIMIT`], and
+/// closes the browser whether the test passed or not.
+async fn with_browser(app: &TestApp, screen: Screen, path: &str, test: impl AsyncFnOnce(&Page)) {
     let driver = ChromeDriver::start().await;
     let profile = tempfile::tempdir().unwrap();
     let client = driver.open(screen, profile.path()).await;
-    let page = Page { client, screen };
+    let page = Page { client, screen, url: app.url.clone() };
     let outcome = AssertUnwindSafe(async {
-        page.client.goto(&format!("{}/app", app.url)).await.unwrap();
-        tokio::time::timeout(TEST_LIMIT, test(&page)).await.expect("the browser test ran too long");
+        let run = async {
+            page.open(path).await;
+            test(&page).await;
+        };
+        tokio::time::timeout(TEST_LIMIT, run).await.expect("the browser test ran too long");
     })
     .catch_unwind()
     .await;
@@ -273,6 +348,8 @@ impl Drop for ChromeDriver {
 struct Page {
     client: Client,
     screen: Screen,
+    /// The server's URL.
+    url: String,
 }
 
 /// What the page shows.
@@ -320,6 +397,26 @@ impl PageState {
     }
 }
 
+/// The model picker, and what the page says and asks of the chosen model.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ModelView {
+    /// The chosen model's name (empty until the page knows the models).
+    chosen: String,
+    /// The picker's choices: each model's name, its title and whether it is checked.
+    choices: Vec<(String, String, bool)>,
+    /// The page's address, from its path on.
+    address: String,
+    /// What the heading asks for: `draw a digit`.
+    task: String,
+    /// Where the "Model metadata" link goes.
+    metadata_link: String,
+    /// The class names under (or beside) the chart's bars, in order.
+    labels: Vec<String>,
+    /// The predict requests the page has made, from their path on.
+    predicts: Vec<String>,
+}
+
 /// Where things are on the phone's screen, in CSS pixels.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -359,6 +456,71 @@ impl Page {
         .await
     }
 
+    /// The picker and what the page says about the chosen model.
+    async fn models(&self) -> ModelView {
+        self.run(
+            r##"
+                const choices = [...document.querySelectorAll("#models input")].map((radio) =>
+                    [radio.value, radio.parentElement.querySelector(".long").textContent, radio.checked]);
+                const predicts = performance.getEntriesByType("resource").map((entry) => new URL(entry.name))
+                    .filter((url) => url.pathname.endsWith("/predict")).map((url) => url.pathname + url.search);
+                return {
+                    chosen: document.getElementById("models").dataset.model ?? "",
+                    choices,
+                    address: location.pathname + location.search,
+                    task: document.getElementById("task").textContent,
+                    metadataLink: document.getElementById("metadata-link").getAttribute("href"),
+                    labels: [...document.querySelectorAll("#chart .bar .name")].map((name) => name.textContent),
+                    predicts,
+                };
+                "##,
+        )
+        .await
+    }
+
+    /// Opens `path` (the page, with its query) and waits until it knows the models.
+    async fn open(&self, path: &str) {
+        self.client.goto(&format!("{}{path}", self.url)).await.unwrap();
+        self.wait_for_model(&format!("the models of {path}"), |_| true).await;
+    }
+
+    /// Waits until the page has chosen a model and `ready` passes, and returns what it shows.
+    async fn wait_for_model(&self, what: &str, ready: impl Fn(&ModelView) -> bool) -> ModelView {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let models = self.models().await;
+            if !models.chosen.is_empty() && ready(&models) {
+                return models;
+            }
+            assert!(Instant::now() < deadline, "timed out after {WAIT:?} waiting for {what}: {models:?}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Chooses the model called `name` in the picker, and waits until the page is its page.
+    async fn choose_model(&self, name: &str) {
+        // The label: the radio button itself is transparent (over the pill that is seen).
+        self.click(&format!("#models label:has(> input[value='{name}'])")).await;
+        let models = self.wait_for_model(&format!("the page of {name}"), |models| models.chosen == name).await;
+        let checked: Vec<_> = models.choices.iter().filter(|(_, _, checked)| *checked).map(|(name, ..)| name).collect();
+        assert_eq!(checked, [name], "{models:?}");
+    }
+
+    /// Waits for the page to show nothing drawn and no answer (`after` what), and checks that
+    /// it is the clothing model's: its address, its radio checked, its ten labels, its prompt to
+    /// upload and its metadata.
+    async fn expect_clothing_page(&self, after: &str) {
+        self.expect_empty(after).await;
+        let clothing = self.models().await;
+        assert_eq!(clothing.chosen, "fashion-mnist", "{clothing:?}");
+        assert_eq!(clothing.address, "/app?model=fashion-mnist", "{clothing:?}");
+        let checked: Vec<_> = clothing.choices.iter().map(|(_, _, checked)| *checked).collect();
+        assert_eq!(checked, [false, true], "{clothing:?}");
+        assert_eq!(clothing.labels, CLOTHING, "{clothing:?}");
+        assert_eq!(clothing.task, "upload a picture of clothing", "{clothing:?}");
+        assert_eq!(clothing.metadata_link, "/models/fashion-mnist/metadata", "{clothing:?}");
+    }
+
     /// Waits until the page's state passes `ready`, and returns it.
     async fn wait_for(&self, what: &str, ready: impl Fn(&PageState) -> bool) -> PageState {
         let deadline = Instant::now() + WAIT;
@@ -388,6 +550,17 @@ impl Page {
         let model_input = state.model_input.as_deref().unwrap_or_default();
         assert!(model_input.starts_with("data:image/png;base64,"), "the model input is shown: {state:?}");
         assert!(state.status.contains(&digit.to_string()), "the answer is announced: {state:?}");
+    }
+
+    /// Waits for the answer to an upload (made after the answer `asked`) and checks that it
+    /// reads `label`, class `index`, in the big text, the chart and the spoken status, with the
+    /// model's input shown.
+    async fn expect_label(&self, asked: u64, index: usize, label: &str) {
+        let state = self.answer_to(asked).await;
+        assert_eq!((state.prediction.as_str(), state.bars, state.winner), (label, 10, Some(index)), "{state:?}");
+        let model_input = state.model_input.as_deref().unwrap_or_default();
+        assert!(model_input.starts_with("data:image/png;base64,"), "the model input is shown: {state:?}");
+        assert!(state.status.starts_with(&format!("Reads {label}, ")), "the answer is announced: {state:?}");
     }
 
     /// Waits for the page to show nothing drawn and no answer.
@@ -458,12 +631,15 @@ impl Page {
         asked
     }
 
-    /// With `APP_SCREENSHOT` set, saves a PNG of the page there.
-    async fn save_screenshot_if_asked(&self) {
-        let Some(path) = std::env::var_os("APP_SCREENSHOT") else {
+    /// With the environment variable `variable` set, saves a PNG of the page there, once the
+    /// chart has settled.
+    async fn save_screenshot_if_asked(&self, variable: &str) {
+        let Some(path) = std::env::var_os(variable) else {
             return;
         };
         let path: PathBuf = repository().join(path);
+        // The bars grow in 0.15 s.
+        tokio::time::sleep(Duration::from_millis(400)).await;
         std::fs::write(&path, self.client.screenshot().await.unwrap())
             .unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
     }

@@ -4,14 +4,17 @@ use max_mnist_api::types::{LabelsResponse, ModelMetadataResponse};
 use max_mnist_config::metadata::{API_TITLE, API_VERSION};
 use sha2::{Digest, Sha512};
 
-use crate::helpers::{TestApp, repository};
+use crate::helpers::{TestApp, committed_bucket};
 
 #[tokio::test]
 async fn metadata_describes_the_verified_weights() {
     let app = TestApp::spawn().await;
     let metadata: ModelMetadataResponse =
         app.client.get(format!("{}/model/metadata", app.url)).send().await.unwrap().json().await.unwrap();
-    assert_eq!(metadata.id, "max-mnist");
+    assert_eq!(metadata.id, "mnist");
+    assert_eq!((metadata.dataset.as_str(), metadata.name.as_str()), ("MNIST", "MNIST classifier"));
+    assert_eq!(metadata.preprocessing, "digit");
+    assert_eq!(metadata.input_shape, [1, 28, 28]);
     assert_eq!(metadata.model_type, "Image Classification");
     assert_eq!(metadata.license, "Apache-2.0");
     // The committed weights: the default recipe's best epoch, at least 99.4% on MNIST's test set.
@@ -20,8 +23,8 @@ async fn metadata_describes_the_verified_weights() {
     assert_eq!(metadata.recipe.validation_split, 0.1);
     assert!(metadata.recipe.augmentation.starts_with("random affine"), "{metadata:?}");
     assert_eq!(metadata.weights_sha256.len(), 64);
-    let sums = std::fs::read_to_string(repository().join("sha512sums.txt")).unwrap();
-    assert!(sums.starts_with(&metadata.weights_sha512), "{sums}");
+    let sums = std::fs::read_to_string(committed_bucket("mnist").join("sha512sums.txt")).unwrap();
+    assert!(sums.contains(&format!("{}  assets/mnist-classifier.safetensors", metadata.weights_sha512)), "{sums}");
     assert!(metadata.weights_sha512.starts_with(&metadata.version));
     assert_eq!(metadata.input_size, 28);
 }
@@ -31,7 +34,7 @@ async fn metadata_hash_matches_the_bytes_on_disk() {
     let app = TestApp::spawn().await;
     let metadata: ModelMetadataResponse =
         app.client.get(format!("{}/model/metadata", app.url)).send().await.unwrap().json().await.unwrap();
-    let archive = std::fs::read(repository().join("pretrained-model/mnist-classifier.tar.gz")).unwrap();
+    let archive = std::fs::read(committed_bucket("mnist").join("mnist-classifier.tar.gz")).unwrap();
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive.as_slice()));
     let mut entry = tar.entries().unwrap().next().unwrap().unwrap();
     let mut weights = Vec::new();

@@ -1,6 +1,6 @@
 //! What the API tests share: the application started the way `main` does, on 127.0.0.1 with a
-//! free port, with weights fetched from the repository's bucket into a scratch assets
-//! directory; the check that a response is the JSON error body; and HTTP/1.1 spoken by hand
+//! free port, serving both committed models (fetched from their buckets in the repository into
+//! a scratch assets directory) with settings that read no environment variable; the check that a response is the JSON error body; and HTTP/1.1 spoken by hand
 //! over a raw socket, where reqwest cannot misbehave or would normalise the request.
 
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use std::time::Duration;
 use max_mnist_api::Application;
 use max_mnist_api::error::ErrorBody;
 use max_mnist_api::types::{PredictResponse, PredictionBody};
-use max_mnist_config::settings::ServerSettings;
+use max_mnist_config::settings::{ModelSpec, ServerSettings};
 use reqwest::header::HeaderMap;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
 use tokio::net::TcpStream;
@@ -18,9 +18,23 @@ use tokio::sync::oneshot;
 /// Longest a test waits for an answer on a raw connection before it fails instead of hanging.
 pub const PATIENCE: Duration = Duration::from_secs(5);
 
-/// The repository root, where `samples/`, `pretrained-model/` and `sha512sums.txt` live.
+/// The repository root, where `samples/` and `pretrained-model/` live.
 pub fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The committed models, in the order `make run` serves them: `mnist` (the default), then
+/// `fashion-mnist`.
+pub const COMMITTED_MODELS: [&str; 2] = ["mnist", "fashion-mnist"];
+
+/// A committed model's bucket in the repository.
+pub fn committed_bucket(name: &str) -> PathBuf {
+    repository().join("pretrained-model").join(name)
+}
+
+/// `name` served from `bucket`.
+pub fn model(name: &str, bucket: impl Into<String>) -> ModelSpec {
+    ModelSpec { name: name.to_owned(), bucket: bucket.into() }
 }
 
 /// The bytes of a committed sample image.
@@ -66,8 +80,8 @@ impl TestApp {
         let mut settings = ServerSettings::defaults();
         settings.host = "127.0.0.1".into();
         settings.port = 0;
-        settings.model_bucket = repository().join("pretrained-model").display().to_string();
-        settings.checksums = repository().join("sha512sums.txt");
+        settings.models =
+            COMMITTED_MODELS.iter().map(|name| model(name, committed_bucket(name).display().to_string())).collect();
         settings.assets_dir = assets.path().to_owned();
         configure(&mut settings);
         let api_key = settings.api_key.as_ref().map(|key| key.expose().to_owned());

@@ -1,4 +1,4 @@
-//! The real server on 127.0.0.1 with the real model and the committed samples. All API tests
+//! The real server on 127.0.0.1 with the real models and the committed samples. All API tests
 //! compile into this one binary.
 
 mod app;
@@ -7,6 +7,7 @@ mod docs;
 mod errors;
 mod helpers;
 mod hostile;
+mod models;
 mod operations;
 mod predict;
 mod v2;

@@ -12,13 +12,13 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-use crate::helpers::{RawResponse, TestApp, answer, connect, expect_error, request_head, sample, with_key};
+use crate::helpers::{RawResponse, TestApp, answer, connect, expect_error, model, request_head, sample, with_key};
 
 /// The API key of the tests that set one.
 const KEY: &str = "s3cret";
 
 /// `GET path` on `app`, with the API key when `key` is given.
-async fn get(app: &TestApp, path: &str, key: Option<&str>) -> reqwest::Response {
+pub(crate) async fn get(app: &TestApp, path: &str, key: Option<&str>) -> reqwest::Response {
     with_key(app.client.get(format!("{}{path}", app.url)), key).send().await.unwrap()
 }
 
@@ -58,13 +58,13 @@ async fn raw_get(app: &TestApp, path: &str) -> RawResponse {
 
 /// A model bucket that accepts connections and never answers, so that a server fetching its
 /// weights from it stays loading; it stops when dropped.
-struct StalledBucket {
-    url: String,
+pub(crate) struct StalledBucket {
+    pub(crate) url: String,
     accepting: tokio::task::JoinHandle<()>,
 }
 
 impl StalledBucket {
-    async fn start() -> StalledBucket {
+    pub(crate) async fn start() -> StalledBucket {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let accepting = tokio::spawn(async move {
@@ -87,7 +87,7 @@ impl Drop for StalledBucket {
 async fn loading_app(configure: impl FnOnce(&mut ServerSettings)) -> (TestApp, StalledBucket) {
     let bucket = StalledBucket::start().await;
     let app = TestApp::spawn_loading(|settings| {
-        settings.model_bucket = bucket.url.clone();
+        settings.models = vec![model("mnist", bucket.url.clone())];
         settings.download_retries = 0;
         settings.download_timeout_secs = 3600;
         configure(settings);
@@ -140,7 +140,7 @@ async fn while_the_model_loads_model_routes_get_503_with_retry_after() {
         ("/v2/models/mnist", get(&app, "/v2/models/mnist", None).await),
         ("/v2/models/mnist/infer", infer(&app, None).await),
     ] {
-        let headers = expect_error(response, 503, "the model is still loading").await.headers;
+        let headers = expect_error(response, 503, "the model `mnist` is still loading").await.headers;
         let retry_after = headers.get("retry-after").and_then(|value| value.to_str().ok());
         assert!(retry_after.and_then(|seconds| seconds.parse::<u32>().ok()).is_some(), "{what}: {retry_after:?}");
     }
@@ -149,7 +149,7 @@ async fn while_the_model_loads_model_routes_get_503_with_retry_after() {
 // Metrics.
 
 /// One sample line of Prometheus' text format: its name, labels and value.
-fn parse_sample(line: &str) -> Option<(&str, HashMap<&str, &str>, f64)> {
+pub(crate) fn parse_sample(line: &str) -> Option<(&str, HashMap<&str, &str>, f64)> {
     if line.starts_with('#') || line.trim().is_empty() {
         return None;
     }
@@ -168,7 +168,7 @@ fn parse_sample(line: &str) -> Option<(&str, HashMap<&str, &str>, f64)> {
 }
 
 /// The value of the series `name` with exactly `labels` in `text`, when it is there.
-fn series_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn series_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines().filter_map(parse_sample).find_map(|(found, found_labels, value)| {
         let same_labels = found_labels.len() == labels.len()
             && labels.iter().all(|(key, wanted)| found_labels.get(key) == Some(wanted));
@@ -177,7 +177,7 @@ fn series_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> 
 }
 
 /// The rendering of `/metrics`.
-async fn metrics(app: &TestApp) -> String {
+pub(crate) async fn metrics(app: &TestApp) -> String {
     let response = get(app, "/metrics", None).await;
     assert_eq!(response.status(), 200);
     response.text().await.unwrap()
@@ -268,7 +268,8 @@ async fn model_info_names_the_version_and_sha512_that_metadata_reports() {
     let (version, sha512) = (metadata["version"].as_str().unwrap(), metadata["weights_sha512"].as_str().unwrap());
     assert_eq!(sha512.len(), 128, "{sha512}");
     let text = metrics(&app).await;
-    let info = series_value(&text, "max_mnist_model_info", &[("version", version), ("sha512", sha512)]);
+    let labels = [("model", "mnist"), ("version", version), ("sha512", sha512)];
+    let info = series_value(&text, "max_mnist_model_info", &labels);
     assert_eq!(info, Some(1.0), "no max_mnist_model_info{{version=\"{version}\",sha512=\"{sha512}\"}} 1 in {text}");
 }
 

@@ -333,7 +333,7 @@ async fn bytes_that_are_not_base64_are_refused() {
 #[tokio::test]
 async fn bytes_that_are_not_an_image_are_refused() {
     let app = TestApp::spawn().await;
-    let text = BASE64_STANDARD.encode(std::fs::read(repository().join("sha512sums.txt")).unwrap());
+    let text = BASE64_STANDARD.encode(std::fs::read(repository().join("README.md")).unwrap());
     let response = infer_on(&app, "mnist", &request(json!([1]), "BYTES", json!([text]))).await;
     expect_error(response, 400, "image 0: the file is not a supported image").await;
     let png = sample("digit-1.png");

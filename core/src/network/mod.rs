@@ -1,29 +1,46 @@
-//! The classifier network and the constants that training and serving must agree on.
+//! The classifier networks this project trains, and [`load`], which builds the one a weights
+//! file names and prepares it for serving.
 //!
-//! The constants here are the defaults training writes into the weights' metadata
-//! ([`crate::artifact::ModelMetadata`]); serving reads them back from the weights, so the
-//! two can never disagree.
+//! Everything a network needs besides its tensors (input shape, labels, normalisation,
+//! preprocessing) travels in the weights' metadata
+//! ([`max_mnist_artifacts::format::ModelMetadata`]); serving reads it back from the weights,
+//! so training and serving can never disagree.
 
 mod serving;
 
+use std::path::Path;
+
+use max_mnist_artifacts::format::{InputShape, ModelMetadata};
 use serde::{Deserialize, Serialize};
-use tch::Tensor;
 use tch::nn::{self, ModuleT};
+use tch::{Device, Tensor};
 
 pub use serving::ServingNet;
 
-/// Side of the square grayscale image the network takes (MNIST's 28×28).
-pub const INPUT_SIZE: u32 = 28;
-/// Number of classes: the digits 0-9.
-pub const NUM_CLASSES: i64 = 10;
-/// Mean of MNIST's training pixels scaled to [0, 1].
-pub const MNIST_MEAN: f32 = 0.1307;
-/// Standard deviation of MNIST's training pixels scaled to [0, 1].
-pub const MNIST_STD: f32 = 0.3081;
+use crate::LoadError;
 
-/// The class labels, in output order.
-pub fn digit_labels() -> Vec<String> {
-    (0..NUM_CLASSES).map(|digit| digit.to_string()).collect()
+/// The input every architecture here takes: one 28×28 grayscale image.
+pub const INPUT_SHAPE: InputShape = InputShape::grayscale(28);
+
+/// Builds the network that `metadata` names, loads the tensors of the verified weights file
+/// at `path` onto `device` and prepares it for serving. Refuses metadata the network cannot
+/// take (an unknown architecture, another input shape, no labels).
+pub fn load(path: &Path, metadata: &ModelMetadata, device: Device) -> Result<ServingNet, LoadError> {
+    let invalid = |reason: String| LoadError::InvalidModel { path: path.to_owned(), reason };
+    let architecture = Architecture::from_name(&metadata.architecture).ok_or_else(|| {
+        let known: Vec<&str> = Architecture::ALL.iter().map(|architecture| architecture.name()).collect();
+        invalid(format!("unknown architecture `{}` (known: {})", metadata.architecture, known.join(", ")))
+    })?;
+    if metadata.input_shape != INPUT_SHAPE {
+        return Err(invalid(format!("{} takes {INPUT_SHAPE:?}, not {:?}", architecture.name(), metadata.input_shape)));
+    }
+    if metadata.labels.is_empty() {
+        return Err(invalid("the metadata lists no labels".into()));
+    }
+    let mut store = nn::VarStore::new(device);
+    let net = Net::new(&store.root(), architecture, metadata.labels.len() as i64);
+    store.load(path).map_err(|error| invalid(error.to_string()))?;
+    Ok(net.for_serving())
 }
 
 /// The networks this crate can build; the name travels in the weights' metadata.
@@ -73,7 +90,7 @@ impl Architecture {
     }
 }
 
-/// The classifier: maps `[N, 1, 28, 28]` normalised images to `[N, 10]` logits.
+/// The classifier: maps `[N, 1, 28, 28]` normalised images to `[N, classes]` logits.
 #[derive(Debug)]
 pub struct Net {
     device: tch::Device,
@@ -113,9 +130,9 @@ const BATCH_NORM_EPS: f64 = 1e-5;
 const DROPOUT: f64 = 0.3;
 
 impl Net {
-    /// Creates the network's variables under `root`, with names that do not depend on
-    /// creation order (`block1.conv.weight`, ..., `output.bias`).
-    pub fn new(root: &nn::Path, architecture: Architecture) -> Net {
+    /// Creates the network's variables under `root` for `classes` outputs, with names that do
+    /// not depend on creation order (`block1.conv.weight`, ..., `output.bias`).
+    pub fn new(root: &nn::Path, architecture: Architecture, classes: i64) -> Net {
         let Layout { channels, hidden } = architecture.layout();
         let mut in_channels = 1;
         let mut blocks = Vec::with_capacity(channels.len());
@@ -129,7 +146,7 @@ impl Net {
             device: root.device(),
             blocks,
             hidden: nn::linear(root / "hidden", flat, hidden, Default::default()),
-            output: nn::linear(root / "output", hidden, NUM_CLASSES, Default::default()),
+            output: nn::linear(root / "output", hidden, classes, Default::default()),
         }
     }
 }
@@ -163,12 +180,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn maps_a_batch_of_images_to_ten_logits_each() {
+    fn maps_a_batch_of_images_to_one_logit_per_class_each() {
         for architecture in Architecture::ALL {
             let store = nn::VarStore::new(tch::Device::Cpu);
-            let net = Net::new(&store.root(), architecture);
+            let net = Net::new(&store.root(), architecture, 7);
             let logits = net.forward_t(&Tensor::zeros([3, 1, 28, 28], tch::kind::FLOAT_CPU), false);
-            assert_eq!(logits.size(), [3, NUM_CLASSES]);
+            assert_eq!(logits.size(), [3, 7]);
             assert_eq!(net.embed(&Tensor::zeros([3, 1, 28, 28], tch::kind::FLOAT_CPU)).size(), [3, 128]);
         }
     }
@@ -185,7 +202,7 @@ mod tests {
     #[test]
     fn variable_names_are_stable() {
         let store = nn::VarStore::new(tch::Device::Cpu);
-        let _net = Net::new(&store.root(), Architecture::CnnBn16x32x64);
+        let _net = Net::new(&store.root(), Architecture::CnnBn16x32x64, 10);
         let mut names: Vec<String> = store.variables().into_keys().collect();
         names.sort();
         assert!(names.contains(&"block1.conv.weight".to_string()), "{names:?}");

@@ -182,7 +182,7 @@ mod tests {
     fn trained_looking_net(architecture: Architecture) -> (nn::VarStore, Net) {
         tch::manual_seed(7);
         let store = nn::VarStore::new(Device::Cpu);
-        let net = Net::new(&store.root(), architecture);
+        let net = Net::new(&store.root(), architecture, 10);
         tch::no_grad(|| {
             for (name, mut variable) in store.variables() {
                 let random = Tensor::rand(variable.size(), (Kind::Float, Device::Cpu));

@@ -1,110 +1,183 @@
-//! `pre_process`: from the bytes a client uploaded to the tensor the network takes.
+//! `pre_process`: from the bytes a client uploaded to the tensor the network takes, by the
+//! procedure the model's weights ask for ([`Preprocessing`]).
 //!
-//! The format is sniffed from the bytes (never from a file name or content type), the
-//! header's dimensions are checked against the pixel limit before anything is decoded, and
-//! decoding runs under `image::Limits`. The EXIF orientation is applied, then [`digit`]
-//! turns the picture into an MNIST digit: white strokes on black, fitted to a 20×20 box and
-//! centred by mass in 28×28, whatever the polarity, background and position of the ink. The
-//! result is normalised with the constants that came with the weights.
+//! Whatever the procedure, decoding is the same: the format is sniffed from the bytes (never
+//! from a file name or content type), the header's dimensions are checked against the pixel
+//! limit before anything is decoded, and decoding runs under `image::Limits`. Then
+//! - [`digit`] turns the picture into an MNIST digit: white strokes on black, fitted to a
+//!   20×20 box and centred by mass in 28×28, whatever the polarity, background and position of
+//!   the ink;
+//! - [`photo`] does what torchvision's standard classifier transforms do: turn it upright,
+//!   convert it to the model's channels, resize its shorter side and crop the centre.
+//!
+//! The result is normalised with the constants that came with the weights.
 
 mod digit;
+mod photo;
 
 use std::io::Cursor;
 
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+use max_mnist_artifacts::format::{InputShape, Normalisation, Preprocessing};
 use tch::Tensor;
 
-use crate::artifact::Normalisation;
-use crate::{Error, Result};
+use crate::{Error, LoadError, Result};
 
 /// The formats accepted, each enabled in the `image` crate's features.
 const SUPPORTED_FORMATS: [ImageFormat; 6] =
     [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::Gif, ImageFormat::Bmp, ImageFormat::WebP, ImageFormat::Tiff];
 
-/// What the network sees of one upload: `side × side` intensities in [0, 1], white ink on
-/// black, before normalisation.
+/// What the network sees of one upload: intensities in [0, 1] of the model's input shape,
+/// channel by channel, row by row, before normalisation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelInput {
-    side: u32,
+    shape: InputShape,
     pixels: Vec<f32>,
 }
 
 impl ModelInput {
-    /// The intensities, row by row.
+    /// The intensities, channel by channel, row by row.
     pub fn pixels(&self) -> &[f32] {
         &self.pixels
     }
 
+    /// The shape of the input.
+    pub fn shape(&self) -> InputShape {
+        self.shape
+    }
+
     /// An input given as pixels rather than as an encoded image (a tensor sent to the Open
-    /// Inference Protocol route): `side × side` intensities in [0, 1], row by row, white ink
-    /// on black as in MNIST. Refused with [`Error::InvalidPixels`] when the count is wrong or
-    /// a value is out of range (or not a number).
-    pub fn from_pixels(side: u32, pixels: Vec<f32>) -> Result<ModelInput> {
-        let expected = (side as usize) * (side as usize);
+    /// Inference Protocol route): intensities in [0, 1] for `shape`, channel by channel, row
+    /// by row. Refused with [`Error::InvalidPixels`] when the count is wrong or a value is out
+    /// of range (or not a number).
+    pub fn from_pixels(shape: InputShape, pixels: Vec<f32>) -> Result<ModelInput> {
+        let expected = shape.len();
         if pixels.len() != expected {
             return Err(Error::InvalidPixels(format!(
-                "{} values for a {side}×{side} image of {expected}",
-                pixels.len()
+                "{} values for a {}×{}×{} input of {expected}",
+                pixels.len(),
+                shape.channels,
+                shape.height,
+                shape.width
             )));
         }
         if let Some((index, value)) = pixels.iter().enumerate().find(|(_, value)| !(0.0..=1.0).contains(*value)) {
             return Err(Error::InvalidPixels(format!("value {index} is {value}, outside [0, 1]")));
         }
-        Ok(ModelInput { side, pixels })
+        Ok(ModelInput { shape, pixels })
     }
 
-    /// An all-black input of `side × side` pixels (what warms the model up).
-    pub fn blank(side: u32) -> ModelInput {
-        ModelInput { side, pixels: vec![0.0; (side * side) as usize] }
+    /// An all-black input of `shape` (what warms the model up).
+    pub fn blank(shape: InputShape) -> ModelInput {
+        ModelInput { shape, pixels: vec![0.0; shape.len()] }
     }
 
-    /// The image as an 8-bit grayscale PNG, to show a user what the model saw.
+    /// The image as an 8-bit grayscale or RGB PNG, to show a user what the model saw.
     pub fn to_png(&self) -> Result<Vec<u8>> {
-        let image = image::GrayImage::from_fn(self.side, self.side, |x, y| {
-            image::Luma([(self.pixels[(y * self.side + x) as usize] * 255.0).round() as u8])
-        });
+        let InputShape { channels, height, width } = self.shape;
+        let plane = (height * width) as usize;
+        let byte = |value: f32| (value * 255.0).round() as u8;
+        let image = if channels == 3 {
+            DynamicImage::ImageRgb8(image::RgbImage::from_fn(width, height, |x, y| {
+                let at = (y * width + x) as usize;
+                image::Rgb([0, 1, 2].map(|channel| byte(self.pixels[channel * plane + at])))
+            }))
+        } else {
+            DynamicImage::ImageLuma8(image::GrayImage::from_fn(width, height, |x, y| {
+                image::Luma([byte(self.pixels[(y * width + x) as usize])])
+            }))
+        };
         let mut png = Cursor::new(Vec::new());
         image.write_to(&mut png, ImageFormat::Png).map_err(|error| Error::EncodeImage(error.to_string()))?;
         Ok(png.into_inner())
     }
 }
 
-/// Turns encoded images into normalised `[1, size, size]` tensors. Cheap to clone and safe
-/// to share between threads, so decoding can run anywhere while one thread owns the model.
+/// One image ready for the network: what it sees (to show a client) and the normalised
+/// `[channels, height, width]` tensor it takes.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The input before normalisation.
+    pub input: ModelInput,
+    /// The normalised tensor.
+    pub tensor: Tensor,
+}
+
+/// Turns encoded images into normalised `[channels, height, width]` tensors, by the procedure
+/// a model's weights ask for. Cheap to clone and safe to share between threads, so decoding
+/// can run anywhere while one thread owns the model.
 #[derive(Clone, Debug)]
 pub struct Preprocessor {
-    input_size: u32,
+    procedure: Preprocessing,
+    shape: InputShape,
     normalisation: Normalisation,
     max_pixels: u64,
 }
 
 impl Preprocessor {
-    /// A preprocessor for a network taking `input_size`² pixels normalised with
-    /// `normalisation` (both from the weights' metadata), refusing images whose header
-    /// declares more than `max_pixels` pixels.
-    pub fn new(input_size: u32, normalisation: Normalisation, max_pixels: u64) -> Preprocessor {
-        Preprocessor { input_size, normalisation, max_pixels }
+    /// A preprocessor running `procedure` for a network taking `shape`, normalised with
+    /// `normalisation` (all three from the weights' metadata), refusing images whose header
+    /// declares more than `max_pixels` pixels. The digit procedure needs a square input of one
+    /// or three channels; the image procedure, one or three channels.
+    pub fn new(
+        procedure: Preprocessing,
+        shape: InputShape,
+        normalisation: Normalisation,
+        max_pixels: u64,
+    ) -> std::result::Result<Preprocessor, LoadError> {
+        let refuse = |reason: String| Err(LoadError::Preprocessing(reason));
+        if shape.is_empty() || !matches!(shape.channels, 1 | 3) {
+            return refuse(format!("{shape:?} is not an image of 1 or 3 channels"));
+        }
+        if procedure == Preprocessing::Digit && shape.height != shape.width {
+            return refuse(format!("digit preprocessing makes square inputs, not {}×{}", shape.height, shape.width));
+        }
+        let usable = normalisation.std.is_finite() && normalisation.std > 0.0 && normalisation.mean.is_finite();
+        if !usable {
+            return refuse(format!("normalisation {normalisation:?} needs a finite mean and a positive std"));
+        }
+        Ok(Preprocessor { procedure, shape, normalisation, max_pixels })
     }
 
-    /// Decodes `bytes` and returns the normalised `[1, size, size]` float tensor.
-    pub fn pre_process(&self, bytes: &[u8]) -> Result<Tensor> {
-        Ok(self.to_tensor(&self.model_input(bytes)?))
+    /// The input shape it makes.
+    pub fn shape(&self) -> InputShape {
+        self.shape
     }
 
-    /// Decodes `bytes` and finds the digit in them, as the network will see it.
+    /// Step 1 of the wrapper: decodes `bytes`, makes the model's input from them by the
+    /// model's procedure, and normalises it.
+    pub fn pre_process(&self, bytes: &[u8]) -> Result<Prepared> {
+        Ok(self.prepare(self.model_input(bytes)?))
+    }
+
+    /// An input given as pixels, normalised: the rest of step 1 for inputs that need no
+    /// decoding.
+    pub fn prepare(&self, input: ModelInput) -> Prepared {
+        let tensor = self.to_tensor(&input);
+        Prepared { input, tensor }
+    }
+
+    /// Decodes `bytes` and makes the model's input from them, as the network will see it.
     pub fn model_input(&self, bytes: &[u8]) -> Result<ModelInput> {
         let (image, orientation) = self.decode(bytes)?;
-        let pixels = digit::normalise(&image, orientation, self.input_size)?;
-        Ok(ModelInput { side: self.input_size, pixels })
+        let pixels = match self.procedure {
+            Preprocessing::Digit => {
+                let digit = digit::normalise(&image, orientation, self.shape.width)?;
+                // A model taking colour sees the white-on-black digit in every channel.
+                digit.repeat(self.shape.channels as usize)
+            }
+            Preprocessing::Image => photo::resize_and_crop(image, orientation, self.shape),
+        };
+        Ok(ModelInput { shape: self.shape, pixels })
     }
 
-    /// `input` normalised with the weights' constants, as a `[1, size, size]` tensor.
+    /// `input` normalised with the weights' constants, as a `[channels, height, width]` tensor.
     pub fn to_tensor(&self, input: &ModelInput) -> Tensor {
         let Normalisation { mean, std } = self.normalisation;
         let values: Vec<f32> = input.pixels.iter().map(|&value| (value - mean) / std).collect();
-        let side = i64::from(input.side);
-        Tensor::from_slice(&values).view([1, side, side])
+        let InputShape { channels, height, width } = input.shape;
+        Tensor::from_slice(&values).view([i64::from(channels), i64::from(height), i64::from(width)])
     }
 
     /// The picture in `bytes`, decoded within the pixel limit, and which way turns it upright
@@ -210,10 +283,12 @@ mod tests {
     use image::{GenericImageView, GrayImage, Luma, Rgb, RgbImage, Rgba, RgbaImage};
 
     use super::*;
-    use crate::network::{INPUT_SIZE, MNIST_MEAN, MNIST_STD};
+
+    /// MNIST's normalisation constants, as the committed model was trained with.
+    const MNIST: Normalisation = Normalisation { mean: 0.1307, std: 0.3081 };
 
     fn preprocessor(max_pixels: u64) -> Preprocessor {
-        Preprocessor::new(INPUT_SIZE, Normalisation { mean: MNIST_MEAN, std: MNIST_STD }, max_pixels)
+        Preprocessor::new(Preprocessing::Digit, InputShape::grayscale(28), MNIST, max_pixels).unwrap()
     }
 
     fn encode(image: impl Into<DynamicImage>, format: ImageFormat) -> Vec<u8> {
@@ -449,8 +524,8 @@ mod tests {
         let tensor = preprocessor(1 << 20).to_tensor(&input);
         assert_eq!(tensor.size(), [1, 28, 28]);
         let brightest = input.pixels().iter().copied().fold(0.0, f32::max);
-        assert!((tensor.max().double_value(&[]) as f32 - (brightest - MNIST_MEAN) / MNIST_STD).abs() < 1e-5);
-        assert!((tensor.min().double_value(&[]) as f32 - (0.0 - MNIST_MEAN) / MNIST_STD).abs() < 1e-5);
+        assert!((tensor.max().double_value(&[]) as f32 - (brightest - MNIST.mean) / MNIST.std).abs() < 1e-5);
+        assert!((tensor.min().double_value(&[]) as f32 - (0.0 - MNIST.mean) / MNIST.std).abs() < 1e-5);
     }
 
     #[test]
@@ -465,8 +540,8 @@ mod tests {
     #[test]
     fn reads_every_committed_sample_format() {
         for name in ["digit-0.png", "digit-7.jpg", "digit-3-rgb.png", "digit-5-rgba.png"] {
-            let tensor = preprocessor(1 << 20).pre_process(&sample(name)).unwrap();
-            assert_eq!(tensor.size(), [1, 28, 28], "{name}");
+            let prepared = preprocessor(1 << 20).pre_process(&sample(name)).unwrap();
+            assert_eq!(prepared.tensor.size(), [1, 28, 28], "{name}");
         }
     }
 

@@ -1,9 +1,11 @@
 //! The weights file: a safetensors file whose header metadata carries everything serving
-//! must agree on with training (architecture, input size, normalisation, labels) and what a
-//! user needs to trust it (test accuracy, training-data hash, recipe, date).
+//! must agree on with training (architecture, input shape, preprocessing, normalisation,
+//! labels) and what a user needs to trust it (dataset, test accuracy, training-data hash,
+//! recipe, date).
 //!
-//! tch loads the tensors; the `safetensors` crate writes them together with the metadata
-//! and reads the metadata back.
+//! The `safetensors` crate writes the tensors together with the metadata and reads the
+//! metadata back; the serving crate builds the network the metadata names and has tch load
+//! the tensors into it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::{Device, Kind};
 
-use crate::network::{Architecture, Net};
 use crate::{Error, Result};
 
 /// The header key under which [`ModelMetadata`] is stored, as JSON.
@@ -26,6 +27,56 @@ pub struct Normalisation {
     pub mean: f32,
     /// Then divided by.
     pub std: f32,
+}
+
+/// The shape of one input image, as the network takes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputShape {
+    /// Colour channels: 1 (grayscale) or 3 (RGB).
+    pub channels: u32,
+    /// Rows of pixels.
+    pub height: u32,
+    /// Columns of pixels.
+    pub width: u32,
+}
+
+impl InputShape {
+    /// A square grayscale input of `side` pixels (MNIST's is 28).
+    pub const fn grayscale(side: u32) -> InputShape {
+        InputShape { channels: 1, height: side, width: side }
+    }
+
+    /// Values in one input: channels × height × width.
+    pub fn len(self) -> usize {
+        self.channels as usize * self.height as usize * self.width as usize
+    }
+
+    /// Whether the shape holds no values at all (a zero dimension).
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// How an uploaded picture becomes the network's input; chosen per model by its weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preprocessing {
+    /// Find the handwritten digit in a photo, scan or drawing and fit and centre it as MNIST's
+    /// digits are (white ink on black, a 20-pixel box centred by mass in 28×28).
+    Digit,
+    /// What torchvision's standard classifier transforms do: apply the orientation, convert to
+    /// the model's channels, resize the shorter side to the input size and crop the centre.
+    Image,
+}
+
+impl Preprocessing {
+    /// The name stored in the metadata and shown by the metadata routes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preprocessing::Digit => "digit",
+            Preprocessing::Image => "image",
+        }
+    }
 }
 
 /// How the weights were trained, as recorded in their metadata.
@@ -54,15 +105,21 @@ pub struct TrainingRecipe {
 /// Everything the weights carry besides tensors.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelMetadata {
-    /// Which [`Net`] the tensors belong to.
-    pub architecture: Architecture,
-    /// Side of the square input image.
-    pub input_size: u32,
+    /// Which network the tensors belong to (`cnn-bn-8-16-32`, ...).
+    pub architecture: String,
+    /// What one input image is, as the network takes it.
+    pub input_shape: InputShape,
+    /// How an uploaded picture becomes that input.
+    pub preprocessing: Preprocessing,
     /// Input normalisation used in training.
     pub normalisation: Normalisation,
     /// Class labels in output order.
     pub labels: Vec<String>,
-    /// Accuracy on the 10,000 MNIST test images, in [0, 1].
+    /// The data set the weights were trained on (`MNIST`, `Fashion-MNIST`).
+    pub dataset: String,
+    /// What the model does, in a sentence for its model card.
+    pub description: String,
+    /// Accuracy on the data set's test images, in [0, 1].
     pub test_accuracy: f64,
     /// Accuracy on the validation split, in [0, 1].
     pub validation_accuracy: f64,
@@ -70,8 +127,8 @@ pub struct ModelMetadata {
     pub validation_loss: f64,
     /// The epoch whose weights these are (the one with the lowest validation loss).
     pub best_epoch: u32,
-    /// SHA-256 over the four raw MNIST IDX files (train images, train labels, test images,
-    /// test labels, in that order).
+    /// SHA-256 over the four raw IDX files of the data set (train images, train labels, test
+    /// images, test labels, in that order).
     pub training_data_sha256: String,
     /// Number of trainable parameters.
     pub parameters: u64,
@@ -82,16 +139,6 @@ pub struct ModelMetadata {
     pub recipe: TrainingRecipe,
     /// When the weights were exported (RFC 3339, UTC).
     pub created: String,
-}
-
-/// A network with its weights loaded, ready for inference.
-pub struct LoadedModel {
-    /// The network.
-    pub net: Net,
-    /// Its variables (kept alive for as long as the network is used).
-    pub store: VarStore,
-    /// The metadata that came with the weights.
-    pub metadata: ModelMetadata,
 }
 
 /// Writes the variables of `store` and `metadata` to a safetensors file at `path`.
@@ -126,15 +173,7 @@ pub fn read_metadata(path: &Path) -> Result<ModelMetadata> {
     serde_json::from_str(json).map_err(|error| invalid(path, format!("bad `{METADATA_KEY}` metadata: {error}")))
 }
 
-/// Builds the network named in the file's metadata and loads its weights onto `device`.
-pub fn load(path: &Path, device: Device) -> Result<LoadedModel> {
-    let metadata = read_metadata(path)?;
-    let mut store = VarStore::new(device);
-    let net = Net::new(&store.root(), metadata.architecture);
-    store.load(path).map_err(|error| invalid(path, error.to_string()))?;
-    Ok(LoadedModel { net, store, metadata })
-}
-
-fn invalid(path: &Path, reason: String) -> Error {
+/// An [`Error::InvalidArtifact`] for `path`.
+pub fn invalid(path: &Path, reason: String) -> Error {
     Error::InvalidArtifact { path: PathBuf::from(path), reason }
 }

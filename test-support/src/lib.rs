@@ -1,5 +1,5 @@
-//! A loopback HTTP server with canned answers, shared by the tests that exercise download
-//! code (the model bucket, the MNIST mirrors) without the internet.
+//! What several crates' tests share: a loopback HTTP server with canned answers, so that
+//! download code (model buckets, dataset mirrors) is exercised without the internet.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,7 +10,9 @@ use tokio::net::TcpListener;
 /// What the loopback server answers for a path.
 #[derive(Clone)]
 pub enum Answer {
+    /// 200 with this body.
     Body(Vec<u8>),
+    /// This status, with an empty body.
     Status(u16),
     /// Declares the full length but sends only half of the body, then closes.
     Truncated(Vec<u8>),
@@ -24,6 +26,8 @@ pub struct LoopbackServer {
 }
 
 impl LoopbackServer {
+    /// Starts answering on a free loopback port; `answers` maps paths (without their leading
+    /// slash) to answers, anything else is a 404.
     pub async fn serve(answers: HashMap<&'static str, Answer>) -> LoopbackServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -54,6 +58,7 @@ impl LoopbackServer {
         LoopbackServer { url, hits }
     }
 
+    /// How many requests `path` (without its leading slash) has had.
     pub fn hits(&self, path: &str) -> usize {
         self.hits.lock().unwrap().get(&format!("/{path}")).copied().unwrap_or(0)
     }

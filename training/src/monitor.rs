@@ -2,7 +2,7 @@
 //! running loss and throughput, TensorBoard event files in the run directory (losses, learning
 //! rate, validation accuracy, sample images, hyperparameters, the embedding projector), and the
 //! report files (per-class metrics, the confusion matrix as JSON, Markdown and a PNG heat map,
-//! and a PNG grid of the misclassified test digits).
+//! and a PNG grid of the misclassified test images, captioned with the data set's labels).
 //!
 //! The files, under `runs/<exp-name>/`:
 //! `events.out.tfevents.*`, `classification_report.json`, `classification_report.md`,
@@ -16,18 +16,22 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
-use super::render::{self, GridTile};
-use super::report::ClassificationReport;
-use super::tensorboard::{self, EventWriter, HParam};
-use super::{Evaluation, TrainSettings, normalise};
-use crate::artifact::Normalisation;
+use max_mnist_artifacts::format::Normalisation;
+use max_mnist_core::network::{INPUT_SHAPE, Net};
+
 use crate::data::Split;
-use crate::network::{INPUT_SIZE, Net};
+use crate::render::{self, GridTile};
+use crate::report::ClassificationReport;
+use crate::tensorboard::{self, EventWriter, HParam};
+use crate::train::{Evaluation, TrainSettings, normalise};
 use crate::{Error, Result};
 
-/// How many test digits go to the embedding projector.
+/// Side of the square images the network takes.
+const INPUT_SIZE: u32 = INPUT_SHAPE.height;
+
+/// How many test images go to the embedding projector.
 const PROJECTOR_POINTS: i64 = 1000;
-/// How many misclassified digits the grid shows at most.
+/// How many misclassified images the grid shows at most.
 const MISCLASSIFIED_SHOWN: usize = 100;
 /// The scalars the HPARAMS tab compares runs by.
 const METRICS: [&str; 3] = ["validation/loss", "validation/accuracy", "test/accuracy"];
@@ -66,6 +70,7 @@ impl Monitor {
     /// Records the settings in the HPARAMS tab and as text.
     pub(super) fn hyperparameters(&mut self, settings: &TrainSettings, training: i64, validation: i64) -> Result<()> {
         let hparams = [
+            ("dataset", HParam::Text(settings.dataset.name.clone())),
             ("architecture", HParam::Text(settings.architecture.name().to_owned())),
             ("optimizer", HParam::Text(settings.optimizer.name().to_owned())),
             ("lr", HParam::Number(settings.learning_rate)),
@@ -78,9 +83,10 @@ impl Monitor {
         ];
         self.events.hparams(&hparams, &METRICS)?;
         let recipe = format!(
-            "| setting | value |\n|---|---|\n| architecture | {} |\n| optimizer | {} |\n| learning rate | {} |\n\
+            "| setting | value |\n|---|---|\n| dataset | {} |\n| architecture | {} |\n| optimizer | {} |\n| learning rate | {} |\n\
              | batch size | {} |\n| epochs | {} |\n| augmentation | {} |\n| training images | {training} |\n\
              | validation images | {validation} |\n| seed | {} |\n| threads | {} |\n| device | {:?} |\n",
+            settings.dataset.name,
             settings.architecture.name(),
             settings.optimizer.describe(),
             settings.learning_rate,
@@ -169,7 +175,7 @@ impl Monitor {
         Ok(())
     }
 
-    /// Writes the test-set report files, the misclassified digits, the embedding projector,
+    /// Writes the test-set report files, the misclassified images, the embedding projector,
     /// and closes the TensorBoard session. `step` is the exported (best) epoch: the test
     /// results go there on the x-axis.
     pub(super) fn finish(
@@ -196,25 +202,25 @@ impl Monitor {
                 .map_err(std::io::Error::other)
                 .map_err(Error::io("cannot encode", self.run_dir.join("confusion_matrix.json")))?,
         )?;
-        let heat_map = render::heat_map(&report.labels, &report.confusion, "MNIST test set: true vs predicted");
+        let heat_map = render::heat_map(&report.labels, &report.confusion, "test set: true vs predicted");
         render::save_png(&heat_map, &self.run_dir.join("confusion_matrix.png"))?;
         self.image("test/confusion_matrix", step, &heat_map)?;
 
-        let misclassified = misclassified_tiles(test, predicted)?;
+        let misclassified = misclassified_tiles(test, predicted, &report.labels)?;
         let grid = render::image_grid(&misclassified, INPUT_SIZE, 10, 2);
         render::save_png(&grid, &self.run_dir.join("misclassified.png"))?;
         self.image("test/misclassified", step, &grid)?;
 
         self.events.scalar("test/accuracy", step, report.accuracy as f32)?;
         self.events.text("test/report", step, &report.to_markdown())?;
-        self.projector(net, test, normalisation)?;
+        self.projector(net, test, &report.labels, normalisation)?;
         self.events.end_session()?;
         self.events.flush()
     }
 
-    /// The last hidden layer's activations for the first test digits, with their labels and
-    /// thumbnails, for TensorBoard's embedding projector.
-    fn projector(&mut self, net: &Net, test: &Split, normalisation: Normalisation) -> Result<()> {
+    /// The last hidden layer's activations for the first test images, with their true class's
+    /// label and thumbnails, for TensorBoard's embedding projector.
+    fn projector(&mut self, net: &Net, test: &Split, labels: &[String], normalisation: Normalisation) -> Result<()> {
         let count = PROJECTOR_POINTS.min(test.count());
         if count == 0 {
             return Ok(());
@@ -225,8 +231,10 @@ impl Monitor {
             net.embed(&normalise(&images.to_device(net.device()), normalisation)).to_device(Device::Cpu)
         };
         let embeddings: Vec<Vec<f32>> = Vec::<Vec<f32>>::try_from(&embeddings)?;
-        let labels: Vec<String> =
-            Vec::<i64>::try_from(&test.labels.narrow(0, 0, count))?.iter().map(i64::to_string).collect();
+        let labels: Vec<String> = Vec::<i64>::try_from(&test.labels.narrow(0, 0, count))?
+            .into_iter()
+            .map(|class| label_of(labels, class))
+            .collect();
         let sprite = render::encode_png(&render::sprite(&to_pixels(&images)?, INPUT_SIZE))
             .map_err(Error::io("cannot encode", self.run_dir.join("projector")))?;
         tensorboard::write_projector(&self.run_dir, "hidden_layer", &embeddings, &labels, Some((&sprite, INPUT_SIZE)))
@@ -252,8 +260,8 @@ struct ConfusionMatrix<'a> {
     counts: &'a [Vec<u64>],
 }
 
-/// The misclassified test digits, captioned `true>predicted`.
-fn misclassified_tiles(test: &Split, predicted: &Tensor) -> Result<Vec<GridTile>> {
+/// The misclassified test images, captioned `true>predicted` with the classes' labels.
+fn misclassified_tiles(test: &Split, predicted: &Tensor, labels: &[String]) -> Result<Vec<GridTile>> {
     let wrong = predicted.ne_tensor(&test.labels).nonzero().flatten(0, -1);
     let shown = wrong.narrow(0, 0, wrong.size()[0].min(MISCLASSIFIED_SHOWN as i64));
     let actual = Vec::<i64>::try_from(&test.labels.index_select(0, &shown))?;
@@ -261,8 +269,17 @@ fn misclassified_tiles(test: &Split, predicted: &Tensor) -> Result<Vec<GridTile>
     Ok(to_pixels(&test.images.index_select(0, &shown))?
         .into_iter()
         .zip(actual.iter().zip(&guessed))
-        .map(|(pixels, (actual, guessed))| GridTile { pixels, caption: format!("{actual}>{guessed}") })
+        .map(|(pixels, (&actual, &guessed))| GridTile {
+            pixels,
+            caption: format!("{}>{}", label_of(labels, actual), label_of(labels, guessed)),
+        })
         .collect())
+}
+
+/// The label of class `class`, or its number for a class the labels do not name (which
+/// training refuses before it starts).
+fn label_of(labels: &[String], class: i64) -> String {
+    usize::try_from(class).ok().and_then(|index| labels.get(index)).cloned().unwrap_or_else(|| class.to_string())
 }
 
 /// Images `[N, 1, H, W]` in [0, 1] as N rows of 8-bit pixels.

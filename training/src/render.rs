@@ -193,9 +193,11 @@ impl HeatMapLayout {
 
 /// Lays out grayscale tiles in rows of `columns`, each enlarged `scale` times (nearest
 /// neighbour, so digits stay sharp) on a white sheet with a gap between tiles, each caption
-/// centred under its tile; with every caption empty no room is kept for captions.
+/// centred under its tile; with every caption empty no room is kept for captions. Columns are
+/// widened to the widest caption when a caption is wider than a tile (`"Shirt>T-shirt/top"`),
+/// so that captions never overlap.
 ///
-/// Used for the misclassified test digits (captions such as `"7>2"`) and for a sample of the
+/// Used for the misclassified test images (captions such as `"7>2"`) and for a sample of the
 /// training set. A row has `columns` tiles at most and fewer when there are fewer tiles; a
 /// tile's pixels beyond its `pixels` count as black.
 pub fn image_grid(tiles: &[GridTile], tile_side: u32, columns: u32, scale: u32) -> RgbImage {
@@ -210,13 +212,15 @@ pub fn image_grid(tiles: &[GridTile], tile_side: u32, columns: u32, scale: u32) 
     let caption_scale = if tiles.iter().all(|item| text_width(&item.caption, 2) <= tile) { 2 } else { 1 };
     let captioned = tiles.iter().any(|item| !item.caption.is_empty());
     let caption_height = if captioned { CAPTION_TOP + GLYPH * caption_scale } else { 0 };
-    let width = GAP + columns * (tile + GAP);
+    let widest_caption = tiles.iter().map(|item| text_width(&item.caption, caption_scale)).max().unwrap_or(0);
+    let column = tile.max(widest_caption);
+    let width = GAP + columns * (column + GAP);
     let height = GAP + rows * (tile + caption_height + GAP);
     let mut image = RgbImage::from_pixel(width, height, BACKGROUND);
 
     for (index, item) in tiles.iter().enumerate() {
         let index = index as u32;
-        let x0 = GAP + index % columns * (tile + GAP);
+        let x0 = GAP + index % columns * (column + GAP) + (column - tile) / 2;
         let y0 = GAP + index / columns * (tile + caption_height + GAP);
         for y in 0..tile {
             for x in 0..tile {
@@ -425,6 +429,22 @@ mod tests {
         let plain: Vec<GridTile> = (0..3).map(|_| tile("")).collect();
         let image = image_grid(&plain, 28, 10, 1);
         assert_eq!((image.width(), image.height()), (3 * 28 + 4 * 8, 28 + 2 * 8), "no caption room, 3 columns");
+    }
+
+    #[test]
+    fn captions_wider_than_a_tile_widen_the_columns_and_never_overlap() {
+        let tile = |caption: &str| GridTile { pixels: vec![128; 28 * 28], caption: caption.to_string() };
+        let tiles = [tile("Shirt>T-shirt/top"), tile("Bag>Sandal")];
+        let image = image_grid(&tiles, 28, 2, 2);
+        // 17 characters at scale 1 (scale 2 does not fit under a 56-pixel tile): 136 pixels.
+        let column = 17 * 8;
+        assert_eq!(image.width(), 8 + 2 * (column + 8));
+        let tile_left = 8 + (column - 56) / 2;
+        assert_eq!(*image.get_pixel(tile_left, 8), Rgb([128; 3]), "the tile is centred in its column");
+        assert_eq!(*image.get_pixel(tile_left - 1, 8), BACKGROUND);
+        let caption_row = 8 + 56 + 6;
+        let inked = |x: u32| (caption_row..caption_row + 8).any(|y| *image.get_pixel(x, y) != BACKGROUND);
+        assert!(!inked(8 + column + 4), "nothing is drawn in the gap between the columns");
     }
 
     #[test]

@@ -1,21 +1,15 @@
 //! The training loop behind `cargo run --release --bin train`.
 //!
-//! A seeded split holds back part of MNIST's training set for validation; the network trains
-//! on the rest with random affine [`augment`]ation, the chosen [`Optimizer`] and a learning
-//! rate that warms up linearly for one epoch and then follows a cosine to zero. After every
+//! A seeded split holds back part of the data set's training images for validation; the
+//! network trains on the rest with random [`augment`]ation, the chosen [`Optimizer`] and a
+//! learning rate that warms up linearly for one epoch and then follows a cosine to zero. After every
 //! epoch the validation loss decides which weights are kept: the export is the best epoch,
 //! not the last. Everything is logged for TensorBoard under the run directory (see
-//! [`monitor`]), and the kept weights are measured on the 10,000 test images with a
-//! per-class [`report`].
+//! [`crate::monitor`]), and the kept weights are measured on the test images with a
+//! per-class [`crate::report`].
 //!
 //! With the same seed, thread count and machine, two runs give the same weights
 //! ([`TrainedModel::weights_sha256`]).
-
-pub mod augment;
-mod monitor;
-pub mod render;
-pub mod report;
-pub mod tensorboard;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,13 +19,14 @@ use sha2::{Digest, Sha256};
 use tch::nn::{self, ModuleT, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
-use crate::artifact::{self, ModelMetadata, Normalisation, TrainingRecipe};
-use crate::data::{Mnist, Split};
-use crate::network::{Architecture, INPUT_SIZE, MNIST_MEAN, MNIST_STD, NUM_CLASSES, Net, digit_labels};
+use max_mnist_artifacts::format::{self, ModelMetadata, Normalisation, TrainingRecipe};
+use max_mnist_core::network::{Architecture, INPUT_SHAPE, Net};
+
+use crate::augment::Augmentation;
+use crate::data::{DatasetCard, IdxDataset, Split};
+use crate::monitor::Monitor;
+use crate::report::ClassificationReport;
 use crate::{Error, Result};
-pub use augment::Augmentation;
-use monitor::Monitor;
-pub use report::ClassificationReport;
 
 /// The optimiser and its settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -109,6 +104,8 @@ impl Optimizer {
 /// What to train and how.
 #[derive(Clone, Debug)]
 pub struct TrainSettings {
+    /// What the data set is: its name, labels and normalisation.
+    pub dataset: DatasetCard,
     /// The network to train.
     pub architecture: Architecture,
     /// Passes over the training set.
@@ -151,7 +148,7 @@ pub struct TrainedModel {
 impl TrainedModel {
     /// Writes the weights and their metadata to a safetensors file.
     pub fn save(&self, path: &Path) -> Result<()> {
-        artifact::save(&self.store, &self.metadata, path)
+        Ok(format::save(&self.store, &self.metadata, path)?)
     }
 
     /// The weights' fingerprint, independent of the export date: see [`weights_sha256`].
@@ -168,10 +165,10 @@ struct BestEpoch {
 }
 
 /// The loss and accuracy of a network on a labelled set, with its predictions.
-struct Evaluation {
-    loss: f64,
-    accuracy: f64,
-    predicted: Tensor,
+pub(crate) struct Evaluation {
+    pub(crate) loss: f64,
+    pub(crate) accuracy: f64,
+    pub(crate) predicted: Tensor,
 }
 
 const EVAL_BATCH: i64 = 1000;
@@ -180,15 +177,16 @@ const SAMPLE_IMAGES: i64 = 64;
 
 /// Trains a fresh network on `data.train` (less the validation split), keeps the epoch with
 /// the lowest validation loss and measures it on `data.test`, logging to `settings.run_dir`.
-pub fn train(settings: &TrainSettings, data: &Mnist) -> Result<TrainedModel> {
+pub fn train(settings: &TrainSettings, data: &IdxDataset) -> Result<TrainedModel> {
     validate(settings)?;
+    let classes = settings.dataset.labels.len() as i64;
     for (name, split) in [("training", &data.train), ("test", &data.test)] {
-        check_fits_the_network(name, split)?;
+        check_fits_the_network(name, split, classes)?;
     }
     tch::set_num_threads(settings.threads as i32); // Fits: checked by `validate`.
     tch::manual_seed(settings.seed as i64);
     let device = settings.device;
-    let normalisation = Normalisation { mean: MNIST_MEAN, std: MNIST_STD };
+    let normalisation = settings.dataset.normalisation;
     let (training, validation) = split_off_validation(&data.train, settings.validation_split);
     let count = training.count();
     if count == 0 {
@@ -198,7 +196,7 @@ pub fn train(settings: &TrainSettings, data: &Mnist) -> Result<TrainedModel> {
     let (images, labels) = (training.images.to_device(device), training.labels.to_device(device));
 
     let mut store = nn::VarStore::new(device);
-    let net = Net::new(&store.root(), settings.architecture);
+    let net = Net::new(&store.root(), settings.architecture, classes);
     let mut optimizer = settings.optimizer.build(&store, settings.learning_rate)?;
     let mut monitor = Monitor::create(&settings.run_dir, settings.progress)?;
     monitor.hyperparameters(settings, count, validation.count())?;
@@ -248,14 +246,18 @@ pub fn train(settings: &TrainSettings, data: &Mnist) -> Result<TrainedModel> {
     // Measured again on the restored weights, so the metadata describes what is exported.
     let validation = evaluate(&net, &validation, normalisation, device)?;
     let test = evaluate(&net, &data.test, normalisation, device)?;
-    let report = ClassificationReport::new(digit_labels(), &to_vec(&data.test.labels)?, &to_vec(&test.predicted)?);
+    let labels = settings.dataset.labels.clone();
+    let report = ClassificationReport::new(labels.clone(), &to_vec(&data.test.labels)?, &to_vec(&test.predicted)?);
     monitor.finish(&net, &data.test, &test.predicted, &report, normalisation, best.epoch)?;
 
     let metadata = ModelMetadata {
-        architecture: settings.architecture,
-        input_size: INPUT_SIZE,
+        architecture: settings.architecture.name().to_owned(),
+        input_shape: INPUT_SHAPE,
+        preprocessing: settings.dataset.preprocessing,
         normalisation,
-        labels: digit_labels(),
+        labels,
+        dataset: settings.dataset.name.clone(),
+        description: settings.dataset.description.clone(),
         test_accuracy: test.accuracy,
         validation_accuracy: validation.accuracy,
         validation_loss: validation.loss,
@@ -293,7 +295,7 @@ fn validate(settings: &TrainSettings) -> Result<()> {
     if settings.threads == 0 || i32::try_from(settings.threads).is_err() {
         return invalid("--threads must be between 1 and 2^31 - 1");
     }
-    let Augmentation { max_rotation_degrees, max_scale, max_shift } = settings.augmentation;
+    let Augmentation { max_rotation_degrees, max_scale, max_shift, .. } = settings.augmentation;
     if !(0.0..=180.0).contains(&max_rotation_degrees) {
         return invalid("--augment-rotation must be between 0 and 180 degrees");
     }
@@ -306,18 +308,21 @@ fn validate(settings: &TrainSettings) -> Result<()> {
     Ok(())
 }
 
-/// Refuses data the network cannot take: images that are not 28×28, labels outside 0-9.
-fn check_fits_the_network(name: &str, split: &Split) -> Result<()> {
+/// Refuses data the network cannot take: images of another size than its input, labels
+/// outside `0..classes` (the data set's card names `classes` labels).
+fn check_fits_the_network(name: &str, split: &Split, classes: i64) -> Result<()> {
     let size = split.images.size();
-    let side = i64::from(INPUT_SIZE);
+    let side = i64::from(INPUT_SHAPE.height);
     if size[2..] != [side, side] {
         let reason = format!("the {name} images are {}x{}; the network takes {side}x{side}", size[3], size[2]);
         return Err(Error::InvalidSettings(reason));
     }
     let (lowest, highest) = (split.labels.min().int64_value(&[]), split.labels.max().int64_value(&[]));
-    if lowest < 0 || highest >= NUM_CLASSES {
-        let reason =
-            format!("the {name} labels run from {lowest} to {highest}; the network knows 0 to {}", NUM_CLASSES - 1);
+    if lowest < 0 || highest >= classes {
+        let reason = format!(
+            "the {name} labels run from {lowest} to {highest}, but the data set names {classes} classes (0 to {})",
+            classes - 1
+        );
         return Err(Error::InvalidSettings(reason));
     }
     Ok(())
@@ -375,7 +380,7 @@ fn evaluate(net: &Net, split: &Split, normalisation: Normalisation, device: Devi
     Ok(Evaluation { loss: loss_sum / count, accuracy: correct as f64 / count, predicted })
 }
 
-fn normalise(images: &Tensor, normalisation: Normalisation) -> Tensor {
+pub(crate) fn normalise(images: &Tensor, normalisation: Normalisation) -> Tensor {
     (images - f64::from(normalisation.mean)) / f64::from(normalisation.std)
 }
 
@@ -432,9 +437,10 @@ mod tests {
             images: Tensor::zeros([2, 1, 28, 28], tch::kind::FLOAT_CPU),
             labels: Tensor::zeros([2], (Kind::Int64, Device::Cpu)),
         };
-        let data = Mnist { train: split(), test: split(), sha256: String::new() };
+        let data = IdxDataset { train: split(), test: split(), sha256: String::new() };
         let run_dir = tempfile::tempdir().unwrap();
         let settings = TrainSettings {
+            dataset: DatasetCard::mnist(),
             architecture: Architecture::default(),
             epochs: 1,
             learning_rate: 1e-3,
@@ -452,13 +458,13 @@ mod tests {
         let error = train(&settings, &data).err().unwrap().to_string();
         assert!(error.contains("leaves no training images"), "{error}");
         let small_images = Split { images: Tensor::zeros([2, 1, 2, 2], tch::kind::FLOAT_CPU), ..split() };
-        let error = train(&settings, &Mnist { train: small_images, test: split(), sha256: String::new() })
+        let error = train(&settings, &IdxDataset { train: small_images, test: split(), sha256: String::new() })
             .err()
             .unwrap()
             .to_string();
         assert!(error.contains("the training images are 2x2; the network takes 28x28"), "{error}");
         let bad_labels = Split { labels: Tensor::from_slice(&[3i64, 12]), ..split() };
-        let error = train(&settings, &Mnist { train: split(), test: bad_labels, sha256: String::new() })
+        let error = train(&settings, &IdxDataset { train: split(), test: bad_labels, sha256: String::new() })
             .err()
             .unwrap()
             .to_string();
@@ -486,7 +492,7 @@ mod tests {
     #[test]
     fn restoring_a_snapshot_brings_back_every_variable() {
         let mut store = nn::VarStore::new(Device::Cpu);
-        let net = Net::new(&store.root(), Architecture::default());
+        let net = Net::new(&store.root(), Architecture::default(), 10);
         let saved = snapshot(&store);
         let before = weights_sha256(&store).unwrap();
         // One training-mode forward moves the batch-norm statistics; a step moves the weights.

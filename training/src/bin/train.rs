@@ -1,36 +1,83 @@
-//! `cargo run --release --bin train`: trains the classifier on MNIST with a validation split,
-//! logs to TensorBoard and writes reports under `runs/<exp-name>/`, exports the weights of the
-//! best epoch, packs them into the bucket archive and rewrites `sha512sums.txt`.
+//! `cargo run --release --bin train`: trains a classifier on MNIST, Fashion-MNIST or any other
+//! IDX data set of 28×28 grayscale images with a validation split, logs to TensorBoard and
+//! writes reports under `runs/<exp-name>/`, exports the weights of the best epoch, packs them
+//! into the data set's bucket archive and rewrites the bucket's `sha512sums.txt`.
 //!
-//! With no flags it reproduces the committed `pretrained-model/` (same weights hash on the
-//! same kind of machine).
+//! With no flags but `--dataset` it reproduces the committed model of that data set in
+//! `pretrained-model/<dataset>/` (same weights hash on the same kind of machine).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
-use max_mnist_core::bucket;
-use max_mnist_core::data::{MNIST_FILES, Mnist, mirrors};
-use max_mnist_core::download::DownloadPolicy;
+use max_mnist_artifacts::bucket;
+use max_mnist_artifacts::download::DownloadPolicy;
 use max_mnist_core::network::Architecture;
-use max_mnist_core::train::{self, Augmentation, Optimizer, TrainSettings};
+use max_mnist_training::augment::Augmentation;
+use max_mnist_training::data::{DatasetCard, IdxDataset, KnownDataset, mirrors};
+use max_mnist_training::preset::Preset;
+use max_mnist_training::train::{self, Optimizer, TrainSettings};
 use tracing_subscriber::EnvFilter;
 
-/// Train the MNIST classifier, report on it, and publish it to the local bucket.
+/// Train an image classifier, report on it, and publish it to its local bucket.
+///
+/// `--dataset` picks the data and, for every flag not given, its defaults:
+///
+///   mnist          handwritten digits from data/mnist (`make data`); cnn-bn-8-16-32, 40 epochs,
+///                  random rotation ±12°, scale ±10% and shift ±7.5%; run in runs/mnist,
+///                  published to pretrained-model/mnist/mnist-classifier.tar.gz.
+///
+///   fashion-mnist  clothes, shoes and bags from /usr/share/datasets/fashion-mnist (Debian's
+///                  dataset-fashion-mnist); cnn-bn-16-32-64, 50 epochs, random horizontal
+///                  flip and shift ±5%; run in runs/fashion-mnist, published to
+///                  pretrained-model/fashion-mnist/fashion-mnist-classifier.tar.gz.
+///
+///   idx            any four IDX files of 28×28 grayscale images (train-images-idx3-ubyte,
+///                  train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte,
+///                  raw or .gz) in --data-dir, with --labels (one class name a line, line 1
+///                  for label 0) and --dataset-name; normalised by the training images' mean
+///                  and spread; cnn-bn-8-16-32, 40 epochs, random shift ±7.5%; run in
+///                  runs/<name>, published to pretrained-model/<name>/<name>-classifier.tar.gz
+///                  (<name>: the data set's name in lower case, `-` for spaces).
+///
+/// MNIST's and Fashion-MNIST's files must be the published ones (SHA-256 of each decompressed
+/// file); any data set's hash is recorded in the weights' metadata. Every other flag's default
+/// is the same for all data sets.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(version, verbatim_doc_comment)]
 struct Args {
-    /// Name of this run; its TensorBoard files and reports go to `<runs-dir>/<exp-name>/`.
-    #[arg(long, env = "EXP_NAME", default_value = "default")]
-    exp_name: String,
-    /// The network: cnn-bn-8-16-32 or cnn-bn-16-32-64.
-    #[arg(long, env = "ARCHITECTURE", default_value = Architecture::default().name(), value_parser = parse_architecture)]
-    architecture: Architecture,
-    /// Passes over the training set.
-    #[arg(long, env = "EPOCHS", default_value_t = 40)]
-    epochs: u32,
+    /// The data set: mnist, fashion-mnist or idx (see above).
+    #[arg(long, env = "DATASET", value_enum, default_value_t = DatasetArg::Mnist)]
+    dataset: DatasetArg,
+    /// idx: the class names, one a line (line 1 names label 0); every label value needs one.
+    #[arg(long, env = "LABELS_FILE", value_name = "FILE", required_if_eq("dataset", "idx"))]
+    labels: Option<PathBuf>,
+    /// idx: the data set's name, as the model card shows it (`Kuzushiji-MNIST`).
+    #[arg(long, env = "DATASET_NAME", value_name = "NAME", required_if_eq("dataset", "idx"))]
+    dataset_name: Option<String>,
+    /// Directory with the four IDX files, raw or gzipped (default: the data set's, see above;
+    /// required for idx).
+    #[arg(long, env = "DATA_DIR", required_if_eq("dataset", "idx"))]
+    data_dir: Option<PathBuf>,
+    /// Fetch MNIST or Fashion-MNIST into the data directory first (verified; files already
+    /// there and verified are kept).
+    #[arg(long)]
+    download: bool,
+    /// A mirror to fetch the data set from, tried in the order given (default: its public ones).
+    #[arg(long = "mirror", value_name = "URL")]
+    mirrors: Vec<String>,
+    /// Name of this run; its TensorBoard files and reports go to `<runs-dir>/<exp-name>/`
+    /// (default: the data set's: mnist, fashion-mnist, or the idx name in lower case).
+    #[arg(long, env = "EXP_NAME")]
+    exp_name: Option<String>,
+    /// The network: cnn-bn-8-16-32 or cnn-bn-16-32-64 (default: the data set's, see above).
+    #[arg(long, env = "ARCHITECTURE", value_parser = parse_architecture)]
+    architecture: Option<Architecture>,
+    /// Passes over the training set (default: the data set's, see above).
+    #[arg(long, env = "EPOCHS")]
+    epochs: Option<u32>,
     /// Peak learning rate (after a one-epoch linear warm-up; then a cosine decay to 0).
     #[arg(long, env = "LR", default_value_t = 3e-3)]
     lr: f64,
@@ -55,15 +102,21 @@ struct Args {
     /// Weight decay (L2 for sgd and adam, decoupled for adamw).
     #[arg(long, env = "WEIGHT_DECAY", default_value_t = 1e-4)]
     weight_decay: f64,
-    /// Largest random rotation of a training image, in degrees.
-    #[arg(long, default_value_t = 12.0)]
-    augment_rotation: f64,
-    /// Largest random change of size of a training image, as a fraction.
-    #[arg(long, default_value_t = 0.1)]
-    augment_scale: f64,
-    /// Largest random shift of a training image, as a fraction of its side.
-    #[arg(long, default_value_t = 0.075)]
-    augment_shift: f64,
+    /// Largest random rotation of a training image, in degrees (default: the data set's).
+    #[arg(long)]
+    augment_rotation: Option<f64>,
+    /// Largest random change of size of a training image, as a fraction (default: the data
+    /// set's).
+    #[arg(long)]
+    augment_scale: Option<f64>,
+    /// Largest random shift of a training image, as a fraction of its side (default: the data
+    /// set's).
+    #[arg(long)]
+    augment_shift: Option<f64>,
+    /// Mirror half of the training images left to right, true or false (default: the data
+    /// set's; true only for fashion-mnist).
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+    augment_flip: Option<bool>,
     /// Train on the images as they are.
     #[arg(long)]
     no_augment: bool,
@@ -80,31 +133,28 @@ struct Args {
     /// Where to train: `cpu`, `cuda` or `cuda:N`.
     #[arg(long, env = "DEVICE", default_value = "cpu")]
     device: String,
-    /// Directory with the four MNIST IDX files, raw or gzipped (`make data` fills it offline).
-    #[arg(long, env = "DATA_DIR", default_value = "data/mnist")]
-    data_dir: PathBuf,
-    /// Fetch MNIST into `--data-dir` first (verified; files already there and verified are kept).
-    #[arg(long)]
-    download: bool,
-    /// A mirror to fetch MNIST from, tried in the order given (default: the usual public ones).
-    #[arg(long = "mirror", value_name = "URL")]
-    mirrors: Vec<String>,
     /// Parent directory of the run directories.
     #[arg(long, env = "RUNS_DIR", default_value = "runs")]
     runs_dir: PathBuf,
-    /// The local bucket the model archive is written to.
-    #[arg(long, env = "MODEL_BUCKET", default_value = "pretrained-model")]
-    output: PathBuf,
-    /// The archive's file name.
-    #[arg(long, env = "MODEL_FILE", default_value = "mnist-classifier.tar.gz")]
-    model_file: String,
-    /// The checksums file to rewrite.
-    #[arg(long, env = "SHA512SUMS", default_value = "sha512sums.txt")]
-    checksums: PathBuf,
+    /// The local bucket the model archive and its `sha512sums.txt` are written to (default:
+    /// pretrained-model/<dataset>).
+    #[arg(long, env = "MODEL_BUCKET")]
+    output: Option<PathBuf>,
+    /// The archive's file name (default: <dataset>-classifier.tar.gz).
+    #[arg(long, env = "MODEL_FILE")]
+    model_file: Option<String>,
     /// Export date as Unix seconds, for a byte-identical file (the reproducible-builds
     /// convention); the current time when absent.
     #[arg(long, env = "SOURCE_DATE_EPOCH")]
     source_date_epoch: Option<u64>,
+}
+
+/// `--dataset`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum DatasetArg {
+    Mnist,
+    FashionMnist,
+    Idx,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -113,9 +163,6 @@ enum OptimizerName {
     Adam,
     Adamw,
 }
-
-/// The weights' file name, inside the archive and in `assets/`.
-const WEIGHTS_FILE: &str = "mnist-classifier.safetensors";
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -131,26 +178,49 @@ fn main() -> ExitCode {
 }
 
 fn train_and_publish(args: &Args) -> anyhow::Result<()> {
+    let known = match args.dataset {
+        DatasetArg::Mnist => Some(KnownDataset::Mnist),
+        DatasetArg::FashionMnist => Some(KnownDataset::FashionMnist),
+        DatasetArg::Idx => None,
+    };
+    let preset = match (known, &args.dataset_name) {
+        (Some(known), _) => Preset::known(known),
+        (None, Some(name)) => Preset::custom(name),
+        (None, None) => bail!("--dataset idx needs --dataset-name"),
+    };
+    if known.is_some() && (args.labels.is_some() || args.dataset_name.is_some()) {
+        bail!("--labels and --dataset-name describe a custom data set: use them with --dataset idx");
+    }
+    let data_dir = args.data_dir.clone().or(preset.data_dir.clone()).context("--dataset idx needs --data-dir")?;
     if args.download {
+        let known = known.context("--download fetches MNIST or Fashion-MNIST; a custom data set has no mirror")?;
         let mirrors: Vec<String> = if args.mirrors.is_empty() {
-            mirrors::DEFAULT_MIRRORS.iter().map(|mirror| mirror.to_string()).collect()
+            known.mirrors().iter().map(|mirror| mirror.to_string()).collect()
         } else {
             args.mirrors.clone()
         };
         let runtime = tokio::runtime::Runtime::new().context("cannot start the download runtime")?;
-        runtime.block_on(mirrors::download(&args.data_dir, &MNIST_FILES, &mirrors, &DownloadPolicy::default()))?;
+        runtime.block_on(mirrors::download(&data_dir, known.files(), &mirrors, &DownloadPolicy::default()))?;
     }
-    let data = Mnist::load_dir(&args.data_dir).with_context(|| {
-        format!("cannot read MNIST from {} (run `make data`, or pass --download)", args.data_dir.display())
+    let data = IdxDataset::load_dir(&data_dir, known.map(KnownDataset::files)).with_context(|| {
+        let what = known.map_or("the data set".to_owned(), |known| known.card().name);
+        format!("cannot read {what} from {} ({})", data_dir.display(), preset.data_hint)
     })?;
-    let run_dir = args.runs_dir.join(&args.exp_name);
+    let dataset = match (known, &args.labels, &args.dataset_name) {
+        (Some(known), _, _) => known.card(),
+        (None, Some(labels), Some(name)) => DatasetCard::custom(name, labels, &data)?,
+        (None, _, _) => bail!("--dataset idx needs --labels and --dataset-name"),
+    };
+    let run_dir = args.runs_dir.join(args.exp_name.as_deref().unwrap_or(&preset.exp_name));
+    let epochs = args.epochs.unwrap_or(preset.epochs);
     let settings = TrainSettings {
-        architecture: args.architecture,
-        epochs: args.epochs,
+        dataset,
+        architecture: args.architecture.unwrap_or(preset.architecture),
+        epochs,
         learning_rate: args.lr,
         batch_size: args.batch_size,
         optimizer: optimizer(args),
-        augmentation: augmentation(args),
+        augmentation: augmentation(args, preset.augmentation),
         validation_split: args.validation_split,
         seed: args.seed,
         threads: args.threads,
@@ -161,28 +231,37 @@ fn train_and_publish(args: &Args) -> anyhow::Result<()> {
             .map_or_else(SystemTime::now, |seconds| SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)),
         progress: true,
     };
+    let started = Instant::now();
     let trained = train::train(&settings, &data)?;
     let metadata = &trained.metadata;
     println!(
-        "best epoch {} of {}: validation loss {:.4}, validation accuracy {:.2}%",
+        "{}, {}: best epoch {} of {epochs}: validation loss {:.4}, validation accuracy {:.2}%",
+        metadata.dataset,
+        metadata.architecture,
         metadata.best_epoch,
-        args.epochs,
         metadata.validation_loss,
         metadata.validation_accuracy * 100.0
     );
     println!("test accuracy: {:.2}% on {} images", metadata.test_accuracy * 100.0, data.test.count());
+    println!("training time: {:.0} s", started.elapsed().as_secs_f64());
     println!("{}", trained.report.summary());
 
-    let weights = run_dir.join(WEIGHTS_FILE);
+    let weights = run_dir.join(&preset.weights_file);
     trained.save(&weights)?;
-    let archive = bucket::publish(&[&weights], &args.output, &args.model_file, &args.checksums)?;
+    let bucket_dir = args.output.clone().unwrap_or(preset.bucket);
+    let archive = bucket::publish(&[&weights], &bucket_dir, args.model_file.as_deref().unwrap_or(&preset.archive))?;
     println!("weights sha256 (tensors only): {}", trained.weights_sha256());
     println!(
         "reports and TensorBoard files: {}  (tensorboard --logdir {})",
         run_dir.display(),
         args.runs_dir.display()
     );
-    println!("weights: {}\narchive: {}\nchecksums: {}", weights.display(), archive.display(), args.checksums.display());
+    println!(
+        "weights: {}\narchive: {}\nchecksums: {}",
+        weights.display(),
+        archive.display(),
+        bucket_dir.join(bucket::CHECKSUMS_FILE).display()
+    );
     Ok(())
 }
 
@@ -202,13 +281,15 @@ fn optimizer(args: &Args) -> Optimizer {
     }
 }
 
-fn augmentation(args: &Args) -> Augmentation {
+/// The data set's augmentation, with each range the flags give instead.
+fn augmentation(args: &Args, preset: Augmentation) -> Augmentation {
     if args.no_augment {
         return Augmentation::NONE;
     }
     Augmentation {
-        max_rotation_degrees: args.augment_rotation,
-        max_scale: args.augment_scale,
-        max_shift: args.augment_shift,
+        max_rotation_degrees: args.augment_rotation.unwrap_or(preset.max_rotation_degrees),
+        max_scale: args.augment_scale.unwrap_or(preset.max_scale),
+        max_shift: args.augment_shift.unwrap_or(preset.max_shift),
+        flip: args.augment_flip.unwrap_or(preset.flip),
     }
 }

@@ -1,5 +1,5 @@
-//! `train --download`: fetching the four gzipped MNIST files from the usual public mirrors,
-//! tried in order. A file counts as fetched only when its compressed size and the size and
+//! `train --download`: fetching the four gzipped files of a known data set (MNIST,
+//! Fashion-MNIST) from its public mirrors, tried in order. A file counts as fetched only when its compressed size and the size and
 //! SHA-256 of its decompressed bytes are the ones published here; the raw file then takes
 //! its final name atomically. A partial, corrupt or tampered copy is never kept, and a mirror
 //! that fails in any way hands over to the next one.
@@ -8,19 +8,23 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use flate2::read::GzDecoder;
-use sha2::{Digest, Sha256};
 
 use super::ExpectedFile;
-use crate::download::{self, DownloadPolicy};
 use crate::{Error, Result};
+use max_mnist_artifacts::Error as ArtifactError;
+use max_mnist_artifacts::download::{self, DownloadPolicy};
 
-/// The mirrors `--download` tries, in order: torchvision's and TensorFlow's copies, then the
-/// original site.
-pub const DEFAULT_MIRRORS: [&str; 3] = [
+/// The mirrors `--download` tries for MNIST, in order: torchvision's and TensorFlow's copies,
+/// then the original site.
+pub const MNIST_MIRRORS: [&str; 3] = [
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
     "http://yann.lecun.com/exdb/mnist/",
 ];
+
+/// The mirror `--download` tries for Fashion-MNIST: Zalando's own, the one torchvision uses.
+/// It is plain HTTP, which the SHA-256 of every decompressed file makes safe to use.
+pub const FASHION_MNIST_MIRRORS: [&str; 1] = ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"];
 
 /// Makes sure `dir` holds every file of `files`, raw and verified: a file already there with
 /// the right digest is kept, any other is fetched from the first of `mirrors` that serves a
@@ -71,7 +75,7 @@ async fn fetch_verified(file: &ExpectedFile, url: &str, destination: &Path, poli
     let size = std::fs::metadata(&gzipped).map_err(Error::io("cannot read", &gzipped))?.len();
     if size != file.gzip_bytes {
         let reason = format!("{size} bytes, expected {}", file.gzip_bytes);
-        return Err(Error::Download { url: url.to_owned(), reason });
+        return Err(ArtifactError::Download { url: url.to_owned(), reason }.into());
     }
     let raw = decompress_capped(&gzipped, file.raw_bytes, url)?;
     check_raw(file, &raw, url)?;
@@ -87,10 +91,9 @@ async fn fetch_verified(file: &ExpectedFile, url: &str, destination: &Path, poli
 fn decompress_capped(gzipped: &Path, limit: u64, url: &str) -> Result<Vec<u8>> {
     let reader = std::fs::File::open(gzipped).map_err(Error::io("cannot read", gzipped))?;
     let mut raw = Vec::new();
-    GzDecoder::new(reader)
-        .take(limit + 1)
-        .read_to_end(&mut raw)
-        .map_err(|error| Error::Download { url: url.to_owned(), reason: format!("bad gzip data: {error}") })?;
+    GzDecoder::new(reader).take(limit + 1).read_to_end(&mut raw).map_err(|error| {
+        Error::from(ArtifactError::Download { url: url.to_owned(), reason: format!("bad gzip data: {error}") })
+    })?;
     Ok(raw)
 }
 
@@ -103,12 +106,7 @@ fn verify_raw(file: &ExpectedFile, path: &Path) -> Result<()> {
 fn check_raw(file: &ExpectedFile, raw: &[u8], source: &str) -> Result<()> {
     if raw.len() as u64 != file.raw_bytes {
         let reason = format!("decompressed to {} bytes, expected {}", raw.len(), file.raw_bytes);
-        return Err(Error::Download { url: source.to_owned(), reason });
+        return Err(ArtifactError::Download { url: source.to_owned(), reason }.into());
     }
-    let actual = hex::encode(Sha256::digest(raw));
-    if actual != file.raw_sha256 {
-        let expected = file.raw_sha256.to_owned();
-        return Err(Error::ChecksumMismatch { file: source.to_owned(), algorithm: "sha256", expected, actual });
-    }
-    Ok(())
+    file.verify(raw, source)
 }

@@ -1,8 +1,7 @@
 //! `train --download` end to end against mirrors on 127.0.0.1: a dead mirror hands over to
 //! the next, a wrong checksum, a truncated body or a gzip bomb is refused and leaves nothing
-//! behind, and verified files already on disk are not fetched again.
-
-mod support;
+//! behind, verified files already on disk are not fetched again, and Fashion-MNIST's files as
+//! its mirror serves them pass.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -11,11 +10,11 @@ use std::time::Duration;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use max_mnist_core::Error;
-use max_mnist_core::data::{ExpectedFile, MNIST_FILES, Mnist, mirrors};
-use max_mnist_core::download::DownloadPolicy;
+use max_mnist_artifacts::download::DownloadPolicy;
+use max_mnist_test_support::{Answer, LoopbackServer};
+use max_mnist_training::Error;
+use max_mnist_training::data::{ExpectedFile, FASHION_MNIST_FILES, IdxDataset, KnownDataset, MNIST_FILES, mirrors};
 use sha2::{Digest, Sha256};
-use support::{Answer, LoopbackServer};
 
 /// A tiny but well-formed MNIST: `count` 2×2 images per split.
 fn tiny_mnist() -> Vec<(&'static str, Vec<u8>)> {
@@ -98,7 +97,7 @@ async fn a_dead_mirror_falls_through_to_the_next_and_the_files_load() {
         assert_eq!(&std::fs::read(dir.path().join(name)).unwrap(), raw, "{name}");
         assert_eq!(server.hits(&format!("good/{name}.gz")), 1, "{name}");
     }
-    let mnist = Mnist::load_dir(dir.path()).unwrap();
+    let mnist = IdxDataset::load_dir(dir.path(), None).unwrap();
     assert_eq!((mnist.train.count(), mnist.test.count()), (6, 3));
 }
 
@@ -169,8 +168,53 @@ async fn verified_files_on_disk_are_not_fetched_again_and_bad_ones_are_replaced(
 }
 
 #[test]
-fn the_published_sizes_are_those_of_mnist() {
-    let sizes: Vec<u64> = MNIST_FILES.iter().map(|file| file.raw_bytes).collect();
-    // 16-byte image headers with 28×28 pixels, 8-byte label headers.
-    assert_eq!(sizes, [16 + 60_000 * 784, 8 + 60_000, 16 + 10_000 * 784, 8 + 10_000]);
+fn the_published_sizes_are_those_of_60000_and_10000_images() {
+    for files in [MNIST_FILES, FASHION_MNIST_FILES] {
+        let sizes: Vec<u64> = files.iter().map(|file| file.raw_bytes).collect();
+        // 16-byte image headers with 28×28 pixels, 8-byte label headers.
+        assert_eq!(sizes, [16 + 60_000 * 784, 8 + 60_000, 16 + 10_000 * 784, 8 + 10_000]);
+    }
+}
+
+/// Where Debian's `dataset-fashion-mnist` package installs the four gzipped files.
+const DEBIAN_FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";
+
+/// A Debian `.gz` file as Zalando's mirror serves it: the same deflate stream, with the file's
+/// name in the gzip header (flag FNAME), which Debian's copy lacks.
+fn as_the_mirror_serves_it(debian: &[u8], name: &str) -> Vec<u8> {
+    assert_eq!((debian[0], debian[1], debian[3]), (0x1f, 0x8b, 0), "a gzip file without a name");
+    let mut named = debian[..10].to_vec();
+    named[3] = 0x08;
+    named.extend(name.as_bytes());
+    named.push(0);
+    named.extend(&debian[10..]);
+    named
+}
+
+#[tokio::test]
+async fn fashion_mnist_as_its_mirror_serves_it_downloads_verified() {
+    let debian = Path::new(DEBIAN_FASHION_MNIST);
+    assert!(debian.is_dir(), "this test reads {DEBIAN_FASHION_MNIST}: apt-get install dataset-fashion-mnist");
+    let mut answers = Vec::new();
+    for file in &FASHION_MNIST_FILES {
+        let gzipped = std::fs::read(debian.join(format!("{}.gz", file.name))).unwrap();
+        let served = as_the_mirror_serves_it(&gzipped, file.name);
+        assert_eq!(served.len() as u64, file.gzip_bytes, "{}: the mirror's size", file.name);
+        answers.push((format!("fashion/{}.gz", file.name).leak() as &str, Answer::Body(served)));
+        answers.push((format!("debian/{}.gz", file.name).leak() as &str, Answer::Body(gzipped)));
+    }
+    let server = LoopbackServer::serve(HashMap::from_iter(answers)).await;
+    let dir = tempfile::tempdir().unwrap();
+
+    // Debian's smaller copy is not what the mirror serves: refused on its size alone.
+    let labels = &FASHION_MNIST_FILES[1..2];
+    let error = mirrors::download(dir.path(), labels, &[format!("{}/debian", server.url)], &policy()).await.unwrap_err();
+    assert!(error.to_string().contains("29491 bytes, expected 29515"), "{error}");
+
+    let known = KnownDataset::FashionMnist;
+    assert_eq!(known.mirrors(), ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"]);
+    mirrors::download(dir.path(), known.files(), &[format!("{}/fashion/", server.url)], &policy()).await.unwrap();
+    let fashion = IdxDataset::load_dir(dir.path(), Some(known.files())).unwrap();
+    assert_eq!((fashion.train.count(), fashion.test.count()), (60_000, 10_000));
+    assert_eq!(fashion.sha256, "14410854cf7a289477dcfc7df3f8ec24741e281cdcc425ede0d9a748ca630214");
 }

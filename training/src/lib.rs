@@ -1,0 +1,20 @@
+//! Training: the [`data`] sets (IDX files and their mirrors, MNIST, Fashion-MNIST or any other
+//! with a labels file), each with its [`preset`] recipe, the [`train`] loop with its
+//! [`augment`]ation, and what a run leaves behind: a per-class [`report`], the pictures in it
+//! ([`render`]) and TensorBoard files ([`tensorboard`], written through [`monitor`]). The
+//! `train` bin (`cargo run --release --bin train`) drives it and publishes the weights through
+//! the artifacts crate.
+//!
+//! The server links none of this.
+
+pub mod augment;
+pub mod data;
+mod error;
+mod monitor;
+pub mod preset;
+pub mod render;
+pub mod report;
+pub mod tensorboard;
+pub mod train;
+
+pub use error::{Error, Result};

@@ -43,6 +43,7 @@ libtorch:
 	scripts/setup-libtorch.sh
 
 # Tools the tests call: Python ones (TensorBoard's reader), pinned in scripts/requirements-test.txt,
-# and Debian's chromium and chromium-driver for the `/app` browser test (apt, when missing).
+# and Debian's chromium and chromium-driver for the `/app` browser test and dataset-fashion-mnist
+# for the training tests (apt, when missing).
 test-tools: libtorch
 	scripts/setup-test-tools.sh

@@ -34,7 +34,8 @@ fn a_custom_idx_data_set_trains_with_its_labels_and_is_published_under_its_name(
     assert_eq!(metadata.normalisation, Normalisation { mean: 0.0357, std: 0.1856 });
     assert_eq!(metadata.recipe.augmentation, "random affine: rotation ±0°, scale ±0%, shift ±7.5% of the side");
     let mut hasher = Sha256::new();
-    for name in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    for name in
+        ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
     {
         hasher.update(std::fs::read(scratch.path().join("data").join(name)).unwrap());
     }
@@ -99,7 +100,8 @@ fn fashion_mnist_trains_from_debians_gzipped_files_with_its_class_names() {
 
     let run = scratch.path().join("runs/fashion-mnist");
     let metadata = metadata(&run.join("fashion-mnist-classifier.safetensors"));
-    let names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+    let names =
+        ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
     assert_eq!(metadata.labels, names);
     assert_eq!((metadata.dataset.as_str(), metadata.preprocessing), ("Fashion-MNIST", Preprocessing::Image));
     assert_eq!(metadata.normalisation, Normalisation { mean: 0.2860, std: 0.3530 });

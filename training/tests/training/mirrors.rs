@@ -208,7 +208,8 @@ async fn fashion_mnist_as_its_mirror_serves_it_downloads_verified() {
 
     // Debian's smaller copy is not what the mirror serves: refused on its size alone.
     let labels = &FASHION_MNIST_FILES[1..2];
-    let error = mirrors::download(dir.path(), labels, &[format!("{}/debian", server.url)], &policy()).await.unwrap_err();
+    let error =
+        mirrors::download(dir.path(), labels, &[format!("{}/debian", server.url)], &policy()).await.unwrap_err();
     assert!(error.to_string().contains("29491 bytes, expected 29515"), "{error}");
 
     let known = KnownDataset::FashionMnist;

@@ -8,8 +8,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::helpers::{
-    TINY_WEIGHTS, failed, metadata, repository, scratch_with_tiny_data, server_binary, tiny_labels, train_in,
-    train_tiny, weights_hash,
+    TINY_WEIGHTS, failed, metadata, repository, scratch_with_tiny_data, server_binary, succeeded, tiny_labels,
+    train_in, train_tiny, weights_hash,
 };
 
 /// How long the server may take to verify, load and warm up a tiny model.
@@ -19,9 +19,9 @@ const SERVER_START: Duration = Duration::from_secs(60);
 fn the_train_bin_publishes_weights_the_server_then_serves() {
     let scratch = scratch_with_tiny_data();
     let bucket = scratch.path().join("bucket");
-    let status =
-        train_in(scratch.path()).args(["--epochs", "1", "--batch-size", "32", "--exp-name", "tiny"]).status().unwrap();
-    assert!(status.success());
+    succeeded(
+        &train_in(scratch.path()).args(["--epochs", "1", "--batch-size", "32", "--exp-name", "tiny"]).output().unwrap(),
+    );
     let trained = scratch.path().join("runs/tiny").join(TINY_WEIGHTS);
     assert!(trained.is_file());
     assert!(bucket.join("bars-classifier.tar.gz").is_file());
@@ -43,7 +43,10 @@ fn the_train_bin_publishes_weights_the_server_then_serves() {
         .unwrap();
     // The log goes to stdout or stderr; either is read until the ready line, within a deadline.
     let (sender, lines) = mpsc::channel();
-    for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
         let sender = sender.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {

@@ -131,6 +131,20 @@ pub struct ModelSpec {
 /// The longest model name.
 const MAX_MODEL_NAME: usize = 64;
 
+/// Refuses a model name that could not be a path segment as it is: 1 to 64 letters, digits,
+/// `-`, `_` or `.`, starting with a letter or digit.
+pub fn check_model_name(name: &str) -> Result<(), String> {
+    let plain = name.chars().all(|character| character.is_ascii_alphanumeric() || "-_.".contains(character));
+    if name.is_empty() || name.len() > MAX_MODEL_NAME || !plain || !name.starts_with(|c: char| c.is_ascii_alphanumeric())
+    {
+        return Err(format!(
+            "model name `{name}`: use 1 to {MAX_MODEL_NAME} letters, digits, `-`, `_` or `.`, starting with a letter \
+             or digit"
+        ));
+    }
+    Ok(())
+}
+
 impl std::str::FromStr for ModelSpec {
     type Err = String;
 
@@ -138,17 +152,7 @@ impl std::str::FromStr for ModelSpec {
     fn from_str(spec: &str) -> Result<ModelSpec, String> {
         let (name, bucket) = spec.trim().split_once('=').ok_or_else(|| format!("`{spec}` is not NAME=BUCKET"))?;
         let (name, bucket) = (name.trim(), bucket.trim());
-        let plain = name.chars().all(|character| character.is_ascii_alphanumeric() || "-_.".contains(character));
-        if name.is_empty()
-            || name.len() > MAX_MODEL_NAME
-            || !plain
-            || !name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        {
-            return Err(format!(
-                "model name `{name}`: use 1 to {MAX_MODEL_NAME} letters, digits, `-`, `_` or `.`, starting with a \
-                 letter or digit"
-            ));
-        }
+        check_model_name(name)?;
         if bucket.is_empty() {
             return Err(format!("model `{name}` has no bucket"));
         }

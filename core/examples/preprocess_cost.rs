@@ -7,7 +7,6 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use max_mnist_artifacts::format::{InputShape, Normalisation, Preprocessing};
 use max_mnist_core::preprocess::Preprocessor;
 
 fn main() -> anyhow::Result<()> {
@@ -17,9 +16,7 @@ fn main() -> anyhow::Result<()> {
         rounds = arguments.get(1).and_then(|value| value.parse().ok()).unwrap_or(rounds).max(1);
         arguments.drain(..2.min(arguments.len()));
     }
-    let mnist = Normalisation { mean: 0.1307, std: 0.3081 };
-    let preprocessor = Preprocessor::new(Preprocessing::Digit, InputShape::grayscale(28), mnist, 40_000_000)
-        .expect("MNIST's preprocessing");
+    let preprocessor = Preprocessor::mnist_digits(40_000_000);
     println!("| image | size | bytes | µs/image |");
     println!("|---|---|---:|---:|");
     for path in arguments.iter().map(PathBuf::from) {

@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 use tch::Tensor;
 use tokio::sync::oneshot;
 
+use max_mnist_artifacts::card::ModelCard;
 use max_mnist_artifacts::format::ModelMetadata;
 use metrics::{Counter, Histogram};
 
@@ -155,14 +156,21 @@ pub struct InferenceEngine {
     queue_capacity: usize,
     counters: Arc<BatchCounters>,
     preprocessor: Preprocessor,
-    metadata: Arc<ModelMetadata>,
+    card: Arc<ModelCard>,
+    training: Option<Arc<ModelMetadata>>,
     metrics: EngineMetrics,
 }
 
 impl InferenceEngine {
-    /// Moves `model` onto a new inference thread, named after `name` (also the label of its
-    /// metrics), and returns the handle.
-    pub fn start(name: &str, model: ModelWrapper, settings: EngineSettings) -> Result<InferenceEngine, LoadError> {
+    /// Starts a new inference thread, named after `name` (also the label of its metrics), that
+    /// loads its model with `load` (libtorch's loaders run on the thread that will own the
+    /// model) and then serves it; returns the handle once the model is loaded, or why it could
+    /// not be.
+    pub fn start(
+        name: &str,
+        settings: EngineSettings,
+        load: impl FnOnce() -> Result<ModelWrapper, LoadError> + Send + 'static,
+    ) -> Result<InferenceEngine, LoadError> {
         let queue_capacity = settings.queue_capacity.max(1);
         let (jobs, queue) = mpsc::sync_channel(queue_capacity);
         let preprocess_pool = rayon::ThreadPoolBuilder::new()
@@ -174,8 +182,6 @@ impl InferenceEngine {
             .build()
             .map_err(|error| LoadError::EngineThreads(error.to_string()))?;
         let preprocessing = Arc::new(AtomicUsize::new(0));
-        let preprocessor = model.preprocessor().clone();
-        let metadata = Arc::new(model.metadata().clone());
         let counters = Arc::new(BatchCounters::default());
         let metrics = EngineMetrics::for_model(name);
         let batcher = Batcher {
@@ -184,14 +190,29 @@ impl InferenceEngine {
             max_batch_size: settings.max_batch_size.max(1),
             max_batch_delay: settings.max_batch_delay,
         };
+        let (loaded, outcome) = mpsc::sync_channel(1);
         std::thread::Builder::new()
             .name(format!("inference-{name}"))
             .spawn({
                 let counters = counters.clone();
                 let metrics = metrics.clone();
-                move || run(model, batcher, &counters, &metrics)
+                move || {
+                    let model = match load() {
+                        Ok(model) => model,
+                        Err(error) => {
+                            let _ = loaded.send(Err(error));
+                            return;
+                        }
+                    };
+                    let described = (model.preprocessor().clone(), model.card().clone(), model.training().cloned());
+                    let _ = loaded.send(Ok(described));
+                    run(model, batcher, &counters, &metrics)
+                }
             })
             .map_err(|error| LoadError::EngineThreads(error.to_string()))?;
+        let (preprocessor, card, training) = outcome
+            .recv()
+            .map_err(|_| LoadError::EngineThreads("the inference thread stopped while loading".into()))??;
         Ok(InferenceEngine {
             jobs,
             preprocessing,
@@ -199,14 +220,20 @@ impl InferenceEngine {
             queue_capacity,
             counters,
             preprocessor,
-            metadata,
+            card: Arc::new(card),
+            training: training.map(Arc::new),
             metrics,
         })
     }
 
-    /// What came with the weights.
-    pub fn metadata(&self) -> &ModelMetadata {
-        &self.metadata
+    /// What serving needs to know about the model.
+    pub fn card(&self) -> &ModelCard {
+        &self.card
+    }
+
+    /// How the weights were trained, for a model from this project's train bin.
+    pub fn training(&self) -> Option<&ModelMetadata> {
+        self.training.as_deref()
     }
 
     /// Forward passes run so far, and the images in them.
@@ -251,7 +278,7 @@ impl InferenceEngine {
     /// Runs one forward pass of a single blank image, and one of a batch, so that the first
     /// client does not pay for libtorch's lazy set-up (allocations, oneDNN's kernels).
     pub async fn warm_up(&self) -> Result<()> {
-        let blank = ModelInput::blank(self.metadata.input_shape);
+        let blank = ModelInput::blank(self.card.input_shape);
         // Two images submitted together usually share a forward pass, which takes the batched
         // path (oneDNN on CPU); when the queue holds two.
         for batch_size in [1, self.queue_capacity.min(2)] {
@@ -395,7 +422,7 @@ fn run(model: ModelWrapper, batcher: Batcher, counters: &BatchCounters, metrics:
         let tensors: Vec<Tensor> = batch.iter().map(|job| job.prepared.tensor.shallow_clone()).collect();
         // tch panics on libtorch errors; one bad batch must not end the thread for everyone.
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            model.post_process(&model.predict(&Tensor::stack(&tensors, 0)))
+            model.predict(&Tensor::stack(&tensors, 0)).and_then(|logits| model.post_process(&logits))
         }));
         metrics.inference_seconds.record(started.elapsed());
         let predictions = match outcome {

@@ -4,14 +4,13 @@
 //! wrapper's [`Preprocessor`], which can be shared between threads where the network cannot),
 //! steps 2 and 3 on the thread that owns the wrapper.
 
-use std::path::Path;
-
+use max_mnist_artifacts::card::{ModelCard, ModelFiles};
 use max_mnist_artifacts::format::{self, ModelMetadata};
 use tch::{Device, Kind, Tensor};
 
-use crate::network::{self, ServingNet};
+use crate::network::{self, Network, TorchScriptNet};
 use crate::preprocess::{ModelInput, Prepared, Preprocessor};
-use crate::{LoadError, Result};
+use crate::{Error, LoadError, Result};
 
 /// One classified image.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,38 +28,71 @@ pub struct Prediction {
 /// A loaded model and the three steps of inference.
 pub struct ModelWrapper {
     preprocessor: Preprocessor,
-    net: ServingNet,
-    metadata: ModelMetadata,
+    net: Network,
+    card: ModelCard,
+    training: Option<ModelMetadata>,
 }
 
 impl ModelWrapper {
-    /// Loads verified weights from `path` onto `device`, with the preprocessing their metadata
-    /// asks for; images over `max_pixels` pixels will be refused by
-    /// [`ModelWrapper::pre_process`]. Before it is accepted, a forward pass of a blank input
-    /// must give one score per label.
-    pub fn load(path: &Path, device: Device, max_pixels: u64) -> Result<ModelWrapper, LoadError> {
-        let metadata = format::read_metadata(path)?;
-        let preprocessor =
-            Preprocessor::new(metadata.preprocessing, metadata.input_shape, metadata.normalisation, max_pixels)?;
-        let net = network::load(path, &metadata, device)?;
-        let model = ModelWrapper { preprocessor, net, metadata };
-        let blank = model.preprocessor.prepare(ModelInput::blank(model.metadata.input_shape));
-        let scores = model.predict(&blank.tensor.unsqueeze(0)).size();
-        if scores != [1, model.metadata.labels.len() as i64] {
-            return Err(LoadError::InvalidModel {
-                path: path.to_owned(),
-                reason: format!(
-                    "a forward pass gives scores of shape {scores:?} for {} labels",
-                    model.metadata.labels.len()
-                ),
-            });
-        }
+    /// Loads a model from its verified `files` onto `device`: weights from the train bin
+    /// (their card and training report in their metadata), or a TorchScript module with its
+    /// card. Images over `max_pixels` pixels will be refused by [`ModelWrapper::pre_process`].
+    /// The card is validated first; then, before the model is accepted, a forward pass of a
+    /// blank batch must give one score per label.
+    pub fn load(files: &ModelFiles, device: Device, max_pixels: u64) -> Result<ModelWrapper, LoadError> {
+        let (card, training, net) = match files {
+            ModelFiles::Trained { weights } => {
+                let metadata = format::read_metadata(weights)?;
+                let net = Network::Trained(network::load(weights, &metadata, device)?);
+                (ModelCard::of_trained(&metadata), Some(metadata), net)
+            }
+            // The card is read and validated before libtorch sees the module.
+            ModelFiles::TorchScript { module, card } => {
+                let card = ModelCard::read(card)?;
+                (card, None, Network::TorchScript(TorchScriptNet::load(module, device)?))
+            }
+        };
+        let preprocessor = Preprocessor::new(&card, max_pixels)?;
+        let model = ModelWrapper { preprocessor, net, card, training };
+        model.check_output(files.network_file())?;
         Ok(model)
     }
 
-    /// What came with the weights.
-    pub fn metadata(&self) -> &ModelMetadata {
-        &self.metadata
+    /// Refuses a network that does not give one score per label for each image of a blank
+    /// batch of two.
+    fn check_output(&self, path: &std::path::Path) -> Result<(), LoadError> {
+        let invalid = |reason: String| LoadError::InvalidModel { path: path.to_owned(), reason };
+        let blank = self.preprocessor.prepare(ModelInput::blank(self.card.input_shape)).tensor;
+        let labels = self.card.labels.len();
+        let scores = self.net.forward(&Tensor::stack(&[&blank, &blank], 0)).map_err(|error| {
+            let shape = self.card.input_shape;
+            invalid(format!(
+                "a forward pass of a [2, {}, {}, {}] input fails: {}",
+                shape.channels,
+                shape.height,
+                shape.width,
+                network::torch_reason(&error.to_string())
+            ))
+        })?;
+        if scores.size() != [2, labels as i64] {
+            let per_image = scores.size().get(1).map_or("no".into(), i64::to_string);
+            return Err(invalid(format!(
+                "it gives {per_image} scores per image (shape {:?} for a batch of 2), but {labels} labels: one score \
+                 per label is needed",
+                scores.size()
+            )));
+        }
+        Ok(())
+    }
+
+    /// What serving needs to know about the model.
+    pub fn card(&self) -> &ModelCard {
+        &self.card
+    }
+
+    /// How the weights were trained, for a model from this project's train bin.
+    pub fn training(&self) -> Option<&ModelMetadata> {
+        self.training.as_ref()
     }
 
     /// The `pre_process` step as a standalone value, so that decoding can run on other
@@ -75,10 +107,17 @@ impl ModelWrapper {
         self.preprocessor.pre_process(image)
     }
 
-    /// Step 2: a `[N, channels, height, width]` batch → `[N, classes]` logits, through the network
-    /// prepared for serving (batch norm folded in, oneDNN on CPU), without gradients.
-    pub fn predict(&self, batch: &Tensor) -> Tensor {
-        self.net.forward(batch)
+    /// Step 2: a `[N, channels, height, width]` batch → `[N, classes]` logits, without
+    /// gradients (for our networks, through the network prepared for serving: batch norm
+    /// folded in, oneDNN on CPU). Scores of any other shape are an error.
+    pub fn predict(&self, batch: &Tensor) -> Result<Tensor> {
+        let scores = self.net.forward(batch)?;
+        let expected = [batch.size().first().copied().unwrap_or(0), self.card.labels.len() as i64];
+        if scores.size() != expected {
+            tracing::error!(shape = ?scores.size(), ?expected, "the network's scores have the wrong shape");
+            return Err(Error::InferenceFailed);
+        }
+        Ok(scores)
     }
 
     /// Step 3: logits → one [`Prediction`] per row (softmax, then the most probable class).
@@ -93,7 +132,7 @@ impl ModelWrapper {
                     .enumerate()
                     .max_by(|(_, left), (_, right)| left.total_cmp(right))
                     .expect("a model has at least one class");
-                let label = self.metadata.labels.get(class_index).cloned().unwrap_or_else(|| class_index.to_string());
+                let label = self.card.labels.get(class_index).cloned().unwrap_or_else(|| class_index.to_string());
                 Prediction { class_index, label, probability, probabilities }
             })
             .collect())

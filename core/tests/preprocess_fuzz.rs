@@ -9,7 +9,6 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use image::ImageFormat;
-use max_mnist_artifacts::format::{InputShape, Normalisation, Preprocessing};
 use max_mnist_core::preprocess::Preprocessor;
 use proptest::prelude::*;
 
@@ -17,13 +16,7 @@ use proptest::prelude::*;
 const MAX_PIXELS: u64 = 4_000_000;
 
 fn preprocessor() -> Preprocessor {
-    Preprocessor::new(
-        Preprocessing::Digit,
-        InputShape::grayscale(28),
-        Normalisation { mean: 0.1307, std: 0.3081 },
-        MAX_PIXELS,
-    )
-    .unwrap()
+    Preprocessor::mnist_digits(MAX_PIXELS)
 }
 
 /// A real digit and a real photo, in every supported format.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use max_mnist_artifacts::archive::UnpackLimits;
 use max_mnist_artifacts::bucket::{ModelSource, ensure_verified_assets};
+use max_mnist_artifacts::card::ModelFiles;
 use max_mnist_artifacts::download::DownloadPolicy;
 use max_mnist_artifacts::format::{InputShape, Preprocessing};
 use max_mnist_core::inference::{EngineSettings, InferenceEngine};
@@ -32,7 +33,7 @@ fn committed(name: &str, assets: &Path) -> ModelWrapper {
     };
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let verified = runtime.block_on(ensure_verified_assets(&source)).unwrap();
-    ModelWrapper::load(&verified[0].path, Device::Cpu, 1 << 24).unwrap()
+    ModelWrapper::load(&ModelFiles::Trained { weights: verified[0].path.clone() }, Device::Cpu, 1 << 24).unwrap()
 }
 
 /// The committed MNIST model.
@@ -48,7 +49,7 @@ fn pre_process_predict_post_process_classify_every_sample() {
         (0..10).map(|digit| model.pre_process(&sample(&format!("digit-{digit}.png"))).unwrap().tensor).collect();
     assert_eq!(inputs[0].size(), [1, 28, 28]);
 
-    let logits = model.predict(&Tensor::stack(&inputs, 0));
+    let logits = model.predict(&Tensor::stack(&inputs, 0)).unwrap();
     assert_eq!(logits.size(), [10, 10]);
     assert!(!logits.requires_grad(), "inference records no gradients");
 
@@ -67,8 +68,8 @@ fn eval_mode_gives_the_same_answer_alone_or_in_a_batch() {
     let model = committed_model(assets.path());
     let three = model.pre_process(&sample("digit-3.png")).unwrap().tensor;
     let nine = model.pre_process(&sample("digit-9.png")).unwrap().tensor;
-    let alone = model.predict(&three.unsqueeze(0));
-    let batched = model.predict(&Tensor::stack(&[three, nine], 0));
+    let alone = model.predict(&three.unsqueeze(0)).unwrap();
+    let batched = model.predict(&Tensor::stack(&[three, nine], 0)).unwrap();
     assert!(alone.get(0).allclose(&batched.get(0), 1e-4, 1e-5, false));
 }
 
@@ -87,7 +88,7 @@ fn post_process_is_a_softmax_and_an_argmax() {
 #[test]
 fn the_weights_carry_the_constants_serving_needs() {
     let assets = tempfile::tempdir().unwrap();
-    let metadata = committed_model(assets.path()).metadata().clone();
+    let metadata = committed_model(assets.path()).training().unwrap().clone();
     assert_eq!(metadata.input_shape, InputShape::grayscale(28));
     assert_eq!(metadata.preprocessing, Preprocessing::Digit);
     assert_eq!(metadata.labels.len(), 10);
@@ -107,7 +108,8 @@ fn bad_bytes_are_typed_errors() {
 /// An engine on the committed model, waiting up to `max_batch_delay` for batches to fill.
 fn engine(assets: &Path, max_batch_delay: Duration, queue_capacity: usize) -> InferenceEngine {
     let settings = EngineSettings { max_batch_size: 32, max_batch_delay, queue_capacity, preprocess_threads: 2 };
-    InferenceEngine::start("mnist", committed_model(assets), settings).unwrap()
+    let assets = assets.to_owned();
+    InferenceEngine::start("mnist", settings, move || Ok(committed_model(&assets))).unwrap()
 }
 
 /// Runs `future` to completion on a fresh runtime (the model is loaded outside it).

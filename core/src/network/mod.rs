@@ -1,5 +1,6 @@
-//! The classifier networks this project trains, and [`load`], which builds the one a weights
-//! file names and prepares it for serving.
+//! The networks a model can be: the classifiers this project trains ([`load`] builds the one
+//! a weights file names and prepares it for serving) and users' TorchScript modules
+//! ([`TorchScriptNet`]); [`Network`] is either, as the wrapper runs it.
 //!
 //! Everything a network needs besides its tensors (input shape, labels, normalisation,
 //! preprocessing) travels in the weights' metadata
@@ -7,6 +8,7 @@
 //! so training and serving can never disagree.
 
 mod serving;
+mod torchscript;
 
 use std::path::Path;
 
@@ -16,8 +18,30 @@ use tch::nn::{self, ModuleT};
 use tch::{Device, Tensor};
 
 pub use serving::ServingNet;
+pub use torchscript::TorchScriptNet;
+pub(crate) use torchscript::torch_reason;
 
-use crate::LoadError;
+use crate::{LoadError, Result};
+
+/// A network ready to serve.
+#[derive(Debug)]
+pub enum Network {
+    /// One of this project's architectures, with weights from the train bin.
+    Trained(ServingNet),
+    /// A user's TorchScript module.
+    TorchScript(TorchScriptNet),
+}
+
+impl Network {
+    /// `[N, channels, height, width]` normalised images → the network's scores, without
+    /// gradients.
+    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        match self {
+            Network::Trained(net) => Ok(net.forward(xs)),
+            Network::TorchScript(module) => module.forward(xs),
+        }
+    }
+}
 
 /// The input every architecture here takes: one 28×28 grayscale image.
 pub const INPUT_SHAPE: InputShape = InputShape::grayscale(28);

@@ -19,6 +19,7 @@ use std::io::Cursor;
 
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+use max_mnist_artifacts::card::{ChannelNormalisation, ModelCard};
 use max_mnist_artifacts::format::{InputShape, Normalisation, Preprocessing};
 use tch::Tensor;
 
@@ -104,6 +105,9 @@ pub struct Prepared {
     pub tensor: Tensor,
 }
 
+/// MNIST's usual normalisation: the training set's pixel mean and standard deviation.
+pub const MNIST_NORMALISATION: Normalisation = Normalisation { mean: 0.1307, std: 0.3081 };
+
 /// Turns encoded images into normalised `[channels, height, width]` tensors, by the procedure
 /// a model's weights ask for. Cheap to clone and safe to share between threads, so decoding
 /// can run anywhere while one thread owns the model.
@@ -111,33 +115,38 @@ pub struct Prepared {
 pub struct Preprocessor {
     procedure: Preprocessing,
     shape: InputShape,
-    normalisation: Normalisation,
+    normalisation: ChannelNormalisation,
     max_pixels: u64,
 }
 
 impl Preprocessor {
-    /// A preprocessor running `procedure` for a network taking `shape`, normalised with
-    /// `normalisation` (all three from the weights' metadata), refusing images whose header
-    /// declares more than `max_pixels` pixels. The digit procedure needs a square input of one
-    /// or three channels; the image procedure, one or three channels.
-    pub fn new(
-        procedure: Preprocessing,
-        shape: InputShape,
-        normalisation: Normalisation,
-        max_pixels: u64,
-    ) -> std::result::Result<Preprocessor, LoadError> {
-        let refuse = |reason: String| Err(LoadError::Preprocessing(reason));
-        if shape.is_empty() || !matches!(shape.channels, 1 | 3) {
-            return refuse(format!("{shape:?} is not an image of 1 or 3 channels"));
+    /// A preprocessor for the model `card` describes: its procedure, input shape and
+    /// normalisation, refusing images whose header declares more than `max_pixels` pixels.
+    /// A card that cannot make an input (see [`ModelCard::problem`]) is refused.
+    pub fn new(card: &ModelCard, max_pixels: u64) -> std::result::Result<Preprocessor, LoadError> {
+        if let Some(problem) = card.problem() {
+            return Err(LoadError::Preprocessing(problem));
         }
-        if procedure == Preprocessing::Digit && shape.height != shape.width {
-            return refuse(format!("digit preprocessing makes square inputs, not {}×{}", shape.height, shape.width));
-        }
-        let usable = normalisation.std.is_finite() && normalisation.std > 0.0 && normalisation.mean.is_finite();
-        if !usable {
-            return refuse(format!("normalisation {normalisation:?} needs a finite mean and a positive std"));
-        }
-        Ok(Preprocessor { procedure, shape, normalisation, max_pixels })
+        Ok(Preprocessor {
+            procedure: card.preprocessing,
+            shape: card.input_shape,
+            normalisation: card.normalisation.clone(),
+            max_pixels,
+        })
+    }
+
+    /// The digit procedure for 28×28 grayscale inputs normalised with MNIST's usual constants
+    /// (those of the committed `mnist` model), for tools and tests that load no model.
+    pub fn mnist_digits(max_pixels: u64) -> Preprocessor {
+        let card = ModelCard {
+            description: "MNIST's handwritten digits".into(),
+            architecture: "any".into(),
+            labels: (0..10).map(|digit| digit.to_string()).collect(),
+            input_shape: InputShape::grayscale(28),
+            normalisation: ChannelNormalisation::uniform(1, MNIST_NORMALISATION.mean, MNIST_NORMALISATION.std),
+            preprocessing: Preprocessing::Digit,
+        };
+        Preprocessor::new(&card, max_pixels).expect("MNIST's card makes an input")
     }
 
     /// The input shape it makes.
@@ -172,11 +181,21 @@ impl Preprocessor {
         Ok(ModelInput { shape: self.shape, pixels })
     }
 
-    /// `input` normalised with the weights' constants, as a `[channels, height, width]` tensor.
+    /// `input` normalised with the card's constants, channel by channel, as a
+    /// `[channels, height, width]` tensor.
     pub fn to_tensor(&self, input: &ModelInput) -> Tensor {
-        let Normalisation { mean, std } = self.normalisation;
-        let values: Vec<f32> = input.pixels.iter().map(|&value| (value - mean) / std).collect();
         let InputShape { channels, height, width } = input.shape;
+        let plane = (height as usize * width as usize).max(1);
+        let ChannelNormalisation { mean, std } = &self.normalisation;
+        let values: Vec<f32> = input
+            .pixels
+            .iter()
+            .enumerate()
+            .map(|(index, &value)| {
+                let channel = (index / plane).min(mean.len() - 1);
+                (value - mean[channel]) / std[channel]
+            })
+            .collect();
         Tensor::from_slice(&values).view([i64::from(channels), i64::from(height), i64::from(width)])
     }
 
@@ -284,11 +303,10 @@ mod tests {
 
     use super::*;
 
-    /// MNIST's normalisation constants, as the committed model was trained with.
-    const MNIST: Normalisation = Normalisation { mean: 0.1307, std: 0.3081 };
+    const MNIST: Normalisation = MNIST_NORMALISATION;
 
     fn preprocessor(max_pixels: u64) -> Preprocessor {
-        Preprocessor::new(Preprocessing::Digit, InputShape::grayscale(28), MNIST, max_pixels).unwrap()
+        Preprocessor::mnist_digits(max_pixels)
     }
 
     fn encode(image: impl Into<DynamicImage>, format: ImageFormat) -> Vec<u8> {

@@ -2,12 +2,13 @@
 //! model, exactly as MAX clients know them; the same three per model under
 //! `/models/{model}/…`; and `GET /models`, the list of models in TorchServe's shape.
 
+use max_mnist_core::inference::Classification;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{OpenApi, Tags};
 
 use crate::error::ApiError;
-use crate::state::ServerState;
+use crate::state::{ServedModel, ServerState};
 use crate::types::{
     LabelsResponse, ModelListEntry, ModelListResponse, ModelMetadataResponse, PredictResponse, PredictionBody,
 };
@@ -50,16 +51,32 @@ impl ModelApi {
         include_input: bool,
     ) -> Result<Json<PredictResponse>, ApiError> {
         let model = self.state.model(name)?;
-        let several = upload.images.len() > 1;
-        let (origins, images): (Vec<String>, Vec<Vec<u8>>) =
-            upload.images.into_iter().map(|image| (image.origin, image.bytes)).unzip();
-        let mut predictions = Vec::with_capacity(images.len());
-        for (result, origin) in model.engine.classify_all(images).await.into_iter().zip(&origins) {
-            let named = |error| if several { ApiError::for_image(origin, error) } else { ApiError::from(error) };
-            predictions.push(PredictionBody::new(result.map_err(named)?, include_input).map_err(named)?);
-        }
+        let predictions = classify_upload(&model, upload)
+            .await?
+            .into_iter()
+            .map(|classification| PredictionBody::new(classification, include_input).map_err(ApiError::from))
+            .collect::<Result<_, _>>()?;
         Ok(Json(PredictResponse::ok(predictions)))
     }
+}
+
+/// Classifies every image of `upload` with `model`, in order; an image that cannot be used
+/// fails the request, its error naming the part when there are several.
+pub(crate) async fn classify_upload(
+    model: &ServedModel,
+    upload: PredictUpload,
+) -> Result<Vec<Classification>, ApiError> {
+    let several = upload.images.len() > 1;
+    let (origins, images): (Vec<String>, Vec<Vec<u8>>) =
+        upload.images.into_iter().map(|image| (image.origin, image.bytes)).unzip();
+    let results = model.engine.classify_all(images).await;
+    results
+        .into_iter()
+        .zip(&origins)
+        .map(|(result, origin)| {
+            result.map_err(|error| if several { ApiError::for_image(origin, error) } else { ApiError::from(error) })
+        })
+        .collect()
 }
 
 #[OpenApi]
@@ -84,7 +101,7 @@ impl ModelApi {
     /// Classify images with the default model
     ///
     /// Send a photo, a scan or a drawing. Either as a multipart form, one image per `image`
-    /// part (repeat the part for several images, up to the server's limit; `file` is accepted
+    /// part (repeat the part for several images, up to the server's limit; `file` and `data` are accepted
     /// too), or as the raw body with `Content-Type: image/png` (or another `image/*`) or
     /// `application/octet-stream`. A digit model finds the ink (dark on light paper or light
     /// on dark, anywhere in the frame), crops it, scales it into a 20×20 box and centres it by

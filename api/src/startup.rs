@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use max_mnist_artifacts::archive::UnpackLimits;
-use max_mnist_artifacts::bucket::{self, ModelSource, VerifiedAsset};
+use max_mnist_artifacts::bucket::{self, ModelSource};
+use max_mnist_artifacts::card::ModelFiles;
 use max_mnist_artifacts::download::DownloadPolicy;
 use max_mnist_config::metadata::{API_DESCRIPTION, API_TITLE, API_VERSION};
 use max_mnist_config::settings::{ModelSpec, ServerSettings};
@@ -35,6 +36,7 @@ use crate::routes::ModelApi;
 use crate::server::ConnectionLimits;
 use crate::state::{ServedModel, ServerState};
 use crate::telemetry::RequestTelemetry;
+use crate::torchserve::TorchServeApi;
 use crate::types::{LabelsResponse, ModelMetadataResponse};
 use crate::upload::UploadLimits;
 use crate::v2::OpenInferenceApi;
@@ -49,14 +51,6 @@ pub enum StartupError {
         name: String,
         /// What went wrong (in the message, so not a `source`).
         cause: LoadError,
-    },
-    /// A model's bucket lists no safetensors weights.
-    #[error("model `{name}`: its bucket {bucket} lists no `.safetensors` weights file")]
-    NoWeights {
-        /// The model's name.
-        name: String,
-        /// Its bucket.
-        bucket: String,
     },
     /// Settings that contradict each other.
     #[error("invalid settings: {0}")]
@@ -181,7 +175,7 @@ async fn load_models(settings: &ServerSettings, state: &ServerState) -> Result<(
 /// inference engine on them and warms it up.
 async fn load_model(spec: &ModelSpec, settings: &ServerSettings) -> Result<ServedModel, StartupError> {
     let failed = |cause: LoadError| StartupError::Model { name: spec.name.clone(), cause };
-    let weights = verified_weights(spec, settings).await?;
+    let (files, network_sha512) = verified_files(spec, settings).await.map_err(failed)?;
     let engine_settings = EngineSettings {
         max_batch_size: settings.max_batch_size,
         max_batch_delay: Duration::from_micros(settings.max_batch_delay_us),
@@ -192,24 +186,32 @@ async fn load_model(spec: &ModelSpec, settings: &ServerSettings) -> Result<Serve
         },
     };
     let max_image_pixels = settings.max_image_pixels;
-    let (name, path) = (spec.name.clone(), weights.path.clone());
+    let name = spec.name.clone();
+    let device = max_mnist_core::best_device();
     let engine = tokio::task::spawn_blocking(move || {
-        let model = ModelWrapper::load(&path, max_mnist_core::best_device(), max_image_pixels)?;
-        InferenceEngine::start(&name, model, engine_settings)
+        InferenceEngine::start(&name, engine_settings, move || ModelWrapper::load(&files, device, max_image_pixels))
     })
     .await
     .map_err(|error| StartupError::Crashed(error.to_string()))?
     .map_err(failed)?;
     engine.warm_up().await.map_err(|error| failed(LoadError::WarmUp(error)))?;
-    let metadata = ModelMetadataResponse::new(&spec.name, engine.metadata(), &weights.sha512);
+    let metadata = ModelMetadataResponse::new(&spec.name, engine.card(), engine.training(), &network_sha512);
     crate::metrics::record_model(&spec.name, &metadata.version, &metadata.weights_sha512);
-    let labels = LabelsResponse::new(engine.metadata());
-    Ok(ServedModel { name: spec.name.clone(), bucket: spec.bucket.clone(), engine, metadata, labels })
+    let labels = LabelsResponse::new(engine.card());
+    Ok(ServedModel {
+        name: spec.name.clone(),
+        bucket: spec.bucket.clone(),
+        engine,
+        metadata,
+        labels,
+        loaded_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        on_gpu: device.is_cuda(),
+    })
 }
 
 /// Makes sure the model's files are in `<assets>/<name>/`, verified against its bucket's
-/// checksums, and returns its weights file.
-async fn verified_weights(spec: &ModelSpec, settings: &ServerSettings) -> Result<VerifiedAsset, StartupError> {
+/// checksums, and returns which files make the model, with the SHA-512 of its network file.
+async fn verified_files(spec: &ModelSpec, settings: &ServerSettings) -> Result<(ModelFiles, String), LoadError> {
     let source = ModelSource {
         bucket: spec.bucket.clone(),
         assets_dir: settings.assets_dir.join(&spec.name),
@@ -220,12 +222,11 @@ async fn verified_weights(spec: &ModelSpec, settings: &ServerSettings) -> Result
         },
         unpack: UnpackLimits::default(),
     };
-    bucket::ensure_verified_assets(&source)
-        .await
-        .map_err(|error| StartupError::Model { name: spec.name.clone(), cause: error.into() })?
-        .into_iter()
-        .find(|asset| asset.path.extension().is_some_and(|extension| extension == "safetensors"))
-        .ok_or_else(|| StartupError::NoWeights { name: spec.name.clone(), bucket: spec.bucket.clone() })
+    let assets = bucket::ensure_verified_assets(&source).await?;
+    let files = ModelFiles::identify(assets.iter().map(|asset| asset.path.as_path()), &spec.bucket)?;
+    let network = assets.iter().find(|asset| asset.path == files.network_file());
+    let sha512 = network.map(|asset| asset.sha512.clone()).unwrap_or_default();
+    Ok((files, sha512))
 }
 
 /// The whole HTTP surface: Swagger UI at `/`, the spec at `/swagger.json`, the MAX model
@@ -237,6 +238,11 @@ fn routes(state: &ServerState, recorder: PrometheusHandle, settings: &ServerSett
     let apis = (
         ModelApi::new(state.clone()),
         OpenInferenceApi::new(state.clone(), settings.max_images_per_request),
+        TorchServeApi::new(
+            state.clone(),
+            settings.max_batch_size,
+            Duration::from_micros(settings.max_batch_delay_us),
+        ),
         HealthApi::new(state.clone()),
         MetricsApi::new(recorder),
     );
@@ -254,7 +260,7 @@ fn routes(state: &ServerState, recorder: PrometheusHandle, settings: &ServerSett
         .at("/", make_sync(move |_| Html(swagger_ui.clone())))
         .at("/swagger.json", make_sync(spec_json))
         .nest("/app", crate::app::routes());
-    for prefix in ["/model", "/models", "/v2", "/health", "/metrics"] {
+    for prefix in ["/model", "/models", "/v2", "/health", "/metrics", "/predictions", "/ping"] {
         routes = routes.nest_no_strip(prefix, service.clone());
     }
     routes

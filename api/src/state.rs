@@ -51,6 +51,10 @@ pub struct ServedModel {
     pub metadata: ModelMetadataResponse,
     /// The answer of its labels route.
     pub labels: LabelsResponse,
+    /// When it was loaded (RFC 3339, UTC).
+    pub loaded_at: String,
+    /// Whether it runs on a GPU.
+    pub on_gpu: bool,
 }
 
 /// A configured model: its name and bucket, and the model once it is loaded.
@@ -135,6 +139,19 @@ impl ServerState {
             .get()
             .cloned()
             .ok_or_else(|| ApiError::unavailable(format!("the model `{name}` is still loading; retry shortly")))
+    }
+
+    /// The model called `name` when it serves `version` (the first 12 hex digits of its
+    /// network file's SHA-512); as [`ServerState::model`], and a 404 for another version.
+    pub fn model_version(&self, name: &str, version: &str) -> Result<Arc<ServedModel>, ApiError> {
+        let served = self.model(Some(name))?;
+        if served.metadata.version != version {
+            return Err(ApiError::not_found(format!(
+                "model `{name}` has no version `{version}`; it serves `{}`",
+                served.metadata.version
+            )));
+        }
+        Ok(served)
     }
 
     /// Starts serving `model` (verified, loaded and warmed up); once every model is served, the

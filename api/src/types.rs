@@ -1,7 +1,8 @@
 //! Request and response bodies of the model routes, as they appear in the OpenAPI document.
 
 use base64::prelude::{BASE64_STANDARD, Engine};
-use max_mnist_artifacts::format::{ModelMetadata, Normalisation, TrainingRecipe};
+use max_mnist_artifacts::card::{ChannelNormalisation, ModelCard};
+use max_mnist_artifacts::format::{ModelMetadata, TrainingRecipe};
 use max_mnist_config::metadata::{MODEL_LICENSE, MODEL_TYPE};
 use max_mnist_core::Error as CoreError;
 use max_mnist_core::inference::Classification;
@@ -18,6 +19,8 @@ pub struct PredictForm {
     pub image: Option<Vec<Binary<Vec<u8>>>>,
     /// The same, under the field name older MAX clients send.
     pub file: Option<Vec<Binary<Vec<u8>>>>,
+    /// The same, under the field name TorchServe clients send.
+    pub data: Option<Vec<Binary<Vec<u8>>>>,
 }
 
 /// One classified image.
@@ -89,18 +92,19 @@ impl Example for PredictResponse {
     }
 }
 
-/// Input normalisation applied before the network: `(pixel / 255 - mean) / std`.
+/// Input normalisation applied before the network, channel by channel:
+/// `(pixel / 255 - mean[c]) / std[c]`.
 #[derive(Object, Debug, Clone, PartialEq, Deserialize)]
 pub struct NormalisationBody {
-    /// Subtracted first.
-    pub mean: f32,
-    /// Then divided by.
-    pub std: f32,
+    /// Subtracted first, one value per channel.
+    pub mean: Vec<f32>,
+    /// Then divided by, one value per channel.
+    pub std: Vec<f32>,
 }
 
-impl From<Normalisation> for NormalisationBody {
-    fn from(normalisation: Normalisation) -> NormalisationBody {
-        NormalisationBody { mean: normalisation.mean, std: normalisation.std }
+impl From<&ChannelNormalisation> for NormalisationBody {
+    fn from(normalisation: &ChannelNormalisation) -> NormalisationBody {
+        NormalisationBody { mean: normalisation.mean.clone(), std: normalisation.std.clone() }
     }
 }
 
@@ -161,22 +165,13 @@ pub struct ModelMetadataResponse {
     pub source: String,
     /// Licence of the model.
     pub license: String,
-    /// Version of the served weights: the first 12 hex digits of their SHA-512.
+    /// Version of the served network: the first 12 hex digits of its file's SHA-512.
     pub version: String,
-    /// SHA-512 of the weights file being served, as verified against `sha512sums.txt`.
+    /// SHA-512 of the network file being served (weights or TorchScript module), as verified
+    /// against `sha512sums.txt`.
     pub weights_sha512: String,
-    /// The data set the weights were trained on.
-    pub dataset: String,
-    /// Accuracy on the data set's test images, in [0, 1].
-    pub test_accuracy: f64,
-    /// Accuracy on the validation split, in [0, 1].
-    pub validation_accuracy: f64,
-    /// The training epoch these weights come from (the one with the lowest validation loss).
-    pub best_epoch: u32,
-    /// Network architecture.
+    /// Network architecture: one of this project's, or `torchscript`.
     pub architecture: String,
-    /// Number of trainable parameters.
-    pub parameters: u64,
     /// Side of the image the network sees (its height).
     pub input_size: u32,
     /// The network's input: channels, height, width.
@@ -186,44 +181,85 @@ pub struct ModelMetadataResponse {
     pub preprocessing: String,
     /// Input normalisation.
     pub normalisation: NormalisationBody,
-    /// SHA-256 of the data set's files the weights were trained on.
-    pub training_data_sha256: String,
+    /// The data set the weights were trained on (models trained here).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default)]
+    pub dataset: Option<String>,
+    /// Accuracy on the data set's test images, in [0, 1] (models trained here).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default)]
+    pub test_accuracy: Option<f64>,
+    /// Accuracy on the validation split, in [0, 1] (models trained here).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default)]
+    pub validation_accuracy: Option<f64>,
+    /// The training epoch these weights come from, the one with the lowest validation loss
+    /// (models trained here).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default)]
+    pub best_epoch: Option<u32>,
+    /// Number of trainable parameters (models trained here).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default)]
+    pub parameters: Option<u64>,
+    /// SHA-256 of the data set's files the weights were trained on (models trained here).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default)]
+    pub training_data_sha256: Option<String>,
     /// SHA-256 of the tensors alone: equal for two training runs with the same recipe, seed,
-    /// thread count and machine.
-    pub weights_sha256: String,
-    /// How the weights were trained.
-    pub recipe: RecipeBody,
-    /// When the weights were exported (RFC 3339).
-    pub created: String,
+    /// thread count and machine (models trained here).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default)]
+    pub weights_sha256: Option<String>,
+    /// How the weights were trained (models trained here).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default)]
+    pub recipe: Option<RecipeBody>,
+    /// When the weights were exported, RFC 3339 (models trained here).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default)]
+    pub created: Option<String>,
 }
 
 impl ModelMetadataResponse {
-    /// The card of the model called `name`, whose weights have `metadata` and digest
-    /// `weights_sha512`.
-    pub fn new(name: &str, metadata: &ModelMetadata, weights_sha512: &str) -> ModelMetadataResponse {
+    /// The card of the model called `name`, described by `card`, with `training` for a model
+    /// from the train bin, whose network file has the digest `weights_sha512`.
+    pub fn new(
+        name: &str,
+        card: &ModelCard,
+        training: Option<&ModelMetadata>,
+        weights_sha512: &str,
+    ) -> ModelMetadataResponse {
+        let (title, source) = match training {
+            Some(training) => (
+                format!("{} classifier", training.dataset),
+                format!("{} data set; network and weights from this repository's train binary", training.dataset),
+            ),
+            None => (format!("{name} classifier"), "a TorchScript module packaged with the `package` binary".into()),
+        };
         ModelMetadataResponse {
             id: name.into(),
-            name: format!("{} classifier", metadata.dataset),
-            description: metadata.description.clone(),
+            name: title,
+            description: card.description.clone(),
             model_type: MODEL_TYPE.into(),
-            source: format!("{} data set; network and weights from this repository's train binary", metadata.dataset),
+            source,
             license: MODEL_LICENSE.into(),
             version: weights_sha512.chars().take(12).collect(),
             weights_sha512: weights_sha512.into(),
-            dataset: metadata.dataset.clone(),
-            test_accuracy: metadata.test_accuracy,
-            validation_accuracy: metadata.validation_accuracy,
-            best_epoch: metadata.best_epoch,
-            architecture: metadata.architecture.clone(),
-            parameters: metadata.parameters,
-            input_size: metadata.input_shape.height,
-            input_shape: vec![metadata.input_shape.channels, metadata.input_shape.height, metadata.input_shape.width],
-            preprocessing: metadata.preprocessing.name().into(),
-            normalisation: metadata.normalisation.into(),
-            training_data_sha256: metadata.training_data_sha256.clone(),
-            weights_sha256: metadata.weights_sha256.clone(),
-            recipe: (&metadata.recipe).into(),
-            created: metadata.created.clone(),
+            architecture: card.architecture.clone(),
+            input_size: card.input_shape.height,
+            input_shape: vec![card.input_shape.channels, card.input_shape.height, card.input_shape.width],
+            preprocessing: card.preprocessing.name().into(),
+            normalisation: (&card.normalisation).into(),
+            dataset: training.map(|training| training.dataset.clone()),
+            test_accuracy: training.map(|training| training.test_accuracy),
+            validation_accuracy: training.map(|training| training.validation_accuracy),
+            best_epoch: training.map(|training| training.best_epoch),
+            parameters: training.map(|training| training.parameters),
+            training_data_sha256: training.map(|training| training.training_data_sha256.clone()),
+            weights_sha256: training.map(|training| training.weights_sha256.clone()),
+            recipe: training.map(|training| (&training.recipe).into()),
+            created: training.map(|training| training.created.clone()),
         }
     }
 }
@@ -247,9 +283,9 @@ pub struct LabelsResponse {
 }
 
 impl LabelsResponse {
-    /// The labels of weights with `metadata`.
-    pub fn new(metadata: &ModelMetadata) -> LabelsResponse {
-        let labels: Vec<Label> = metadata
+    /// The labels on `card`.
+    pub fn new(card: &ModelCard) -> LabelsResponse {
+        let labels: Vec<Label> = card
             .labels
             .iter()
             .enumerate()

@@ -1,7 +1,8 @@
 //! The images of a `POST /model/predict`, from either kind of body it accepts:
 //!
 //! - `multipart/form-data`: one image per `image` part (or `file`, as older MAX clients
-//!   send), in order; at most [`UploadLimits::max_parts`] parts of any name;
+//!   send, or `data`, as TorchServe clients send), in order; at most
+//!   [`UploadLimits::max_parts`] parts of any name;
 //! - the raw image: `Content-Type: image/*` or `application/octet-stream`, or no
 //!   `Content-Type` at all (`curl -X POST -T digit.png`).
 //!
@@ -20,7 +21,7 @@ use crate::error::ApiError;
 use crate::types::PredictForm;
 
 /// Multipart field names that carry an image; parts under other names are skipped.
-const IMAGE_FIELDS: [&str; 2] = ["image", "file"];
+const IMAGE_FIELDS: [&str; 3] = ["image", "file", "data"];
 /// Longest client file name repeated in an error message.
 const MAX_NAME_CHARS: usize = 80;
 
@@ -127,7 +128,7 @@ impl<'a> ApiExtractor<'a> for PredictUpload {
     fn request_meta() -> Option<MetaRequest> {
         Some(MetaRequest {
             description: Some(
-                "One or more images as a multipart form (repeat the `image` part; `file` is accepted \
+                "One or more images as a multipart form (repeat the `image` part; `file` and `data` are accepted \
                  too), or one image as the raw body.",
             ),
             content: vec![

@@ -207,7 +207,7 @@ impl OpenInferenceApi {
         }
         let [input] = <[ParsedInput; 1]>::try_from(request.inputs)
             .map_err(|inputs| ApiError::bad_request(format!("send exactly one input tensor, not {}", inputs.len())))?;
-        let shape = model.engine.metadata().input_shape;
+        let shape = model.engine.card().input_shape;
         let [channels, height, width] = [shape.channels, shape.height, shape.width].map(i64::from);
         let values = channels * height * width;
         let count = match (input.datatype.as_str(), input.shape.as_slice()) {
@@ -335,7 +335,7 @@ impl OpenInferenceApi {
         model: Path<String>,
         version: Path<String>,
     ) -> Result<Json<ModelMetadataV2>, ApiError> {
-        Ok(Json(model_metadata(&*self.version(&model, &version)?)))
+        Ok(Json(model_metadata(&*self.state.model_version(&model, &version)?)))
     }
 
     /// Model readiness
@@ -355,7 +355,7 @@ impl OpenInferenceApi {
         version: Path<String>,
     ) -> Result<ModelReadyResponse, ApiError> {
         if self.state.model_readiness(&model) == Some(Readiness::Ready) {
-            self.version(&model, &version)?;
+            self.state.model_version(&model, &version)?;
         }
         self.readiness_of(&model)
     }
@@ -381,24 +381,12 @@ impl OpenInferenceApi {
         version: Path<String>,
         request: InferenceBody,
     ) -> Result<Json<InferenceResponse>, ApiError> {
-        let served = self.version(&model, &version)?;
+        let served = self.state.model_version(&model, &version)?;
         self.infer_with(&served, request).await
     }
 }
 
 impl OpenInferenceApi {
-    /// The model called `name` when it serves `version`; a 404 otherwise.
-    fn version(&self, name: &str, version: &str) -> Result<std::sync::Arc<ServedModel>, ApiError> {
-        let served = self.state.model(Some(name))?;
-        if served.metadata.version != version {
-            return Err(ApiError::not_found(format!(
-                "model `{name}` has no version `{version}`; it serves `{}`",
-                served.metadata.version
-            )));
-        }
-        Ok(served)
-    }
-
     /// The protocol's readiness answer for the model called `name`.
     fn readiness_of(&self, name: &str) -> Result<ModelReadyResponse, ApiError> {
         let readiness = self.state.model_readiness(name).ok_or_else(|| {
@@ -449,7 +437,7 @@ impl OpenInferenceApi {
 
 /// What `served` takes and gives, in the protocol's terms.
 fn model_metadata(served: &ServedModel) -> ModelMetadataV2 {
-    let shape = served.engine.metadata().input_shape;
+    let shape = served.engine.card().input_shape;
     ModelMetadataV2 {
         name: served.name.clone(),
         versions: vec![served.metadata.version.clone()],

@@ -10,4 +10,5 @@ mod hostile;
 mod models;
 mod operations;
 mod predict;
+mod torchserve;
 mod v2;

@@ -84,7 +84,7 @@ impl Drop for StalledBucket {
 }
 
 /// A server whose weights' download never completes, and the bucket keeping it so.
-async fn loading_app(configure: impl FnOnce(&mut ServerSettings)) -> (TestApp, StalledBucket) {
+pub(crate) async fn loading_app(configure: impl FnOnce(&mut ServerSettings)) -> (TestApp, StalledBucket) {
     let bucket = StalledBucket::start().await;
     let app = TestApp::spawn_loading(|settings| {
         settings.models = vec![model("mnist", bucket.url.clone())];

@@ -6,12 +6,12 @@
 
 mod common;
 
-use common::server_command;
+use common::{Server, server_command};
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,98 +25,10 @@ fn sample(name: &str) -> Vec<u8> {
     std::fs::read(repository().join("samples").join(name)).unwrap()
 }
 
-/// The server binary on 127.0.0.1 with a free port, fetching the repository's weights into a
-/// scratch assets directory, logging JSON lines that the test can read.
-struct Server {
-    child: Child,
-    url: String,
-    port: u16,
-    logs: Arc<Mutex<Vec<String>>>,
-    _assets: tempfile::TempDir,
-}
-
-impl Server {
-    /// Starts the server with `args` added and waits until it is ready.
-    async fn start(args: &[&str]) -> Server {
-        let assets = tempfile::tempdir().unwrap();
-        let mut child = server_command()
-            .args(["--host", "127.0.0.1", "--port", "0", "--log-format", "json"])
-            .args(committed_models())
-            .arg("--assets-dir")
-            .arg(assets.path())
-            .args(args)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let (address_sender, address) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn({
-            let logs = logs.clone();
-            move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Some(address) = listening_address(&line) {
-                        let _ = address_sender.send(address);
-                    }
-                    logs.lock().unwrap().push(line);
-                }
-            }
-        });
-        let address: String = address.recv_timeout(Duration::from_secs(30)).expect("the server logs its address");
-        let port = address.rsplit(':').next().unwrap().parse().unwrap();
-        let server = Server { child, url: format!("http://{address}"), port, logs, _assets: assets };
-        server.wait_until_ready().await;
-        server
-    }
-
-    /// Waits for the log line saying the model is ready (what `/health/ready` reports, and
-    /// readable whatever the probes' API key).
-    async fn wait_until_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if self.logs.lock().unwrap().iter().any(|line| line.contains("warmed up: ready")) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let logs = self.logs();
-        panic!("not ready within a minute; last logs: {:?}", &logs[logs.len().saturating_sub(20)..]);
-    }
-
-    /// Resident memory of the server process, in MiB.
-    fn rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let kib: f64 = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|value| value.split_whitespace().next())
-            .and_then(|value| value.parse().ok())
-            .unwrap();
-        kib / 1024.0
-    }
-
-    fn terminate(&self) {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success());
-    }
-
-    fn logs(&self) -> Vec<String> {
-        self.logs.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The address in the server's "listening" log line, if `line` is that line.
-fn listening_address(line: &str) -> Option<String> {
-    let line: serde_json::Value = serde_json::from_str(line).ok()?;
-    let fields = &line["fields"];
-    fields["message"].as_str()?.starts_with("listening").then(|| fields["address"].as_str().map(str::to_owned))?
+/// The server with both committed models and `args` added, ready.
+async fn start(args: &[&str]) -> Server {
+    let committed = committed_models();
+    Server::start(committed.iter().map(String::as_str).chain(args.iter().copied())).await
 }
 
 /// A multipart form of `count` copies of the sample `name`, each an `image` part.
@@ -138,7 +50,7 @@ struct Outcome {
 async fn sigterm_mid_load_fails_no_request_in_flight_and_exits_0() {
     // One preprocessing thread and forms of 8 photos: each request takes tens of milliseconds,
     // so at the signal every worker has one in flight.
-    let mut server = Server::start(&["--preprocess-threads", "1", "--drain-timeout-secs", "20"]).await;
+    let mut server = start(&["--preprocess-threads", "1", "--drain-timeout-secs", "20"]).await;
     let signalled: Arc<Mutex<Option<Instant>>> = Arc::default();
     let workers: Vec<_> = (0..12)
         .map(|_| {
@@ -234,7 +146,7 @@ fn soak_mix() -> Vec<SoakRequest> {
 async fn a_soak_of_good_and_bad_requests_gets_no_5xx_and_memory_stays_flat() {
     let seconds: u64 = std::env::var("SOAK_SECS").ok().and_then(|value| value.parse().ok()).unwrap_or(60);
     let concurrency = 128;
-    let server = Arc::new(Server::start(&[]).await);
+    let server = Arc::new(start(&[]).await);
     let mix = Arc::new(soak_mix());
     let client = reqwest::Client::new();
     let started = Instant::now();
@@ -299,7 +211,7 @@ async fn a_soak_of_good_and_bad_requests_gets_no_5xx_and_memory_stays_flat() {
 async fn schemathesis_finds_no_5xx_and_no_response_breaking_the_spec() {
     let schemathesis = repository().join(".venv/bin/schemathesis");
     assert!(schemathesis.is_file(), "{} is installed by `make test-tools`", schemathesis.display());
-    let server = Server::start(&[]).await;
+    let server = start(&[]).await;
     // The log lines of schemathesis' requests, not of the wait for readiness.
     let logged_before = server.logs().len();
     // Schemathesis keeps its example database in the working directory.
@@ -326,7 +238,7 @@ async fn schemathesis_finds_no_5xx_and_no_response_breaking_the_spec() {
 
 #[tokio::test]
 async fn the_docker_health_check_says_ready_only_when_the_server_is() {
-    let server = Server::start(&[]).await;
+    let server = start(&[]).await;
     let check = |port: u16| Command::new(HEALTHCHECK).env("PORT", port.to_string()).output().unwrap();
     let ready = check(server.port);
     assert!(ready.status.success(), "{}", String::from_utf8_lossy(&ready.stderr));
@@ -338,7 +250,7 @@ async fn the_docker_health_check_says_ready_only_when_the_server_is() {
 
 #[tokio::test]
 async fn the_docker_health_check_sends_the_servers_key_when_probes_need_it() {
-    let server = Server::start(&["--api-key", "probe-key", "--auth-health", "true"]).await;
+    let server = start(&["--api-key", "probe-key", "--auth-health", "true"]).await;
     let check = |key: Option<&str>| {
         let mut command = Command::new(HEALTHCHECK);
         command.env("PORT", server.port.to_string()).env_remove("API_KEY");
@@ -355,7 +267,7 @@ async fn the_docker_health_check_sends_the_servers_key_when_probes_need_it() {
 
 #[tokio::test]
 async fn a_shutdown_delay_reports_draining_while_still_serving_then_exits_0() {
-    let mut server = Server::start(&["--shutdown-delay-secs", "2"]).await;
+    let mut server = start(&["--shutdown-delay-secs", "2"]).await;
     let client = reqwest::Client::new();
     let signalled = Instant::now();
     server.terminate();
@@ -418,7 +330,7 @@ async fn the_kubernetes_probes_and_scrape_ask_routes_that_answer_on_the_default_
     }
     let default_port = max_mnist_config::settings::ServerSettings::defaults().port;
     assert!(!ports.is_empty() && ports.iter().all(|&port| port == default_port), "{ports:?}");
-    let server = Server::start(&[]).await;
+    let server = start(&[]).await;
     for path in paths {
         let response = reqwest::get(format!("{}{path}", server.url)).await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
@@ -427,7 +339,7 @@ async fn the_kubernetes_probes_and_scrape_ask_routes_that_answer_on_the_default_
 
 #[tokio::test]
 async fn every_log_line_of_a_request_carries_its_id() {
-    let server = Server::start(&[]).await;
+    let server = start(&[]).await;
     let response = reqwest::Client::new()
         .post(format!("{}/model/predict", server.url))
         .header("x-request-id", "trace-me-42")

@@ -1,11 +1,13 @@
 """The reference: an MNIST server written the way the Flask + PyTorch tutorials write one.
 
-The same network and the same weights as max-mnist (read from its safetensors file, never
-from a pickle), one image per request from the multipart field `image`, PIL to decode and
-resize to 28x28, `torch.set_num_threads(1)`, and an answer of the same shape. Served by
-gunicorn with 2 sync workers (bench/throughput.sh):
+The same network and the same weights as max-mnist (read from its safetensors file,
+MODEL_WEIGHTS, never from a pickle), or a user's TorchScript file (MODEL_TORCHSCRIPT, loaded
+with `torch.jit.load`, as bench/own_model.sh serves the README's LeNet); one image per request
+from the multipart field `image`, PIL to decode and resize to 28x28, MNIST's normalisation,
+`torch.set_num_threads(1)`, and an answer of the same shape. Served by gunicorn with 2 sync
+workers (bench/throughput.sh):
 
-    gunicorn --workers 2 --bind 127.0.0.1:PORT reference_server:app
+    MODEL_WEIGHTS=… gunicorn --workers 2 --bind 127.0.0.1:PORT reference_server:app
 """
 
 import io
@@ -47,8 +49,11 @@ class Net(nn.Module):
         return self.output(F.relu(self.hidden(x.flatten(1))))
 
 
-model = Net()
-model.load_state_dict(load_file(os.environ["MODEL_WEIGHTS"]))
+if "MODEL_TORCHSCRIPT" in os.environ:
+    model = torch.jit.load(os.environ["MODEL_TORCHSCRIPT"])
+else:
+    model = Net()
+    model.load_state_dict(load_file(os.environ["MODEL_WEIGHTS"]))
 model.eval()
 
 app = Flask(__name__)

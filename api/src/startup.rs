@@ -238,11 +238,7 @@ fn routes(state: &ServerState, recorder: PrometheusHandle, settings: &ServerSett
     let apis = (
         ModelApi::new(state.clone()),
         OpenInferenceApi::new(state.clone(), settings.max_images_per_request),
-        TorchServeApi::new(
-            state.clone(),
-            settings.max_batch_size,
-            Duration::from_micros(settings.max_batch_delay_us),
-        ),
+        TorchServeApi::new(state.clone(), settings.max_batch_size, Duration::from_micros(settings.max_batch_delay_us)),
         HealthApi::new(state.clone()),
         MetricsApi::new(recorder),
     );

@@ -60,8 +60,8 @@ impl ChannelNormalisation {
                 self.std.len()
             ));
         }
-        let usable = self.mean.iter().all(|mean| mean.is_finite())
-            && self.std.iter().all(|std| std.is_finite() && *std > 0.0);
+        let usable =
+            self.mean.iter().all(|mean| mean.is_finite()) && self.std.iter().all(|std| std.is_finite() && *std > 0.0);
         (!usable).then(|| format!("normalisation {self:?} needs finite means and positive stds"))
     }
 }
@@ -138,8 +138,7 @@ impl ModelCard {
             return Err(invalid_card(path, format!("{size} bytes, over the limit of {MAX_CARD_BYTES}")));
         }
         let bytes = std::fs::read(path).map_err(Error::io("cannot read", path))?;
-        let card: ModelCard =
-            serde_json::from_slice(&bytes).map_err(|error| invalid_card(path, error.to_string()))?;
+        let card: ModelCard = serde_json::from_slice(&bytes).map_err(|error| invalid_card(path, error.to_string()))?;
         match card.problem() {
             Some(problem) => Err(invalid_card(path, problem)),
             None => Ok(card),
@@ -280,7 +279,9 @@ mod tests {
         assert_eq!(identify(&["a/m.safetensors"]).unwrap(), ModelFiles::Trained { weights: "a/m.safetensors".into() });
         let torchscript = identify(&["a/lenet.pt", "a/model-card.json"]).unwrap();
         assert_eq!(torchscript.network_file(), Path::new("a/lenet.pt"));
-        for wrong in [&["a/lenet.pt"][..], &["a/x.pt", "a/y.pt", "a/model-card.json"], &["a/m.safetensors", "a/x.pt"], &[]] {
+        for wrong in
+            [&["a/lenet.pt"][..], &["a/x.pt", "a/y.pt", "a/model-card.json"], &["a/m.safetensors", "a/x.pt"], &[]]
+        {
             let error = identify(wrong).unwrap_err().to_string();
             assert!(error.contains("one TorchScript module"), "{error}");
         }

@@ -135,7 +135,10 @@ const MAX_MODEL_NAME: usize = 64;
 /// `-`, `_` or `.`, starting with a letter or digit.
 pub fn check_model_name(name: &str) -> Result<(), String> {
     let plain = name.chars().all(|character| character.is_ascii_alphanumeric() || "-_.".contains(character));
-    if name.is_empty() || name.len() > MAX_MODEL_NAME || !plain || !name.starts_with(|c: char| c.is_ascii_alphanumeric())
+    if name.is_empty()
+        || name.len() > MAX_MODEL_NAME
+        || !plain
+        || !name.starts_with(|c: char| c.is_ascii_alphanumeric())
     {
         return Err(format!(
             "model name `{name}`: use 1 to {MAX_MODEL_NAME} letters, digits, `-`, `_` or `.`, starting with a letter \

@@ -64,9 +64,11 @@ enum Procedure {
 
 /// `C,H,W` → the input shape.
 fn parse_shape(text: &str) -> Result<InputShape, String> {
-    let sides: Vec<u32> = text.split(',').map(|side| side.trim().parse::<u32>()).collect::<Result<_, _>>().map_err(
-        |error| format!("`{text}` is not three whole numbers C,H,W: {error}"),
-    )?;
+    let sides: Vec<u32> = text
+        .split(',')
+        .map(|side| side.trim().parse::<u32>())
+        .collect::<Result<_, _>>()
+        .map_err(|error| format!("`{text}` is not three whole numbers C,H,W: {error}"))?;
     match sides.as_slice() {
         &[channels, height, width] => Ok(InputShape { channels, height, width }),
         _ => Err(format!("`{text}` is not three numbers C,H,W (for example 1,28,28 or 3,224,224)")),
@@ -92,9 +94,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         _ => values,
     };
     let card = ModelCard {
-        description: args.description.unwrap_or_else(|| {
-            format!("{}: a TorchScript classifier of {} classes", args.name, labels.len())
-        }),
+        description: args
+            .description
+            .unwrap_or_else(|| format!("{}: a TorchScript classifier of {} classes", args.name, labels.len())),
         architecture: TORCHSCRIPT_ARCHITECTURE.into(),
         labels,
         input_shape: args.input_shape,

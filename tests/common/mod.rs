@@ -124,4 +124,3 @@ fn listening_address(line: &str) -> Option<String> {
     let fields = &line["fields"];
     fields["message"].as_str()?.starts_with("listening").then(|| fields["address"].as_str().map(str::to_owned))?
 }
-

@@ -25,7 +25,10 @@ async fn metadata_describes_the_verified_weights() {
     assert_eq!(recipe.validation_split, 0.1);
     assert!(recipe.augmentation.starts_with("random affine"), "{metadata:?}");
     assert_eq!(metadata.weights_sha256.as_ref().unwrap().len(), 64);
-    assert_eq!((metadata.normalisation.mean.as_slice(), metadata.normalisation.std.as_slice()), (&[0.1307][..], &[0.3081][..]));
+    assert_eq!(
+        (metadata.normalisation.mean.as_slice(), metadata.normalisation.std.as_slice()),
+        (&[0.1307][..], &[0.3081][..])
+    );
     let sums = std::fs::read_to_string(committed_bucket("mnist").join("sha512sums.txt")).unwrap();
     assert!(sums.contains(&format!("{}  assets/mnist-classifier.safetensors", metadata.weights_sha512)), "{sums}");
     assert!(metadata.weights_sha512.starts_with(&metadata.version));

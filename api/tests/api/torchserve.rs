@@ -7,13 +7,13 @@ use crate::helpers::{TestApp, expect_error, repository, sample};
 use crate::operations::loading_app;
 
 /// `curl -s -T FILE URL`, as TorchServe's documentation sends an image; the body and status.
-fn curl_upload(file: &str, url: &str) -> (serde_json::Value, u16) {
-    let output = Command::new("curl")
-        .args(["-s", "-w", "\n%{http_code}", "-T"])
+/// curl runs off the test's runtime thread, which also serves the app.
+async fn curl_upload(file: &str, url: &str) -> (serde_json::Value, u16) {
+    let mut curl = Command::new("curl");
+    curl.args(["-s", "--max-time", "60", "-w", "\n%{http_code}", "-T"])
         .arg(repository().join("samples").join(file))
-        .arg(url)
-        .output()
-        .expect("curl is installed");
+        .arg(url);
+    let output = tokio::task::spawn_blocking(move || curl.output()).await.unwrap().expect("curl is installed");
     let text = String::from_utf8(output.stdout).unwrap();
     let (body, status) = text.rsplit_once('\n').unwrap();
     (serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body}")), status.parse().unwrap())
@@ -28,14 +28,14 @@ fn ranked(answer: &serde_json::Value) -> (Vec<String>, Vec<f64>) {
 #[tokio::test]
 async fn curl_t_gets_torchserve_s_top_five_for_each_model() {
     let app = TestApp::spawn().await;
-    let (answer, status) = curl_upload("digit-7.png", &format!("{}/predictions/mnist", app.url));
+    let (answer, status) = curl_upload("digit-7.png", &format!("{}/predictions/mnist", app.url)).await;
     assert_eq!(status, 200, "{answer}");
     let (labels, probabilities) = ranked(&answer);
     assert_eq!((labels.len(), labels[0].as_str()), (5, "7"), "{answer}");
     assert!(probabilities.windows(2).all(|pair| pair[0] >= pair[1]), "most probable first: {answer}");
     assert!(probabilities[0] > 0.9 && probabilities.iter().sum::<f64>() <= 1.0 + 1e-6, "{answer}");
 
-    let (answer, status) = curl_upload("fashion-trouser.png", &format!("{}/predictions/fashion-mnist", app.url));
+    let (answer, status) = curl_upload("fashion-trouser.png", &format!("{}/predictions/fashion-mnist", app.url)).await;
     assert_eq!((status, ranked(&answer).0[0].as_str()), (200, "Trouser"), "{answer}");
 }
 
@@ -54,7 +54,7 @@ async fn data_parts_get_one_answer_each_and_a_version_must_be_the_one_served() {
     let described: serde_json::Value =
         app.client.get(format!("{}/models/mnist", app.url)).send().await.unwrap().json().await.unwrap();
     let version = described[0]["modelVersion"].as_str().unwrap().to_owned();
-    let (answer, status) = curl_upload("digit-2.png", &format!("{}/predictions/mnist/{version}", app.url));
+    let (answer, status) = curl_upload("digit-2.png", &format!("{}/predictions/mnist/{version}", app.url)).await;
     assert_eq!((status, ranked(&answer).0[0].as_str()), (200, "2"), "{answer}");
     let wrong = app.client.put(format!("{}/predictions/mnist/0", app.url)).body(sample("digit-2.png")).send();
     expect_error(wrong.await.unwrap(), 404, &format!("it serves `{version}`")).await;

@@ -108,6 +108,13 @@ impl ApiError {
         ApiError::UnsupportedMediaType(Json(ErrorBody::new(message)))
     }
 
+    /// A 500 for a fault of the server, not of the request: `error` is logged, and the client
+    /// learns nothing of the inside.
+    pub fn internal(error: impl std::fmt::Display) -> ApiError {
+        tracing::error!(%error, "request failed inside the server");
+        ApiError::Internal(Json(ErrorBody::new("internal error")))
+    }
+
     /// The answer to `error`, met on one image of several: the same status, its message
     /// naming the image by `origin` (`part 2 (image, "seven.png")`).
     pub fn for_image(origin: &str, error: CoreError) -> ApiError {
@@ -128,16 +135,11 @@ impl ApiError {
             | CoreError::InvalidPixels(_) => ApiError::BadRequest(body),
             CoreError::TooManyPixels { .. } | CoreError::SizeBeyondDecoding { .. } => ApiError::PayloadTooLarge(body),
             CoreError::Overloaded => ApiError::Unavailable(body, RETRY_AFTER_SECONDS),
-            // Faults of the server, not of the request: logged, and the client learns nothing
-            // of the inside.
             CoreError::PreprocessingFailed
             | CoreError::EncodeImage(_)
             | CoreError::InferenceFailed
             | CoreError::InferenceStopped
-            | CoreError::Torch(_) => {
-                tracing::error!(%error, "request failed inside the server");
-                ApiError::Internal(Json(ErrorBody::new("internal error")))
-            }
+            | CoreError::Torch(_) => ApiError::internal(error),
         }
     }
 }

@@ -12,7 +12,9 @@
 //!   `/models/{model}/predict` does.
 //!
 //! The answer is the `FP32` output `probabilities`, `[N, classes]`. Errors are the server's
-//! JSON error body, whose `error` field is the protocol's.
+//! JSON error body, whose `error` field is the protocol's. Inputs and the output can also
+//! travel as raw bytes after the JSON, as Triton's clients send them by default: the
+//! [`binary`] tensor data extension.
 
 use base64::Engine;
 use base64::alphabet::STANDARD as BASE64_ALPHABET;
@@ -23,10 +25,13 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
-use self::request::{InferenceBody, ParsedInput, ParsedRequest, TensorData};
+pub use self::binary::{BinaryDataSize, InferenceAnswer, InferenceContent};
+use self::binary::{InputData, output_in_binary};
+use self::request::{InferenceBody, ParsedInput, TensorData};
 use crate::error::ApiError;
 use crate::state::{Readiness, ServedModel, ServerState};
 
+mod binary;
 mod request;
 
 /// The one output.
@@ -50,7 +55,7 @@ pub struct ServerMetadata {
     pub name: String,
     /// The server's version.
     pub version: String,
-    /// Protocol extensions supported (none).
+    /// Protocol extensions supported (`binary_tensor_data`).
     pub extensions: Vec<String>,
 }
 
@@ -112,8 +117,39 @@ pub struct RequestInput {
     pub shape: Vec<i64>,
     /// `FP32` (pixels in [0, 1]) or `BYTES` (base64-encoded images).
     pub datatype: String,
-    /// The elements in row-major order, flat or nested.
-    pub data: serde_json::Value,
+    /// The elements in row-major order, flat or nested; absent when they follow the JSON
+    /// header as binary data.
+    pub data: Option<serde_json::Value>,
+    /// How the input is sent.
+    pub parameters: Option<InputParameters>,
+}
+
+/// The parameters of an input.
+#[derive(Object, Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InputParameters {
+    /// The binary tensor data extension: the size in bytes of the input's elements, sent
+    /// after the JSON header (whose length `Inference-Header-Content-Length` gives) instead
+    /// of `data`.
+    pub binary_data_size: Option<u64>,
+    /// The shared-memory extension's region: not supported, and refused.
+    pub shared_memory_region: Option<String>,
+}
+
+/// The parameters of a request.
+#[derive(Object, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RequestParameters {
+    /// Send every output as binary data after the JSON header, unless the output says
+    /// otherwise.
+    pub binary_data_output: Option<bool>,
+}
+
+/// The parameters of an output a client asks for.
+#[derive(Object, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OutputParameters {
+    /// Send this output as binary data after the JSON header.
+    pub binary_data: Option<bool>,
+    /// The classification extension's class count: not supported, and refused when above 0.
+    pub classification: Option<u32>,
 }
 
 /// An output a client asks for.
@@ -121,6 +157,8 @@ pub struct RequestInput {
 pub struct RequestOutput {
     /// The output's name (`probabilities`).
     pub name: String,
+    /// How to send it.
+    pub parameters: Option<OutputParameters>,
 }
 
 /// `POST /v2/models/{model}/infer`'s body, as the OpenAPI document shows it; it is read by
@@ -133,6 +171,8 @@ pub struct InferenceRequest {
     pub inputs: Vec<RequestInput>,
     /// The outputs wanted (default: all, that is `probabilities`).
     pub outputs: Option<Vec<RequestOutput>>,
+    /// How to answer.
+    pub parameters: Option<RequestParameters>,
 }
 
 /// One output tensor of an answer.
@@ -144,8 +184,15 @@ pub struct ResponseOutput {
     pub shape: Vec<i64>,
     /// `FP32`.
     pub datatype: String,
-    /// The probabilities of the classes for each image, row by row.
+    /// The probabilities of the classes for each image, row by row; empty when they follow
+    /// the JSON header as binary data.
+    #[oai(default, skip_serializing_if_is_empty)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub data: Vec<f32>,
+    /// With binary data: the size in bytes of this output's elements after the JSON header.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<BinaryDataSize>,
 }
 
 /// The answer of `POST /v2/models/{model}/infer`.
@@ -198,7 +245,8 @@ impl OpenInferenceApi {
     }
 
     /// The model's inputs, one image each, checked against the protocol and the limits.
-    fn inputs(&self, model: &ServedModel, request: ParsedRequest) -> Result<Inputs, ApiError> {
+    fn inputs(&self, model: &ServedModel, body: InferenceBody) -> Result<Inputs, ApiError> {
+        let InferenceBody { request, binary } = body;
         if let Some(unknown) = request.outputs.iter().flatten().find(|output| output.name != OUTPUT_NAME) {
             return Err(ApiError::bad_request(format!(
                 "unknown output `{}`: the model has one, `{OUTPUT_NAME}`",
@@ -239,8 +287,11 @@ impl OpenInferenceApi {
             )));
         }
         let elements = if input.datatype == "BYTES" { count } else { count.saturating_mul(shape.len()) };
-        let data = TensorData::parse(&input.data, elements)
-            .map_err(|error| ApiError::bad_request(format!("input `{}`: {error}", input.name)))?;
+        let data = match input.elements(binary)? {
+            InputData::Json(text) => TensorData::parse(text, elements),
+            InputData::Binary(bytes) => TensorData::from_binary(&input.datatype, bytes, elements),
+        }
+        .map_err(|error| ApiError::bad_request(format!("input `{}`: {error}", input.name)))?;
         if data.len() != elements {
             return Err(ApiError::bad_request(format!(
                 "input `{}`: shape {:?} needs {elements} values, the data has {}",
@@ -251,6 +302,7 @@ impl OpenInferenceApi {
         }
         match (input.datatype.as_str(), data) {
             ("BYTES", TensorData::Texts(images)) => Ok(Inputs::Images(decode_images(images)?)),
+            ("BYTES", TensorData::Blobs(images)) => Ok(Inputs::Images(images)),
             ("FP32", TensorData::Numbers(pixels)) => {
                 let inputs = pixels
                     .chunks(elements / count)
@@ -297,7 +349,7 @@ impl OpenInferenceApi {
         Json(ServerMetadata {
             name: "max-mnist".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            extensions: Vec::new(),
+            extensions: vec!["binary_tensor_data".into()],
         })
     }
 
@@ -366,9 +418,12 @@ impl OpenInferenceApi {
     /// model's input shape (`[N, 1, 28, 28]` for MNIST and Fashion-MNIST), or `BYTES` of shape
     /// `[N]`, each element a base64-encoded image (PNG, JPEG, GIF, BMP, WebP or TIFF)
     /// preprocessed as by `/models/{model}/predict`. Answers the `FP32` output
-    /// `probabilities` of shape `[N, classes]`.
+    /// `probabilities` of shape `[N, classes]`. With the binary tensor data extension
+    /// (`Inference-Header-Content-Length`), an input's elements (FP32 little-endian, or BYTES
+    /// as raw images, each after its `u32` length) follow the JSON instead of `data`, and the
+    /// output follows the JSON answer when asked with `binary_data`.
     #[oai(path = "/v2/models/:model/infer", method = "post")]
-    async fn infer(&self, model: Path<String>, request: InferenceBody) -> Result<Json<InferenceResponse>, ApiError> {
+    async fn infer(&self, model: Path<String>, request: InferenceBody) -> Result<InferenceAnswer, ApiError> {
         let served = self.state.model(Some(&model))?;
         self.infer_with(&served, request).await
     }
@@ -380,7 +435,7 @@ impl OpenInferenceApi {
         model: Path<String>,
         version: Path<String>,
         request: InferenceBody,
-    ) -> Result<Json<InferenceResponse>, ApiError> {
+    ) -> Result<InferenceAnswer, ApiError> {
         let served = self.state.model_version(&model, &version)?;
         self.infer_with(&served, request).await
     }
@@ -403,13 +458,10 @@ impl OpenInferenceApi {
     }
 
     /// Runs an inference request on `served`.
-    async fn infer_with(
-        &self,
-        served: &ServedModel,
-        request: InferenceBody,
-    ) -> Result<Json<InferenceResponse>, ApiError> {
-        let id = request.0.id.clone();
-        let results = match self.inputs(served, request.0)? {
+    async fn infer_with(&self, served: &ServedModel, body: InferenceBody) -> Result<InferenceAnswer, ApiError> {
+        let id = body.request.id.clone();
+        let in_binary = output_in_binary(&body.request)?;
+        let results = match self.inputs(served, body)? {
             Inputs::Pixels(inputs) => served.engine.classify_pixels(inputs).await,
             Inputs::Images(images) => served.engine.classify_all(images).await,
         };
@@ -421,7 +473,7 @@ impl OpenInferenceApi {
                 result.map_err(|error| ApiError::for_image(&format!("image {index}"), error))?;
             data.extend(prediction.probabilities);
         }
-        Ok(Json(InferenceResponse {
+        let answer = InferenceResponse {
             model_name: served.name.clone(),
             model_version: served.metadata.version.clone(),
             id,
@@ -430,8 +482,10 @@ impl OpenInferenceApi {
                 shape: vec![count as i64, classes as i64],
                 datatype: "FP32".into(),
                 data,
+                parameters: None,
             }],
-        }))
+        };
+        InferenceAnswer::new(answer, in_binary)
     }
 }
 

@@ -7,7 +7,8 @@
 //! [`ParsedRequest`], keeping each tensor's `data` as its raw JSON text. Once the shape and
 //! type are checked, [`TensorData::parse`] reads that text into a flat `Vec<f32>` or
 //! `Vec<String>`, flattening nested arrays as it goes and stopping at the first element past
-//! the count the shape declares.
+//! the count the shape declares. An input sent as binary data (the [`super::binary`]
+//! extension) is read from the bytes after the JSON header instead.
 
 use std::fmt;
 
@@ -18,14 +19,15 @@ use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::{InferenceRequest, RequestOutput};
+use super::binary::{JSON_LENGTH_HEADER, json_length};
+use super::{InferenceRequest, InputParameters, RequestOutput, RequestParameters};
 use crate::error::ApiError;
 
 /// What a tensor's elements must be, said in every error about them.
 const ELEMENTS: &str = "FP32 data must be numbers, BYTES data base64 strings";
 
 /// An inference request as read: [`InferenceRequest`] with each input's data flattened.
-/// Fields the protocol allows and the model does not use (`parameters`) are ignored.
+/// Fields and parameters the protocol allows and the model does not use are ignored.
 #[derive(serde::Deserialize, Debug)]
 pub struct ParsedRequest {
     /// An id echoed in the answer.
@@ -34,6 +36,8 @@ pub struct ParsedRequest {
     pub inputs: Vec<ParsedInput>,
     /// The outputs wanted.
     pub outputs: Option<Vec<RequestOutput>>,
+    /// The request's parameters (`binary_data_output`).
+    pub parameters: Option<RequestParameters>,
 }
 
 /// One input tensor as read.
@@ -45,8 +49,12 @@ pub struct ParsedInput {
     pub shape: Vec<i64>,
     /// Its element type.
     pub datatype: String,
-    /// Its elements as the client wrote them: read by [`TensorData::parse`].
-    pub data: Box<RawValue>,
+    /// Its elements as the client wrote them, read by [`TensorData::parse`]; none when they
+    /// follow the JSON header as binary data.
+    pub data: Option<Box<RawValue>>,
+    /// Its parameters.
+    #[serde(default)]
+    pub parameters: InputParameters,
 }
 
 /// A tensor's elements in row-major order, whatever the nesting of the JSON arrays.
@@ -54,8 +62,10 @@ pub struct ParsedInput {
 pub enum TensorData {
     /// Numbers (also what an empty array reads as).
     Numbers(Vec<f32>),
-    /// Strings.
+    /// Strings (BYTES in JSON: base64).
     Texts(Vec<String>),
+    /// Raw byte strings (BYTES as binary data).
+    Blobs(Vec<Vec<u8>>),
 }
 
 impl TensorData {
@@ -75,6 +85,7 @@ impl TensorData {
         match self {
             TensorData::Numbers(numbers) => numbers.len(),
             TensorData::Texts(texts) => texts.len(),
+            TensorData::Blobs(blobs) => blobs.len(),
         }
     }
 
@@ -82,7 +93,9 @@ impl TensorData {
         match self {
             TensorData::Numbers(numbers) => numbers.push(number as f32),
             TensorData::Texts(texts) if texts.is_empty() => *self = TensorData::Numbers(vec![number as f32]),
-            TensorData::Texts(_) => return Err(E::custom(format!("`data` mixes strings and numbers: {ELEMENTS}"))),
+            TensorData::Texts(_) | TensorData::Blobs(_) => {
+                return Err(E::custom(format!("`data` mixes strings and numbers: {ELEMENTS}")));
+            }
         }
         Ok(())
     }
@@ -91,7 +104,9 @@ impl TensorData {
         match self {
             TensorData::Texts(texts) => texts.push(text),
             TensorData::Numbers(numbers) if numbers.is_empty() => *self = TensorData::Texts(vec![text]),
-            TensorData::Numbers(_) => return Err(E::custom(format!("`data` mixes numbers and strings: {ELEMENTS}"))),
+            TensorData::Numbers(_) | TensorData::Blobs(_) => {
+                return Err(E::custom(format!("`data` mixes numbers and strings: {ELEMENTS}")));
+            }
         }
         Ok(())
     }
@@ -177,8 +192,13 @@ impl<'de> Visitor<'de> for Element<'_> {
 }
 
 /// The body of `POST /v2/models/mnist/infer`: documented as `Json<InferenceRequest>`, read
-/// as a [`ParsedRequest`].
-pub struct InferenceBody(pub ParsedRequest);
+/// as a [`ParsedRequest`] and the binary data after it, if any.
+pub struct InferenceBody {
+    /// The request's JSON.
+    pub request: ParsedRequest,
+    /// The bytes after the JSON header (empty without the binary tensor data extension).
+    pub binary: Vec<u8>,
+}
 
 impl<'a> ApiExtractor<'a> for InferenceBody {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
@@ -206,18 +226,30 @@ impl<'a> ApiExtractor<'a> for InferenceBody {
         body: &mut RequestBody,
         _options: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<InferenceBody> {
-        let content_type = request.content_type().unwrap_or_default();
-        if !<Json<InferenceRequest> as Payload>::check_content_type(content_type) {
-            let shown: String = content_type.chars().take(80).collect();
-            return Err(ApiError::unsupported_media_type(format!(
-                "cannot read an inference request from a `{shown}` body: send JSON (Content-Type: application/json)"
-            ))
-            .into());
+        let binary_header = request.headers().get(JSON_LENGTH_HEADER);
+        match request.content_type() {
+            // Triton's clients send no Content-Type.
+            None => {}
+            Some(json) if <Json<InferenceRequest> as Payload>::check_content_type(json) => {}
+            Some(binary) if binary_header.is_some() && binary.starts_with("application/octet-stream") => {}
+            Some(other) => {
+                let shown: String = other.chars().take(80).collect();
+                return Err(ApiError::unsupported_media_type(format!(
+                    "cannot read an inference request from a `{shown}` body: send JSON (Content-Type: \
+                     application/json, or none), followed by binary data if {JSON_LENGTH_HEADER} says so"
+                ))
+                .into());
+            }
         }
-        let bytes = <Vec<u8> as FromRequest>::from_request(request, body).await?;
-        serde_json::from_slice(&bytes).map(InferenceBody).map_err(|error| {
-            ApiError::bad_request(shortened(format!("the inference request is not valid: {error}"))).into()
-        })
+        let mut bytes = <Vec<u8> as FromRequest>::from_request(request, body).await?;
+        let binary = match binary_header {
+            Some(header) => bytes.split_off(json_length(header, bytes.len())?),
+            None => Vec::new(),
+        };
+        let request = serde_json::from_slice(&bytes).map_err(|error| {
+            ApiError::bad_request(shortened(format!("the inference request is not valid: {error}")))
+        })?;
+        Ok(InferenceBody { request, binary })
     }
 }
 

@@ -104,7 +104,7 @@ async fn server_metadata_names_the_server_and_its_version() {
     let metadata: ServerMetadata = serde_json::from_value(body).unwrap();
     assert_eq!(metadata.name, "max-mnist");
     assert_eq!(metadata.version, env!("CARGO_PKG_VERSION"));
-    assert!(metadata.extensions.is_empty(), "{metadata:?}");
+    assert_eq!(metadata.extensions, ["binary_tensor_data"], "{metadata:?}");
 }
 
 #[tokio::test]
@@ -364,5 +364,129 @@ async fn a_body_that_is_not_json_of_the_protocol_is_refused_with_a_json_error() 
         .await;
     let response = post("text/plain", r#"{"inputs": []}"#).await.unwrap();
     expect_error(response, 415, "cannot read an inference request from a `text/plain` body").await;
+    let response = post("application/octet-stream", r#"{"inputs": []}"#).await.unwrap();
+    expect_error(response, 415, "followed by binary data if Inference-Header-Content-Length says so").await;
+    assert_still_answers(&app).await;
+}
+
+#[tokio::test]
+async fn a_request_with_no_content_type_is_read_as_json_as_triton_clients_send_it() {
+    let app = TestApp::spawn().await;
+    let body = pixels_request(&["digit-4.png"]).to_string();
+    let response = app.client.post(format!("{}/v2/models/mnist/infer", app.url)).body(body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: InferenceResponse = response.json().await.unwrap();
+    assert_eq!(argmax(&answer.outputs[0].data), 4);
+}
+
+/// A body of the binary tensor data extension: `header` as JSON, then `binary`.
+async fn infer_binary(app: &TestApp, header: &Value, binary: &[u8]) -> reqwest::Response {
+    let json = header.to_string();
+    let body = [json.as_bytes(), binary].concat();
+    let post = app.client.post(format!("{}/v2/models/mnist/infer", app.url));
+    post.header("Inference-Header-Content-Length", json.len()).body(body).send().await.unwrap()
+}
+
+/// A request whose one input has `binary_data_size` bytes after the JSON, and whose output is
+/// asked for in binary.
+fn binary_request(shape: Value, datatype: &str, binary_data_size: usize) -> Value {
+    json!({
+        "inputs": [{"name": "input", "shape": shape, "datatype": datatype,
+                    "parameters": {"binary_data_size": binary_data_size}}],
+        "outputs": [{"name": "probabilities", "parameters": {"binary_data": true}}],
+    })
+}
+
+/// Reads an answer with binary output: its JSON header, and the probabilities after it.
+async fn binary_answer(response: reqwest::Response) -> InferenceResponse {
+    assert_eq!(response.status(), 200);
+    let header: usize = response.headers()["inference-header-content-length"].to_str().unwrap().parse().unwrap();
+    let body = response.bytes().await.unwrap();
+    let mut answer: InferenceResponse = serde_json::from_slice(&body[..header]).unwrap();
+    let output = &mut answer.outputs[0];
+    assert!(output.data.is_empty(), "no JSON data beside the binary: {output:?}");
+    assert_eq!(output.parameters.as_ref().unwrap().binary_data_size as usize, body.len() - header);
+    output.data = body[header..].chunks(4).map(|value| f32::from_le_bytes(value.try_into().unwrap())).collect();
+    answer
+}
+
+/// BYTES elements as the binary extension lays them out: each after its `u32` length.
+fn serialized_bytes(elements: &[Vec<u8>]) -> Vec<u8> {
+    elements.iter().flat_map(|element| [&(element.len() as u32).to_le_bytes()[..], element].concat()).collect()
+}
+
+#[tokio::test]
+async fn binary_fp32_pixels_get_exactly_what_json_pixels_get() {
+    let app = TestApp::spawn().await;
+    let names = ["digit-5.png", "digit-9.png"];
+    let pixels: Vec<u8> = names.iter().flat_map(|name| mnist_pixels(name)).flat_map(f32::to_le_bytes).collect();
+    let response = infer_binary(&app, &binary_request(json!([2, 1, 28, 28]), "FP32", pixels.len()), &pixels).await;
+    let binary = binary_answer(response).await;
+    let json = infer(&app, &pixels_request(&names)).await;
+    assert_close(&binary.outputs[0].data, &json.outputs[0].data);
+    assert_eq!((binary.model_name.as_str(), binary.model_version), ("mnist", json.model_version));
+
+    // The request's binary_data_output asks the same of every output; JSON data in, binary out.
+    let mut body = pixels_request(&names);
+    body["parameters"] = json!({"binary_data_output": true});
+    let response = infer_binary(&app, &body, &[]).await;
+    assert_close(&binary_answer(response).await.outputs[0].data, &json.outputs[0].data);
+}
+
+/// Asserts two runs of the same pixels agree, up to libtorch's threads summing in another order.
+fn assert_close(left: &[f32], right: &[f32]) {
+    assert_eq!(left.len(), right.len());
+    assert!(left.iter().zip(right).all(|(left, right)| (left - right).abs() < 1e-6), "{left:?}\n{right:?}");
+}
+
+#[tokio::test]
+async fn binary_bytes_images_get_the_probabilities_predict_gives() {
+    let app = TestApp::spawn().await;
+    let names = ["digit-1.png", "photo-4-exif.jpg", "scan-3.jpg"];
+    let images = serialized_bytes(&names.map(sample));
+    let mut header = binary_request(json!([names.len()]), "BYTES", images.len());
+    header["outputs"][0]["parameters"]["binary_data"] = json!(false);
+    let response = infer_binary(&app, &header, &images).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("inference-header-content-length").is_none(), "a JSON answer, as asked");
+    let answer: InferenceResponse = response.json().await.unwrap();
+    assert_agrees_with_predict(&app, &answer, &names, 1e-5).await;
+}
+
+#[tokio::test]
+async fn binary_data_that_disagrees_with_its_header_or_shape_is_refused() {
+    let app = TestApp::spawn().await;
+    let pixels: Vec<u8> = mnist_pixels("digit-3.png").into_iter().flat_map(f32::to_le_bytes).collect();
+    let fp32 = binary_request(json!([1, 1, 28, 28]), "FP32", pixels.len());
+    let response = infer_binary(&app, &fp32, &pixels[..pixels.len() - 1]).await;
+    expect_error(response, 400, "`binary_data_size` of 3136 bytes, but 3135 follow the JSON header").await;
+    let wrong_shape = binary_request(json!([2, 1, 28, 28]), "FP32", pixels.len());
+    let response = infer_binary(&app, &wrong_shape, &pixels).await;
+    expect_error(response, 400, "3136 bytes of binary data are not the shape's 1568 FP32 values").await;
+    let mut both = fp32.clone();
+    both["inputs"][0]["data"] = json!(vec![0.0; 784]);
+    expect_error(infer_binary(&app, &both, &pixels).await, 400, "has both `data` and a `binary_data_size`").await;
+    let trailing = pixels_request(&["digit-3.png"]);
+    expect_error(infer_binary(&app, &trailing, b"extra").await, 400, "5 bytes follow the JSON header, but input").await;
+
+    let image = sample("digit-3.png");
+    let mut lying = serialized_bytes(&[image.clone()]);
+    lying[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+    let bytes = binary_request(json!([1]), "BYTES", lying.len());
+    expect_error(infer_binary(&app, &bytes, &lying).await, 400, "element 0 says it has 4294967295 bytes").await;
+    let two = serialized_bytes(&[image.clone(), image]);
+    let one = binary_request(json!([1]), "BYTES", two.len());
+    expect_error(infer_binary(&app, &one, &two).await, 400, "more elements than the shape's 1").await;
+
+    let post = app.client.post(format!("{}/v2/models/mnist/infer", app.url));
+    let response = post.header("Inference-Header-Content-Length", "99999").body("{}").send().await.unwrap();
+    expect_error(response, 400, "Inference-Header-Content-Length is 99999 bytes, longer than the whole body's 2").await;
+    let mut classification = pixels_request(&["digit-3.png"]);
+    classification["outputs"] = json!([{"name": "probabilities", "parameters": {"classification": 3}}]);
+    expect_error(infer_on(&app, "mnist", &classification).await, 400, "classification extension is not supported")
+        .await;
+    let mut shared = pixels_request(&["digit-3.png"]);
+    shared["inputs"][0]["parameters"] = json!({"shared_memory_region": "input0"});
+    expect_error(infer_on(&app, "mnist", &shared).await, 400, "shared-memory extension is not supported").await;
     assert_still_answers(&app).await;
 }

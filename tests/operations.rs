@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Server, server_command};
+use common::{Server, committed_models, repository, server_command};
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -16,10 +16,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const HEALTHCHECK: &str = env!("CARGO_BIN_EXE_healthcheck");
-
-fn repository() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn sample(name: &str) -> Vec<u8> {
     std::fs::read(repository().join("samples").join(name)).unwrap()
@@ -362,16 +358,6 @@ async fn every_log_line_of_a_request_carries_its_id() {
     let line: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(line["span"]["id"], "trace-me-42", "{line}");
     assert_eq!(line["fields"]["status"], 400, "{line}");
-}
-
-/// `--model NAME=BUCKET` for both committed models, as `make run` serves them.
-fn committed_models() -> Vec<String> {
-    ["mnist", "fashion-mnist"]
-        .iter()
-        .flat_map(|name| {
-            ["--model".to_owned(), format!("{name}={}", repository().join("pretrained-model").join(name).display())]
-        })
-        .collect()
 }
 
 /// A bucket in a scratch directory whose model archive holds `entries` (name, size in bytes

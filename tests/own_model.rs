@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Server, server_command};
+use common::{Server, readme_code, repository, server_command};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -17,10 +17,6 @@ use max_mnist_artifacts::bucket;
 use max_mnist_artifacts::card::CARD_FILE;
 
 const PACKAGE: &str = env!("CARGO_BIN_EXE_package");
-
-fn repository() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// The TorchScript files of `tests/fixtures/export_modules.py`, made once by PyTorch in the
 /// project's venv.
@@ -69,10 +65,7 @@ fn package_colour(output: &Path, changes: &[(&str, &str)]) -> Output {
 /// The shell commands of the README's "Serve your own PyTorch model" section, in its first
 /// `sh` block and the one after it, continuation lines joined.
 fn readme_commands() -> (Vec<String>, Vec<String>) {
-    let readme = std::fs::read_to_string(repository().join("README.md")).unwrap();
-    let section = &readme[readme.find("## Serve your own PyTorch model").expect("the README has the section")..];
-    let mut blocks = section.split("```sh\n").skip(1).map(|block| {
-        let block = &block[..block.find("```").unwrap()];
+    let mut blocks = readme_code("## Serve your own PyTorch model", "sh").into_iter().map(|block| {
         block.replace("\\\n", " ").lines().map(|line| line.split_whitespace().collect::<Vec<_>>().join(" ")).collect()
     });
     (blocks.next().unwrap(), blocks.next().unwrap())

@@ -4,12 +4,61 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::CommandFactory;
 use max_mnist_config::settings::ServerSettings;
+
+/// The repository's root.
+pub fn repository() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `--model` arguments serving both committed models, `mnist` and `fashion-mnist`.
+pub fn committed_models() -> Vec<String> {
+    ["mnist", "fashion-mnist"]
+        .iter()
+        .flat_map(|name| {
+            ["--model".to_owned(), format!("{name}={}", repository().join("pretrained-model").join(name).display())]
+        })
+        .collect()
+}
+
+/// The code blocks in `language` of the README's section that starts with `heading` (up to
+/// the next heading of its level or above), in order.
+pub fn readme_code(heading: &str, language: &str) -> Vec<String> {
+    let readme = std::fs::read_to_string(repository().join("README.md")).unwrap();
+    let level = |line: &str| {
+        let hashes = line.chars().take_while(|&character| character == '#').count();
+        (hashes > 0 && line[hashes..].starts_with(' ')).then_some(hashes)
+    };
+    let heading_level = level(heading).expect("a Markdown heading");
+    let (mut found, mut in_section, mut blocks, mut fence) = (false, false, Vec::new(), None::<(bool, String)>);
+    for line in readme.lines() {
+        if let Some((wanted, code)) = &mut fence {
+            if line.starts_with("```") {
+                if *wanted {
+                    blocks.push(std::mem::take(code));
+                }
+                fence = None;
+            } else {
+                code.push_str(line);
+                code.push('\n');
+            }
+        } else if let Some(info) = line.strip_prefix("```") {
+            fence = Some((in_section && info == language, String::new()));
+        } else if line == heading || line.starts_with(&format!("{heading} ")) {
+            (found, in_section) = (true, true);
+        } else if level(line).is_some_and(|level| level <= heading_level) {
+            in_section = false;
+        }
+    }
+    assert!(found, "the README has `{heading}`");
+    blocks
+}
 
 /// The server binary.
 pub const SERVER: &str = env!("CARGO_BIN_EXE_max-mnist");

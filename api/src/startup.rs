@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use max_mnist_artifacts::archive::UnpackLimits;
-use max_mnist_artifacts::bucket::{self, ModelSource};
+use max_mnist_artifacts::bucket::ModelSource;
 use max_mnist_artifacts::card::ModelFiles;
 use max_mnist_artifacts::download::DownloadPolicy;
 use max_mnist_config::metadata::{API_DESCRIPTION, API_TITLE, API_VERSION};
@@ -222,11 +222,7 @@ async fn verified_files(spec: &ModelSpec, settings: &ServerSettings) -> Result<(
         },
         unpack: UnpackLimits::default(),
     };
-    let assets = bucket::ensure_verified_assets(&source).await?;
-    let files = ModelFiles::identify(assets.iter().map(|asset| asset.path.as_path()), &spec.bucket)?;
-    let network = assets.iter().find(|asset| asset.path == files.network_file());
-    let sha512 = network.map(|asset| asset.sha512.clone()).unwrap_or_default();
-    Ok((files, sha512))
+    Ok(ModelFiles::verified(&source).await?)
 }
 
 /// The whole HTTP surface: Swagger UI at `/`, the spec at `/swagger.json`, the MAX model

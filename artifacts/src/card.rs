@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::bucket::{self, ModelSource};
 use crate::format::{InputShape, ModelMetadata, Preprocessing};
 use crate::{Error, Result};
 
@@ -177,6 +178,17 @@ pub enum ModelFiles {
 }
 
 impl ModelFiles {
+    /// Makes sure the model's files are in `source`'s assets folder, verified against its
+    /// bucket's checksums (fetching them when needed), and returns which files make the model
+    /// with the SHA-512 of its network file.
+    pub async fn verified(source: &ModelSource) -> Result<(ModelFiles, String)> {
+        let assets = bucket::ensure_verified_assets(source).await?;
+        let files = ModelFiles::identify(assets.iter().map(|asset| asset.path.as_path()), &source.bucket)?;
+        let network = assets.iter().find(|asset| asset.path == files.network_file());
+        let sha512 = network.map(|asset| asset.sha512.clone()).unwrap_or_default();
+        Ok((files, sha512))
+    }
+
     /// Which kind of model the files at `paths` make: one `.safetensors` file, or one
     /// TorchScript module (`.pt`, `.pth`) with a `model-card.json`. Anything else, or both,
     /// is refused with what was found; `bucket` names the bucket in the message.

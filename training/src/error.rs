@@ -62,9 +62,12 @@ pub enum Error {
     /// Downloading, verifying, writing or publishing an artifact failed.
     #[error(transparent)]
     Artifact(#[from] max_mnist_artifacts::Error),
-    /// The device asked for cannot be used.
+    /// The device asked for cannot be used, or a model cannot be loaded.
     #[error(transparent)]
     Device(#[from] max_mnist_core::LoadError),
+    /// Classifying images through the serving wrapper failed.
+    #[error(transparent)]
+    Inference(#[from] max_mnist_core::Error),
 }
 
 impl Error {

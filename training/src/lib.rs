@@ -3,7 +3,8 @@
 //! [`augment`]ation, and what a run leaves behind: a per-class [`report`], the pictures in it
 //! ([`render`]) and TensorBoard files ([`tensorboard`], written through [`monitor`]). The
 //! `train` bin (`cargo run --release --bin train`) drives it and publishes the weights through
-//! the artifacts crate.
+//! the artifacts crate. The `predict` bin classifies image files offline through the serving
+//! wrapper and reports on the labelled ones ([`predict`]).
 //!
 //! The server links none of this.
 
@@ -11,6 +12,7 @@ pub mod augment;
 pub mod data;
 mod error;
 mod monitor;
+pub mod predict;
 pub mod preset;
 pub mod render;
 pub mod report;

@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
@@ -188,22 +189,7 @@ impl Monitor {
         step: u32,
     ) -> Result<()> {
         let step = i64::from(step);
-        self.write("classification_report.json", report.to_json())?;
-        self.write("classification_report.md", report.to_markdown())?;
-        let confusion = ConfusionMatrix {
-            labels: &report.labels,
-            rows_are: "true class",
-            columns_are: "predicted class",
-            counts: &report.confusion,
-        };
-        self.write(
-            "confusion_matrix.json",
-            serde_json::to_string_pretty(&confusion)
-                .map_err(std::io::Error::other)
-                .map_err(Error::io("cannot encode", self.run_dir.join("confusion_matrix.json")))?,
-        )?;
-        let heat_map = render::heat_map(&report.labels, &report.confusion, "test set: true vs predicted");
-        render::save_png(&heat_map, &self.run_dir.join("confusion_matrix.png"))?;
+        let heat_map = save_report(report, &self.run_dir, "test set: true vs predicted")?;
         self.image("test/confusion_matrix", step, &heat_map)?;
 
         let misclassified = misclassified_tiles(test, predicted, &report.labels)?;
@@ -244,11 +230,34 @@ impl Monitor {
         let png = render::encode_png(image).map_err(Error::io("cannot encode", &self.run_dir))?;
         self.events.image_png(tag, step, &png, image.width(), image.height(), 3)
     }
+}
 
-    fn write(&self, name: &str, contents: String) -> Result<()> {
-        let path = self.run_dir.join(name);
+/// Writes `report` into `dir` as the train bin leaves it: `classification_report.json` and
+/// `.md`, `confusion_matrix.json`, and `confusion_matrix.png`, a heat map titled `title`,
+/// which is returned.
+pub(crate) fn save_report(report: &ClassificationReport, dir: &Path, title: &str) -> Result<RgbImage> {
+    let write = |name: &str, contents: String| {
+        let path = dir.join(name);
         std::fs::write(&path, contents).map_err(Error::io("cannot write", &path))
-    }
+    };
+    write("classification_report.json", report.to_json())?;
+    write("classification_report.md", report.to_markdown())?;
+    let confusion = ConfusionMatrix {
+        labels: &report.labels,
+        rows_are: "true class",
+        columns_are: "predicted class",
+        counts: &report.confusion,
+    };
+    let path = dir.join("confusion_matrix.json");
+    write(
+        "confusion_matrix.json",
+        serde_json::to_string_pretty(&confusion)
+            .map_err(std::io::Error::other)
+            .map_err(Error::io("cannot encode", path))?,
+    )?;
+    let heat_map = render::heat_map(&report.labels, &report.confusion, title);
+    render::save_png(&heat_map, &dir.join("confusion_matrix.png"))?;
+    Ok(heat_map)
 }
 
 /// `confusion_matrix.json`: the counts with what their axes mean.

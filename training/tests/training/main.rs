@@ -6,4 +6,5 @@
 mod datasets;
 mod helpers;
 mod mirrors;
+mod predict_bin;
 mod train_bin;

@@ -9,7 +9,8 @@ rather than assumed. Output keys: scalars {tag: [[step, value], ...]}, images
 {tag: [{step, width, height}, ...]}, texts {tag: [[step, text], ...]}, hparams {name: value},
 metrics [tag, ...], session_status (e.g. "STATUS_SUCCESS", or null), and projector (the
 projector_config.pbtxt embeddings, each with the rows/cols of its TSV and its label count, or
-null). Exits non-zero with a message if RUN_DIR holds no event file.
+null), and graph (the Graphs tab's nodes as EventAccumulator.Graph() reads them: name, op,
+inputs and _output_shapes, or null). Exits non-zero with a message if RUN_DIR holds no event file.
 """
 
 import glob
@@ -41,6 +42,22 @@ def read_projector(run_dir):
                 entry["labels"] = len(f.read().splitlines())
         embeddings.append(entry)
     return {"embeddings": embeddings}
+
+
+def read_graph(acc):
+    try:
+        graph = acc.Graph()
+    except ValueError:  # no graph in the run
+        return None
+    return [
+        {
+            "name": node.name,
+            "op": node.op,
+            "inputs": list(node.input),
+            "shapes": [[dim.size for dim in shape.dim] for shape in node.attr["_output_shapes"].list.shape],
+        }
+        for node in graph.node
+    ]
 
 
 def main():
@@ -77,6 +94,7 @@ def main():
         elif kind == "session_end_info":
             out["session_status"] = api_pb2.Status.Name(data.session_end_info.status)
     out["projector"] = read_projector(run_dir)
+    out["graph"] = read_graph(acc)
     json.dump(out, sys.stdout, indent=1)
     print()
 

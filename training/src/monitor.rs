@@ -23,7 +23,7 @@ use max_mnist_core::network::{INPUT_SHAPE, Net};
 use crate::data::Split;
 use crate::render::{self, GridTile};
 use crate::report::ClassificationReport;
-use crate::tensorboard::{self, EventWriter, HParam};
+use crate::tensorboard::{self, EventWriter, GraphNode, HParam};
 use crate::train::{Evaluation, TrainSettings, normalise};
 use crate::{Error, Result};
 
@@ -99,6 +99,24 @@ impl Monitor {
             settings.device,
         );
         self.events.text("recipe", 0, &recipe)
+    }
+
+    /// Logs the network's graph for the Graphs tab: its operations, each fed by the one
+    /// before, with the shapes they give for one image.
+    pub(super) fn graph(&mut self, net: &Net) -> Result<()> {
+        let one_image = Tensor::zeros([1, 1, INPUT_SIZE as i64, INPUT_SIZE as i64], (Kind::Float, net.device()));
+        let (ops, _) = net.trace(&one_image);
+        let nodes: Vec<GraphNode> = ops
+            .iter()
+            .enumerate()
+            .map(|(index, op)| GraphNode {
+                name: op.name.clone(),
+                op: op.op.to_owned(),
+                inputs: index.checked_sub(1).map(|previous| ops[previous].name.clone()).into_iter().collect(),
+                shape: op.shape.clone(),
+            })
+            .collect();
+        self.events.graph(&nodes)
     }
 
     /// Logs a grid of images `[N, 1, 28, 28]` with values in [0, 1].

@@ -3,8 +3,8 @@
 //! binary.
 //!
 //! An event file is a sequence of TFRecord frames, each holding one serialized `tensorboard.Event`
-//! protobuf. Only the handful of messages needed for scalars, images, text and the hyper-parameter
-//! plugin are mirrored here (see the private `proto` module); their field numbers follow the
+//! protobuf. Only the handful of messages needed for scalars, images, text, the hyper-parameter
+//! plugin and the network's graph are mirrored here (see the private `proto` module); their field numbers follow the
 //! `.proto` files that ship with the `tensorboard` Python package.
 //!
 //! The embedding projector does not read event files at all: it reads `projector_config.pbtxt`
@@ -18,6 +18,22 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use prost::Message;
 
 use crate::{Error, Result};
+
+/// One node of the graph [`EventWriter::graph`] logs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GraphNode {
+    /// Its name; a `/` groups nodes (`block1/conv` is drawn inside `block1`).
+    pub name: String,
+    /// Its operation, in TensorFlow's words (`Conv2D`, `Relu`, `MatMul`, …).
+    pub op: String,
+    /// The names of the nodes that feed it.
+    pub inputs: Vec<String>,
+    /// The shape of its output.
+    pub shape: Vec<i64>,
+}
+
+/// The GraphDef version the graph says it was written by (PyTorch's writer says 22).
+const GRAPH_PRODUCER: i32 = 22;
 
 /// Protobuf messages mirrored by hand (no `protoc` at build time), trimmed to the fields we write.
 /// Enum-typed fields are plain `int32`, which has the same wire encoding.
@@ -42,7 +58,7 @@ mod proto {
         pub wall_time: f64,
         #[prost(int64, tag = "2")]
         pub step: i64,
-        #[prost(oneof = "EventWhat", tags = "3, 5")]
+        #[prost(oneof = "EventWhat", tags = "3, 4, 5")]
         pub what: Option<EventWhat>,
     }
 
@@ -51,8 +67,54 @@ mod proto {
     pub enum EventWhat {
         #[prost(string, tag = "3")]
         FileVersion(String),
+        /// A serialized [`GraphDef`].
+        #[prost(bytes = "vec", tag = "4")]
+        GraphDef(Vec<u8>),
         #[prost(message, tag = "5")]
         Summary(Summary),
+    }
+
+    /// `tensorboard.GraphDef` (tensorboard/compat/proto/graph.proto).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct GraphDef {
+        #[prost(message, repeated, tag = "1")]
+        pub node: Vec<NodeDef>,
+        #[prost(message, optional, tag = "4")]
+        pub versions: Option<VersionDef>,
+    }
+
+    /// `tensorboard.VersionDef` (tensorboard/compat/proto/versions.proto).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct VersionDef {
+        #[prost(int32, tag = "1")]
+        pub producer: i32,
+    }
+
+    /// `tensorboard.NodeDef` (tensorboard/compat/proto/node_def.proto).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct NodeDef {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(string, tag = "2")]
+        pub op: String,
+        #[prost(string, repeated, tag = "3")]
+        pub input: Vec<String>,
+        #[prost(btree_map = "string, message", tag = "5")]
+        pub attr: BTreeMap<String, AttrValue>,
+    }
+
+    /// `tensorboard.AttrValue` (tensorboard/compat/proto/attr_value.proto): a list of shapes.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct AttrValue {
+        #[prost(message, optional, tag = "1")]
+        pub list: Option<ListValue>,
+    }
+
+    /// `tensorboard.AttrValue.ListValue`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ListValue {
+        #[prost(message, repeated, tag = "7")]
+        pub shape: Vec<TensorShapeProto>,
     }
 
     /// `tensorboard.Summary` (tensorboard/compat/proto/summary.proto).
@@ -367,6 +429,27 @@ impl EventWriter {
     pub fn end_session(&mut self) -> Result<()> {
         let end = proto::SessionEndInfo { status: proto::STATUS_SUCCESS, end_time_secs: now_secs() };
         self.write_hparams(HPARAMS_SESSION_END_TAG, proto::HParamsData::SessionEndInfo(end))
+    }
+
+    /// Logs the network's graph (GRAPHS tab): `nodes` in order, each with the names of the
+    /// nodes that feed it and the shape of its output (the `_output_shapes` TensorBoard shows).
+    pub fn graph(&mut self, nodes: &[GraphNode]) -> Result<()> {
+        let node = nodes
+            .iter()
+            .map(|node| {
+                let shape =
+                    proto::TensorShapeProto { dim: node.shape.iter().map(|&size| proto::Dim { size }).collect() };
+                let shapes = proto::AttrValue { list: Some(proto::ListValue { shape: vec![shape] }) };
+                proto::NodeDef {
+                    name: node.name.clone(),
+                    op: node.op.clone(),
+                    input: node.inputs.clone(),
+                    attr: [("_output_shapes".to_owned(), shapes)].into(),
+                }
+            })
+            .collect();
+        let graph = proto::GraphDef { node, versions: Some(proto::VersionDef { producer: GRAPH_PRODUCER }) };
+        self.write_event(0, proto::EventWhat::GraphDef(graph.encode_to_vec()))
     }
 
     /// Pushes buffered events to the file so a running TensorBoard picks them up.

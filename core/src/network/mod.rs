@@ -139,9 +139,33 @@ impl ConvBlock {
         }
     }
 
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        xs.apply(&self.conv).apply_t(&self.norm, train).relu().max_pool2d_default(POOL)
+    /// The block's four operations, each shown to `visit` under `name/…`.
+    fn forward_t(&self, xs: &Tensor, train: bool, name: &str, visit: &mut Visit) -> Tensor {
+        let xs = xs.apply(&self.conv);
+        visit(&format!("{name}/conv"), "Conv2D", &xs);
+        let xs = xs.apply_t(&self.norm, train);
+        visit(&format!("{name}/norm"), "FusedBatchNorm", &xs);
+        let xs = xs.relu();
+        visit(&format!("{name}/relu"), "Relu", &xs);
+        let xs = xs.max_pool2d_default(POOL);
+        visit(&format!("{name}/pool"), "MaxPool", &xs);
+        xs
     }
+}
+
+/// What sees each operation's output as the network runs: its name, its kind and the tensor.
+type Visit<'a> = dyn FnMut(&str, &'static str, &Tensor) + 'a;
+
+/// One operation of the network, as a graph viewer shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TracedOp {
+    /// Its name, `block1/conv` and so on; each is fed by the one before.
+    pub name: String,
+    /// Its kind, in TensorFlow's words (`Conv2D`, `Relu`, `MatMul`, …), which TensorBoard's
+    /// Graph tab knows.
+    pub op: &'static str,
+    /// The shape of its output.
+    pub shape: Vec<i64>,
 }
 
 /// Zero padding around each 3×3 convolution's input, keeping its size.
@@ -184,18 +208,47 @@ impl Net {
     /// The last hidden layer's activations `[N, hidden]` in inference mode: what the
     /// embedding projector shows.
     pub fn embed(&self, xs: &Tensor) -> Tensor {
-        self.hidden_t(xs, false)
+        self.hidden_t(xs, false, &mut |_, _, _| {})
     }
 
-    fn hidden_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let features = self.blocks.iter().fold(xs.shallow_clone(), |xs, block| block.forward_t(&xs, train));
-        features.flatten(1, -1).apply(&self.hidden).relu()
+    /// The network's operations in order, with the shapes they give for `xs` in inference
+    /// mode (for TensorBoard's Graph tab), and the logits. It runs the same code as
+    /// [`ModuleT::forward_t`].
+    pub fn trace(&self, xs: &Tensor) -> (Vec<TracedOp>, Tensor) {
+        let _no_grad = tch::no_grad_guard();
+        let mut ops = vec![TracedOp { name: "input".into(), op: "Placeholder", shape: xs.size() }];
+        let logits = self.run(xs, false, &mut |name, op, output| {
+            ops.push(TracedOp { name: name.to_owned(), op, shape: output.size() })
+        });
+        (ops, logits)
+    }
+
+    fn hidden_t(&self, xs: &Tensor, train: bool, visit: &mut Visit) -> Tensor {
+        let mut xs = xs.shallow_clone();
+        for (index, block) in self.blocks.iter().enumerate() {
+            xs = block.forward_t(&xs, train, &format!("block{}", index + 1), visit);
+        }
+        let xs = xs.flatten(1, -1);
+        visit("flatten", "Reshape", &xs);
+        let xs = xs.apply(&self.hidden);
+        visit("hidden/linear", "MatMul", &xs);
+        let xs = xs.relu();
+        visit("hidden/relu", "Relu", &xs);
+        xs
+    }
+
+    fn run(&self, xs: &Tensor, train: bool, visit: &mut Visit) -> Tensor {
+        let xs = self.hidden_t(xs, train, visit).dropout(DROPOUT, train);
+        visit("dropout", "Dropout", &xs);
+        let logits = xs.apply(&self.output);
+        visit("output/linear", "MatMul", &logits);
+        logits
     }
 }
 
 impl ModuleT for Net {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.hidden_t(xs, train).dropout(DROPOUT, train).apply(&self.output)
+        self.run(xs, train, &mut |_, _, _| {})
     }
 }
 
@@ -212,6 +265,23 @@ mod tests {
             assert_eq!(logits.size(), [3, 7]);
             assert_eq!(net.embed(&Tensor::zeros([3, 1, 28, 28], tch::kind::FLOAT_CPU)).size(), [3, 128]);
         }
+    }
+
+    #[test]
+    fn the_trace_lists_every_operation_with_its_shape_and_gives_the_forward_s_logits() {
+        let store = nn::VarStore::new(tch::Device::Cpu);
+        let net = Net::new(&store.root(), Architecture::CnnBn8x16x32, 10);
+        let images = Tensor::rand([2, 1, 28, 28], tch::kind::FLOAT_CPU);
+        let (ops, logits) = net.trace(&images);
+        let names: Vec<&str> = ops.iter().map(|op| op.name.as_str()).collect();
+        assert_eq!(names[..6], ["input", "block1/conv", "block1/norm", "block1/relu", "block1/pool", "block2/conv"]);
+        assert_eq!(names[names.len() - 5..], ["flatten", "hidden/linear", "hidden/relu", "dropout", "output/linear"]);
+        let shape = |name: &str| ops.iter().find(|op| op.name == name).unwrap().shape.clone();
+        assert_eq!(shape("block1/conv"), [2, 8, 28, 28]);
+        assert_eq!(shape("block3/pool"), [2, 32, 3, 3]);
+        assert_eq!(shape("flatten"), [2, 288]);
+        assert_eq!(shape("output/linear"), [2, 10]);
+        assert!(logits.allclose(&net.forward_t(&images, false), 0.0, 0.0, false));
     }
 
     #[test]

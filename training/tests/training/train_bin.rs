@@ -136,6 +136,22 @@ fn tensorboard_reads_back_what_the_run_logged_and_the_reports_agree() {
     let expected: Vec<String> = (0..64).map(|index| tiny_labels()[index % 10].clone()).collect();
     assert_eq!(points.lines().collect::<Vec<_>>(), expected);
 
+    // The Graphs tab: the network's operations in order, each fed by the one before, with shapes.
+    let graph = logged["graph"].as_array().unwrap_or_else(|| panic!("no graph: {logged}"));
+    let node =
+        |name: &str| graph.iter().find(|node| node["name"] == name).unwrap_or_else(|| panic!("{name}: {graph:?}"));
+    assert_eq!(
+        (node("input")["op"].as_str(), &node("input")["shapes"]),
+        (Some("Placeholder"), &serde_json::json!([[1, 1, 28, 28]]))
+    );
+    assert_eq!(node("block1/conv")["op"], "Conv2D");
+    assert_eq!(node("block1/conv")["inputs"], serde_json::json!(["input"]));
+    assert_eq!(node("block1/conv")["shapes"][0].as_array().unwrap()[2..], [28, 28]);
+    assert_eq!(node("block3/pool")["shapes"][0].as_array().unwrap()[2..], [3, 3]);
+    assert_eq!(node("output/linear")["inputs"], serde_json::json!(["dropout"]));
+    assert_eq!(node("output/linear")["shapes"], serde_json::json!([[1, 10]]), "one score per label");
+    assert_eq!(graph.last().unwrap()["name"], "output/linear");
+
     // The report files.
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("classification_report.json")).unwrap()).unwrap();

@@ -1,7 +1,7 @@
 # The two set-up commands: `make run` serves the default models on port 5000, `make test` runs
 # every test. Both first make sure libtorch is there (a project-local venv from PyPI).
 
-.PHONY: run test train train-fashion checksums data fashion-data samples libtorch test-tools
+.PHONY: image image-test run test train train-fashion checksums data fashion-data samples libtorch test-tools
 
 # Serve the verified committed models, mnist (the default) and fashion-mnist, on
 # http://0.0.0.0:5000 (Swagger UI at /).
@@ -41,6 +41,18 @@ samples: libtorch data fashion-data
 
 libtorch:
 	scripts/setup-libtorch.sh
+
+# The container image, built from the Dockerfile as `docker build -t max-mnist .` builds it, with
+# Debian's podman (no Docker engine here). When no registry has the base images the Dockerfile
+# names, scripts/base-images.sh makes them first (debootstrap, and this machine's Rust).
+image:
+	command -v podman >/dev/null || (apt-get update -qq && apt-get install -y -qq podman buildah runc uidmap debootstrap)
+	scripts/base-images.sh
+	podman build --format docker -t max-mnist .
+
+# The image run as the README says: samples, health check, non-root, read-only, SIGTERM.
+image-test: image
+	scripts/image-test.sh
 
 # Tools the tests call: Python ones (TensorBoard's reader), pinned in scripts/requirements-test.txt,
 # and Debian's chromium and chromium-driver for the `/app` browser test and dataset-fashion-mnist

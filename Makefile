@@ -45,13 +45,17 @@ libtorch:
 # The container image, built from the Dockerfile as `docker build -t max-mnist .` builds it, with
 # Debian's podman (no Docker engine here). When no registry has the base images the Dockerfile
 # names, scripts/base-images.sh makes them first (debootstrap, and this machine's Rust).
+# Rootful podman: run as root. Debian's packages are installed when one is missing.
 image:
-	command -v podman >/dev/null || (apt-get update -qq && apt-get install -y -qq podman buildah runc uidmap debootstrap)
+	command -v podman >/dev/null && command -v runc >/dev/null && command -v debootstrap >/dev/null \
+		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman buildah runc uidmap debootstrap)
 	scripts/base-images.sh
 	podman build --format docker -t max-mnist .
 
-# The image run as the README says: samples, health check, non-root, read-only, SIGTERM.
+# The image run as the README says: samples, health check, non-root, read-only, SIGTERM, two
+# containers behind Debian's nginx restarted one at a time, a tampered model_bucket.
 image-test: image
+	command -v nginx >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light)
 	scripts/image-test.sh
 
 # Tools the tests call: Python ones (TensorBoard's reader), pinned in scripts/requirements-test.txt,

@@ -35,7 +35,8 @@ RUN --mount=type=cache,target=/opt/max-mnist/.venv \
     && case "$accelerator" in \
         cpu) ldd target/release/max-mnist | awk '$3 ~ /^\/opt\/max-mnist\// {print $3}' | xargs realpath \
                  | xargs cp --parents -t /opt/runtime ;; \
-        cuda) cp -a --parents ${site}/torch/lib ${site}/nvidia /opt/runtime ;; \
+        cuda) mkdir -p /opt/runtime${site}/torch && cp -a ${site}/torch/lib /opt/runtime${site}/torch/ \
+                 && cp -a ${site}/nvidia /opt/runtime${site}/ ;; \
         *) echo "accelerator must be cpu or cuda, not $accelerator" >&2; exit 1 ;; \
     esac
 

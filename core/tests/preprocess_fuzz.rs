@@ -19,7 +19,7 @@ fn preprocessor() -> Preprocessor {
     Preprocessor::mnist_digits(MAX_PIXELS)
 }
 
-/// A real digit and a real photo, in every supported format.
+/// A real digit and a real photo, in every supported format, and two large JPEGs.
 fn seeds() -> &'static [Vec<u8>] {
     static SEEDS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     SEEDS.get_or_init(|| {
@@ -42,6 +42,17 @@ fn seeds() -> &'static [Vec<u8>] {
             }
             seeds.push(bytes);
         }
+        // Large enough for the reduced-scale JPEG path: a baseline photo and a progressive one.
+        let photo = image::load_from_memory(&std::fs::read(samples.join("photo-4-exif.jpg")).unwrap()).unwrap();
+        let mut large = Cursor::new(Vec::new());
+        photo
+            .resize_exact(1600, 1360, image::imageops::FilterType::Triangle)
+            .to_rgb8()
+            .write_to(&mut large, ImageFormat::Jpeg)
+            .unwrap();
+        seeds.push(large.into_inner());
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        seeds.push(std::fs::read(fixtures.join("digit-3-progressive-1600x1200.jpg")).unwrap());
         seeds
     })
 }
@@ -113,7 +124,7 @@ proptest! {
 
     #[test]
     fn random_bytes_behind_a_real_signature_never_panic(
-        seed in 0..14usize,
+        seed in 0..16usize,
         tail in prop::collection::vec(any::<u8>(), 0..2048),
     ) {
         let signature = &seeds()[seed % seeds().len()][..8];
@@ -122,7 +133,7 @@ proptest! {
 
     #[test]
     fn real_images_with_bytes_changed_never_panic(
-        seed in 0..14usize,
+        seed in 0..16usize,
         mutations in prop::collection::vec(mutation(), 1..8),
     ) {
         preprocess_is_total(&mutate(seeds()[seed % seeds().len()].clone(), &mutations))?;

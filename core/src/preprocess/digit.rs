@@ -40,7 +40,7 @@ const MNIST_FULL_INK: u8 = 250;
 /// A median absolute deviation times this is the standard deviation of normal noise.
 const MAD_TO_DEVIATION: f64 = 1.4826;
 /// Longest side the ink is looked for at; larger uploads are first shrunk by area averaging.
-const WORKING_SIDE: u32 = 512;
+pub(crate) const WORKING_SIDE: u32 = 512;
 /// Least contrast between ink and background, on a 0-1 scale, that counts as a digit.
 const MIN_INK_CONTRAST: f32 = 0.12;
 /// Bounds of the Otsu threshold, as fractions of the strongest ink contrast.

@@ -3,7 +3,9 @@
 //!
 //! Whatever the procedure, decoding is the same: the format is sniffed from the bytes (never
 //! from a file name or content type), the header's dimensions are checked against the pixel
-//! limit before anything is decoded, and decoding runs under `image::Limits`. Then
+//! limit before anything is decoded, and decoding runs under `image::Limits`. A large
+//! [`jpeg`] is decoded at the smallest reduced scale the procedure can use, and the limit
+//! applies to what is decoded. Then
 //! - [`digit`] turns the picture into an MNIST digit: white strokes on black, fitted to a
 //!   20×20 box and centred by mass in 28×28, whatever the polarity, background and position of
 //!   the ink;
@@ -13,6 +15,7 @@
 //! The result is normalised with the constants that came with the weights.
 
 mod digit;
+mod jpeg;
 mod photo;
 
 use std::io::Cursor;
@@ -199,6 +202,14 @@ impl Preprocessor {
         Tensor::from_slice(&values).view([i64::from(channels), i64::from(height), i64::from(width)])
     }
 
+    /// The smallest picture this model's procedure can use without losing anything.
+    fn needed(&self) -> jpeg::Needed {
+        match self.procedure {
+            Preprocessing::Digit => jpeg::Needed::LongerSide(digit::WORKING_SIDE),
+            Preprocessing::Image => jpeg::Needed::ShorterSide(self.shape.width.max(self.shape.height)),
+        }
+    }
+
     /// The picture in `bytes`, decoded within the pixel limit, and which way turns it upright
     /// (its EXIF orientation; turning it is left to the smaller working copy).
     fn decode(&self, bytes: &[u8]) -> Result<(DynamicImage, Orientation)> {
@@ -226,6 +237,11 @@ impl Preprocessor {
         })?;
         if width == 0 || height == 0 {
             return Err(Error::UndecodableImage(format!("the image is {width}x{height} pixels")));
+        }
+        if format == ImageFormat::Jpeg
+            && let Some(decoded) = jpeg::decode_reduced(bytes, (width, height), self.needed(), self.max_pixels)?
+        {
+            return Ok(decoded);
         }
         let too_many_pixels = || Error::TooManyPixels { width, height, limit: self.max_pixels };
         if u64::from(width) * u64::from(height) > self.max_pixels {
@@ -438,11 +454,9 @@ mod tests {
         assert!(similarity(&input, &reference()) > SAME_DIGIT, "{}", similarity(&input, &reference()));
     }
 
-    #[test]
-    fn follows_the_exif_orientation() {
-        let upright = on_paper(300, 240, 60, 40, [0.0, 0.0, 0.0], |_, _| 1.0);
-        // Orientation 6: the camera stored the picture turned a quarter to the left.
-        let stored = image::imageops::rotate270(&upright);
+    /// `stored` as a JPEG whose EXIF orientation is 6: the camera stored the picture turned a
+    /// quarter to the left, and a reader turns it back.
+    fn with_orientation_6(stored: &RgbImage) -> Vec<u8> {
         let exif: Vec<u8> = [b"II*\0".as_slice(), &8u32.to_le_bytes(), &1u16.to_le_bytes(), &0x0112u16.to_le_bytes()]
             .into_iter()
             .chain([&3u16.to_le_bytes()[..], &1u32.to_le_bytes(), &6u16.to_le_bytes(), &[0, 0], &0u32.to_le_bytes()])
@@ -454,16 +468,116 @@ mod tests {
         image::ImageEncoder::set_exif_metadata(&mut encoder, exif).unwrap();
         image::ImageEncoder::write_image(
             encoder,
-            &stored,
+            stored,
             stored.width(),
             stored.height(),
             image::ExtendedColorType::Rgb8,
         )
         .unwrap();
+        jpeg
+    }
+
+    #[test]
+    fn follows_the_exif_orientation() {
+        let upright = on_paper(300, 240, 60, 40, [0.0, 0.0, 0.0], |_, _| 1.0);
+        // Orientation 6: the camera stored the picture turned a quarter to the left.
+        let stored = image::imageops::rotate270(&upright);
+        let jpeg = with_orientation_6(&stored);
         let turned = model_input(&encode(stored, ImageFormat::Jpeg));
         let honoured = model_input(&jpeg);
         assert!(similarity(&honoured, &reference()) > SAME_DIGIT, "{}", similarity(&honoured, &reference()));
         assert!(similarity(&turned, &reference()) < 0.5, "without the tag the digit lies on its side");
+    }
+
+    /// A phone-sized photo: the reference digit enlarged `scale` times in dark blue ink on a
+    /// `width × height` page, off-centre.
+    fn large_photo(width: u32, height: u32, scale: u32) -> Vec<u8> {
+        let ink = enlarged_ink(scale);
+        let (left, top) = (width / 3, height / 6);
+        let page = RgbImage::from_fn(width, height, |x, y| {
+            let coverage = match (x.checked_sub(left), y.checked_sub(top)) {
+                (Some(dx), Some(dy)) if dx < ink.width() && dy < ink.height() => ink.get_pixel(dx, dy).0[0],
+                _ => 0.0,
+            };
+            Rgb([0.9, 0.88, 0.85]
+                .map(|paper: f32| (255.0 * (paper * (1.0 - coverage) + 0.15 * coverage)).round() as u8))
+        });
+        encode(page, ImageFormat::Jpeg)
+    }
+
+    /// What the general path (every pixel decoded by `image`) makes of `bytes`.
+    fn fully_decoded_digit(bytes: &[u8]) -> Vec<f32> {
+        let image = image::load_from_memory(bytes).unwrap();
+        digit::normalise(&image, Orientation::NoTransforms, 28).unwrap()
+    }
+
+    #[test]
+    fn a_12_megapixel_jpeg_is_decoded_at_a_quarter_and_reads_as_when_decoded_whole() {
+        let bytes = large_photo(4032, 3024, 40);
+        let preprocessor = preprocessor(16_000_000);
+        let (decoded, _) = preprocessor.decode(&bytes).unwrap();
+        // 1/8 would give 504×378, less than the digit procedure's 512-pixel working copy.
+        assert_eq!(decoded.dimensions(), (1008, 756));
+        let reduced = preprocessor.model_input(&bytes).unwrap();
+        let whole = fully_decoded_digit(&bytes);
+        assert!(mean_difference(reduced.pixels(), &whole) < 0.02, "{}", mean_difference(reduced.pixels(), &whole));
+        assert!(similarity(&reduced, &reference()) > SAME_DIGIT, "{}", similarity(&reduced, &reference()));
+    }
+
+    #[test]
+    fn the_pixel_limit_applies_to_what_is_decoded() {
+        // 12.2 megapixels, decoded at 1/4: 0.76 megapixels, within a 1-megapixel limit.
+        let jpeg = large_photo(4032, 3024, 40);
+        let input = preprocessor(1_000_000).model_input(&jpeg).unwrap();
+        assert!(similarity(&input, &reference()) > SAME_DIGIT);
+        // The same picture as a PNG is decoded whole, and refused unread.
+        let png = encode(image::load_from_memory(&jpeg).unwrap(), ImageFormat::Png);
+        assert!(matches!(preprocessor(1_000_000).model_input(&png), Err(Error::TooManyPixels { .. })));
+        // A progressive JPEG's decoder keeps every coefficient of the whole picture: its full
+        // size counts. 1600×1200 is 1.92 megapixels.
+        let progressive = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/digit-3-progressive-1600x1200.jpg"),
+        )
+        .unwrap();
+        assert!(matches!(preprocessor(1_000_000).model_input(&progressive), Err(Error::TooManyPixels { .. })));
+        let (decoded, _) = preprocessor(2_000_000).decode(&progressive).unwrap();
+        assert_eq!(decoded.dimensions(), (800, 600));
+        let input = preprocessor(2_000_000).model_input(&progressive).unwrap();
+        assert!(similarity(&input, &reference()) > SAME_DIGIT, "{}", similarity(&input, &reference()));
+    }
+
+    #[test]
+    fn a_large_photo_for_an_image_model_is_decoded_as_small_as_its_input_allows() {
+        let card = ModelCard {
+            description: "a colour classifier".into(),
+            architecture: "any".into(),
+            labels: vec!["a".into(), "b".into()],
+            input_shape: InputShape { channels: 3, height: 64, width: 96 },
+            normalisation: ChannelNormalisation::uniform(3, 0.5, 0.25),
+            preprocessing: Preprocessing::Image,
+        };
+        let preprocessor = Preprocessor::new(&card, 16_000_000).unwrap();
+        let bytes = large_photo(4032, 3024, 40);
+        let (decoded, _) = preprocessor.decode(&bytes).unwrap();
+        assert_eq!(decoded.dimensions(), (504, 378));
+        let reduced = preprocessor.model_input(&bytes).unwrap();
+        let whole = photo::resize_and_crop(
+            image::load_from_memory(&bytes).unwrap(),
+            Orientation::NoTransforms,
+            card.input_shape,
+        );
+        assert!(mean_difference(reduced.pixels(), &whole) < 0.02, "{}", mean_difference(reduced.pixels(), &whole));
+    }
+
+    #[test]
+    fn a_large_jpeg_follows_its_exif_orientation() {
+        let upright = image::load_from_memory(&large_photo(2400, 1800, 30)).unwrap().to_rgb8();
+        let stored = image::imageops::rotate270(&upright);
+        let jpeg = with_orientation_6(&stored);
+        let (decoded, orientation) = preprocessor(16_000_000).decode(&jpeg).unwrap();
+        assert_eq!((decoded.dimensions(), orientation), ((450, 600), Orientation::Rotate90));
+        let input = model_input(&jpeg);
+        assert!(similarity(&input, &reference()) > SAME_DIGIT, "{}", similarity(&input, &reference()));
     }
 
     #[test]

@@ -23,19 +23,13 @@ before_rev=${1:-58bc64a}
 seed=${SEED:-1}
 count=${COUNT:-1000}
 out=bench/results/preprocess
-venv=bench/.venv-eval
 mkdir -p "$out"
 
 # libtorch for the builds, MNIST's raw files (fetched and verified, or just verified).
 make --quiet libtorch data >/dev/null
 
 # The Python tools' venv, reinstalled whenever the pins change.
-if ! cmp -s bench/preprocess/requirements.txt "$venv/requirements.txt"; then
-    echo "Installing bench/preprocess/requirements.txt into $venv" >&2
-    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r bench/preprocess/requirements.txt
-    cp bench/preprocess/requirements.txt "$venv/requirements.txt"
-fi
+source bench/preprocess/venv.sh
 
 # The sets, regenerated only when the seed, the count, the generator or its pins change.
 stamp="seed=$seed count=$count $(cat bench/preprocess/make_eval_sets.py bench/preprocess/requirements.txt | sha256sum)"

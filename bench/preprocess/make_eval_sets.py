@@ -99,6 +99,18 @@ def to_image(pixels):
     return Image.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8))
 
 
+def maybe_sideways(rng, image, options):
+    """A quarter of the time, `image` stored turned, with the EXIF orientation tag (added to the
+    save `options`) that turns it upright, as phones store photos; and a note for the variant."""
+    if rng.random() >= 0.25:
+        return image, ""
+    orientation = int(rng.choice(list(STORE_FOR_ORIENTATION)))
+    exif = Image.Exif()
+    exif[ORIENTATION] = orientation
+    options["exif"] = exif
+    return image.transpose(STORE_FOR_ORIENTATION[orientation]), f" exif-orientation={orientation}"
+
+
 def paper_photo(rng, digit):
     """A phone photo of the digit written in ink on paper."""
     height = int(rng.integers(160, 641))
@@ -126,14 +138,8 @@ def paper_photo(rng, digit):
     quality = int(rng.integers(35, 91))
     variant = f"ink={ink_name} scale={scale:.1f} {shadow_name} contrast={contrast:.2f} jpeg={quality}"
     options = {"quality": quality}
-    if rng.random() < 0.25:
-        orientation = int(rng.choice(list(STORE_FOR_ORIENTATION)))
-        image = image.transpose(STORE_FOR_ORIENTATION[orientation])
-        exif = Image.Exif()
-        exif[ORIENTATION] = orientation
-        options["exif"] = exif
-        variant += f" exif-orientation={orientation}"
-    return image, "jpg", options, variant
+    image, sideways = maybe_sideways(rng, image, options)
+    return image, "jpg", options, variant + sideways
 
 
 def scan(rng, digit):

@@ -3,8 +3,8 @@
 # machines reach Debian's archive but not Docker Hub), so that `docker build` (podman here)
 # runs the Dockerfile unchanged:
 #   docker.io/library/debian:bookworm-slim  debootstrap --variant=minbase from apt's mirror;
-#   docker.io/library/rust:1.95-bookworm    that image with build tools and this machine's
-#                                           stable Rust toolchain (~/.rustup, ~/.cargo/bin).
+#   docker.io/library/rust:1.95-bookworm    that image with build tools and the Rust toolchain
+#                                           this machine's rustc runs from.
 # The Rust image also trusts the certificate authorities this machine adds for its registry
 # proxy (/usr/local/share/ca-certificates), as the host's pip and cargo do, so that the build
 # stage can fetch torch and crates. Also makes rootful podman usable here: runc as the
@@ -36,13 +36,12 @@ if ! podman image exists "$debian"; then
 fi
 
 if ! podman image exists "$rust"; then
-    toolchain=$(rustup toolchain list | awk '/stable/ {print $1; exit}')
+    # The toolchain rustc runs from (a rustup toolchain or a plain install): its bin/ holds
+    # cargo and rustc themselves, so the image needs no rustup.
+    sysroot=$(rustc --print sysroot)
     context=$(mktemp -d)
     trap 'rm -rf "$context"' EXIT
-    mkdir -p "$context/rustup/toolchains" "$context/cargo/bin"
-    cp -a "$HOME/.rustup/toolchains/$toolchain" "$context/rustup/toolchains/"
-    cp -a "$HOME/.rustup/settings.toml" "$context/rustup/" 2>/dev/null || true
-    for tool in cargo rustc rustup; do cp -a "$HOME/.cargo/bin/$tool" "$context/cargo/bin/"; done
+    cp -a "$sysroot" "$context/rust"
     mkdir -p "$context/ca-certificates"
     cp /usr/local/share/ca-certificates/*.crt "$context/ca-certificates/" 2>/dev/null || true
     cat >"$context/Containerfile" <<FILE
@@ -52,12 +51,11 @@ RUN apt-get update && apt-get install -y --no-install-recommends build-essential
 COPY ca-certificates /usr/local/share/ca-certificates
 RUN update-ca-certificates >/dev/null
 ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
-COPY rustup /usr/local/rustup
-COPY cargo /usr/local/cargo
-ENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo PATH=/usr/local/cargo/bin:\$PATH
-RUN rustup default $toolchain && cargo --version
+COPY rust /usr/local/rust
+ENV CARGO_HOME=/usr/local/cargo PATH=/usr/local/cargo/bin:/usr/local/rust/bin:\$PATH
+RUN cargo --version && rustc --version
 FILE
-    echo "base-images: $rust from this machine's $toolchain" >&2
+    echo "base-images: $rust from this machine's $(rustc --version)" >&2
     podman build -q -t "$rust" "$context" >/dev/null
 fi
 podman images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E 'debian|rust' >&2

@@ -1,6 +1,7 @@
 //! Limits on what one request may cost: its body's size and how long it takes to arrive
-//! ([`BodyLimit`]), and how long the whole request may take ([`RequestDeadline`]). The
-//! header read timeout and the cap on connections are the server loop's (`server`).
+//! ([`BodyLimit`]), and how long the whole request may take ([`RequestDeadline`]); and on
+//! what all requests' bodies may hold together ([`BodyLimit`]'s memory). The header read
+//! timeout and the cap on connections are the server loop's (`server`).
 //!
 //! poem's `SizeLimit` trusts `Content-Length` and answers 411 without it (chunked uploads,
 //! GETs), and multipart parsing has no cap of its own. [`BodyLimit`] refuses a declared
@@ -9,33 +10,44 @@
 //! whose body came too slowly 408, whatever the handler made of the cut stream. A body shorter
 //! than its `Content-Length` is a truncated body: hyper fails the read and the request gets
 //! 400 from whatever parses it, or 408 if the client then stalls.
+//!
+//! Every byte read also takes a permit from one semaphore shared by all requests, the body
+//! memory, held until the request is answered (its parts and images live until then). A body
+//! that would take more than is left gets 503 with `Retry-After`: however many clients upload
+//! at once, the bodies held never exceed the memory's size.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use poem::http::header::CONTENT_LENGTH;
 use poem::{Body, Endpoint, IntoResponse, Middleware, Request, Response, Result};
 use tokio::io::{AsyncRead, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
 use crate::error::ApiError;
 
-/// Middleware refusing bodies over `max_bytes` with 413, and bodies still arriving after
-/// `read_timeout` with 408.
-#[derive(Clone, Copy)]
+/// Middleware refusing bodies over `max_bytes` with 413, bodies still arriving after
+/// `read_timeout` with 408, and bodies that would take the bytes held by all requests' bodies
+/// over `memory_bytes` with 503.
+#[derive(Clone)]
 pub struct BodyLimit {
     max_bytes: u64,
     read_timeout: Duration,
+    memory: Arc<Semaphore>,
+    memory_bytes: u64,
 }
 
 impl BodyLimit {
-    /// A limit of `max_bytes` per request body, to arrive within `read_timeout`.
-    pub fn new(max_bytes: u64, read_timeout: Duration) -> BodyLimit {
-        BodyLimit { max_bytes, read_timeout }
+    /// A limit of `max_bytes` per request body, to arrive within `read_timeout`, and of
+    /// `memory_bytes` for all bodies held at once.
+    pub fn new(max_bytes: u64, memory_bytes: u64, read_timeout: Duration) -> BodyLimit {
+        let permits = usize::try_from(memory_bytes).unwrap_or(usize::MAX).min(Semaphore::MAX_PERMITS);
+        BodyLimit { max_bytes, read_timeout, memory: Arc::new(Semaphore::new(permits)), memory_bytes }
     }
 
     fn too_large(&self) -> poem::Error {
@@ -49,13 +61,21 @@ impl BodyLimit {
         ))
         .into()
     }
+
+    fn out_of_memory(&self) -> poem::Error {
+        ApiError::unavailable(format!(
+            "the server holds as many request bodies as it may ({} bytes, BODY_MEMORY_BYTES); retry shortly",
+            self.memory_bytes
+        ))
+        .into()
+    }
 }
 
 impl<E: Endpoint> Middleware<E> for BodyLimit {
     type Output = BodyLimitEndpoint<E>;
 
     fn transform(&self, inner: E) -> Self::Output {
-        BodyLimitEndpoint { inner, limit: *self }
+        BodyLimitEndpoint { inner, limit: self.clone() }
     }
 }
 
@@ -72,6 +92,7 @@ enum Cut {
     No,
     TooLarge,
     TooSlow,
+    OutOfMemory,
 }
 
 impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
@@ -87,29 +108,37 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
             return Err(self.limit.too_large());
         }
         let cut = Arc::new(AtomicU8::new(Cut::No as u8));
+        // Held until the answer is made, whatever the handler keeps of the body meanwhile.
+        let held = Arc::new(Mutex::new(None));
         let body = request.take_body().into_async_read();
         request.set_body(Body::from_async_read(CappedReader {
             inner: Box::pin(body),
             remaining: self.limit.max_bytes,
             deadline: Box::pin(tokio::time::sleep_until(Instant::now() + self.limit.read_timeout)),
             cut: cut.clone(),
+            memory: self.limit.memory.clone(),
+            held: held.clone(),
         }));
         let result = self.inner.call(request).await.map(IntoResponse::into_response);
+        drop(held);
         match cut.load(Ordering::Acquire) {
             reason if reason == Cut::TooLarge as u8 => Err(self.limit.too_large()),
             reason if reason == Cut::TooSlow as u8 => Err(self.limit.too_slow()),
+            reason if reason == Cut::OutOfMemory as u8 => Err(self.limit.out_of_memory()),
             _ => result,
         }
     }
 }
 
-/// Passes at most `remaining` bytes through until `deadline`, then fails the read and says
-/// why in `cut`.
+/// Passes at most `remaining` bytes through until `deadline`, each with a permit of `memory`
+/// kept in `held`, then fails the read and says why in `cut`.
 struct CappedReader {
     inner: Pin<Box<dyn AsyncRead + Send>>,
     remaining: u64,
     deadline: Pin<Box<Sleep>>,
     cut: Arc<AtomicU8>,
+    memory: Arc<Semaphore>,
+    held: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
 }
 
 impl CappedReader {
@@ -135,6 +164,18 @@ impl AsyncRead for CappedReader {
             return self.cut(Cut::TooLarge, "request body over the size limit");
         }
         self.remaining -= read;
+        if read > 0 {
+            // `read` is at most `max_bytes`, which is at most the memory's size.
+            let permits = u32::try_from(read).unwrap_or(u32::MAX);
+            let Ok(permit) = self.memory.clone().try_acquire_many_owned(permits) else {
+                return self.cut(Cut::OutOfMemory, "request bodies over the memory limit");
+            };
+            let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match held.as_mut() {
+                Some(held) => held.merge(permit),
+                None => *held = Some(permit),
+            }
+        }
         result
     }
 }

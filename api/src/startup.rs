@@ -257,7 +257,7 @@ fn routes(state: &ServerState, recorder: PrometheusHandle, settings: &ServerSett
     }
     routes
         .data(UploadLimits { max_parts: settings.max_images_per_request })
-        .with(BodyLimit::new(settings.max_body_bytes, settings.body_read_timeout))
+        .with(BodyLimit::new(settings.max_body_bytes, settings.body_memory_bytes, settings.body_read_timeout))
         .with(BearerAuth::new(settings.api_key.as_ref(), settings.auth_health, settings.auth_metrics))
         .with(RequestDeadline::new(settings.request_timeout))
         .with_if(settings.cors_enable, Cors::new())

@@ -43,9 +43,14 @@ pub struct ServerSettings {
     #[arg(long, env = "DOWNLOAD_RETRIES", default_value_t = 3)]
     pub download_retries: u32,
 
-    /// Largest request body accepted, in bytes (larger gets 413).
-    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    /// Largest request body accepted, in bytes (larger gets 413). Phone photos of 12-48 MP
+    /// weigh 4-14 MB.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 24 * 1024 * 1024)]
     pub max_body_bytes: u64,
+    /// Most bytes of request bodies held at once, all requests together; a body that would
+    /// go over gets 503 with `Retry-After`. At least MAX_BODY_BYTES.
+    #[arg(long, env = "BODY_MEMORY_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub body_memory_bytes: u64,
     /// Largest image accepted, in pixels (width × height, checked before decoding; larger gets 413).
     #[arg(long, env = "MAX_IMAGE_PIXELS", default_value_t = 16_000_000)]
     pub max_image_pixels: u64,
@@ -275,6 +280,12 @@ impl ServerSettings {
                 self.max_images_per_request, self.queue_capacity
             ));
         }
+        if self.max_body_bytes > self.body_memory_bytes {
+            return Err(format!(
+                "MAX_BODY_BYTES ({}) is over BODY_MEMORY_BYTES ({}): a body of the largest size could never be read",
+                self.max_body_bytes, self.body_memory_bytes
+            ));
+        }
         if self.body_read_timeout >= self.request_timeout {
             return Err(format!(
                 "BODY_READ_TIMEOUT_SECS ({:?}) must be under REQUEST_TIMEOUT_SECS ({:?}): a slow body would get 503, \
@@ -371,6 +382,9 @@ mod tests {
         assert_eq!(settings.check(), Ok(()));
         settings.max_images_per_request = settings.queue_capacity + 1;
         assert!(settings.check().unwrap_err().contains("QUEUE_CAPACITY"));
+        let mut settings = ServerSettings::defaults();
+        settings.body_memory_bytes = settings.max_body_bytes - 1;
+        assert!(settings.check().unwrap_err().contains("BODY_MEMORY_BYTES"));
         let mut settings = ServerSettings::defaults();
         settings.body_read_timeout = settings.request_timeout;
         assert!(settings.check().unwrap_err().contains("REQUEST_TIMEOUT_SECS"));

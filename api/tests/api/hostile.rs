@@ -17,7 +17,7 @@ use crate::helpers::{
 };
 
 /// The default body limit (`MAX_BODY_BYTES`).
-const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+const DEFAULT_MAX_BODY_BYTES: usize = 24 * 1024 * 1024;
 
 /// A GIF of a few dozen bytes whose logical screen and only frame claim `width × height`
 /// pixels: a decompression bomb's header.
@@ -170,9 +170,38 @@ async fn a_100_mb_chunked_body_gets_413_and_is_not_read_to_its_end() {
     let sent = sent.load(Ordering::Relaxed);
     assert!(outcome.is_err(), "all {sent} bytes were accepted");
     assert!(
-        sent < CHUNKS * CHUNK / 4,
+        sent < CHUNKS * CHUNK / 2,
         "{sent} bytes sent ({sent_when_answered} when answered after {answered_after:?})"
     );
+    assert_eq!(app.predict_sample("digit-7.png").await.0, 7);
+}
+
+#[tokio::test]
+async fn bodies_that_would_take_the_body_memory_over_its_size_get_503_until_it_is_freed() {
+    const BODY: usize = 900 * 1024;
+    let app = TestApp::spawn_with(|settings| {
+        settings.max_body_bytes = 1024 * 1024;
+        settings.body_memory_bytes = 1536 * 1024;
+    })
+    .await;
+    // A first client sends most of its body and stalls: the server holds what it read.
+    let (reader, mut writer) = connect(&app).await.into_split();
+    let head = predict_head(&format!("Content-Type: image/png\r\nContent-Length: {}\r\n", BODY + 1024));
+    writer.write_all(head.as_bytes()).await.unwrap();
+    writer.write_all(&vec![0x89; BODY]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A second body of the same size does not fit beside it.
+    let response = app.predict_body(Some("image/png"), vec![0x89; BODY]).await;
+    let retry_after = response.headers().get("retry-after").map(|value| value.to_str().unwrap().to_owned());
+    assert_eq!(retry_after.as_deref(), Some("1"), "{response:?}");
+    expect_error(response, 503, "BODY_MEMORY_BYTES").await;
+    // Small requests still fit.
+    assert_eq!(app.predict_sample("digit-7.png").await.0, 7);
+    // Once the first is answered (its bytes are no PNG), its memory is free again.
+    writer.write_all(&[0x89; 1024]).await.unwrap();
+    answer(&mut BufReader::new(reader)).await.expect_error(400, "");
+    let response = app.predict_body(Some("image/png"), vec![0x89; BODY]).await;
+    expect_error(response, 400, "").await;
     assert_eq!(app.predict_sample("digit-7.png").await.0, 7);
 }
 

@@ -10,6 +10,10 @@
 # Time: from the first byte of the request to the last of the answer, on 127.0.0.1, with the
 # body built beforehand (bench/photos/measure.py); medians over COUNT photos × RUNS passes.
 #
+# Then memory under a flood: a fresh server with the default limits (MAX_BODY_BYTES 24 MiB,
+# BODY_MEMORY_BYTES 256 MiB) gets 64 concurrent uploads, RUNS times, of 12 MP photos and then
+# of 48 MP ones; its peak RSS after each, and the answers' statuses.
+#
 # Usage: bench/photos.sh   (COUNT=20 RUNS=3 SEED=1; BEFORE=path/to/max-mnist)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,6 +59,17 @@ while read -r name pid; do
     awk -v name="$name" '/^VmHWM/ {printf "%s %.0f\n", name, $2 / 1024}' "/proc/$pid/status"
 done <"$out/pids" >"$out/peak-rss.txt"
 
+"${servers[after]}" --host 127.0.0.1 --port 5129 --model mnist=pretrained-model/mnist --assets-dir "$out/assets-flood" \
+    >"$out/flood.log" 2>&1 &
+flood=$!
+pids+=($flood)
+for _ in $(seq 300); do curl -sf "http://127.0.0.1:5129/health/ready" >/dev/null && break; sleep 0.1; done
+for size in 12mp 48mp; do
+    "$venv/bin/python" bench/photos/measure.py "http://127.0.0.1:5129/model/predict" "$sets/$size" \
+        "$out/flood-$size.json" --runs "$runs" --concurrency 64
+    awk -v size="$size" '/^VmHWM/ {printf "%s %.0f\n", size, $2 / 1024}' "/proc/$flood/status" >>"$out/flood-rss.txt"
+done
+
 python3 - "$out" <<'PY' | tee "$out/table.md"
 import glob, json, statistics, sys
 out = sys.argv[1]
@@ -72,5 +87,13 @@ for name in ("before", "after"):
         print(f"| {name} | {size[:-2]} MP | {statistics.median(row['bytes'] for row in rows) / 2**20:.1f} MiB "
               f"| {statistics.median(times):.1f} ms | {times[int(0.9 * (len(times) - 1))]:.1f} ms "
               f"| {right}/{len(rows)} | {ok}/{len(rows)} | {peak[name]} MiB |")
+print("\n| flood, 64 at once | requests | 200 (right) | 503 | connection closed | peak RSS after |")
+print("|---|---:|---:|---:|---:|---:|")
+flood_peak = dict(line.split() for line in open(f"{out}/flood-rss.txt"))
+for size in ("12mp", "48mp"):
+    rows = json.load(open(f"{out}/flood-{size}.json"))
+    count = lambda status: sum(row["status"] == status for row in rows)
+    right = sum(row["right"] for row in rows)
+    print(f"| {size[:-2]} MP | {len(rows)} | {count(200)} ({right}) | {count(503)} | {count(None)} | {flood_peak[size]} MiB |")
 PY
 echo "bench/photos.sh: $out"

@@ -13,16 +13,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-3} duration=${DURATION:-10}
-venv=bench/.venv-reference
 out="bench/results/own_model/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
 command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
-if ! cmp -s bench/throughput/requirements.txt "$venv/requirements.txt"; then
-    echo "Installing bench/throughput/requirements.txt into $venv (torch: a few minutes)" >&2
-    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r bench/throughput/requirements.txt
-    cp bench/throughput/requirements.txt "$venv/requirements.txt"
-fi
+source bench/venv.sh
+bench_venv bench/.venv-reference bench/throughput/requirements.txt
 make --quiet libtorch data >/dev/null
 cargo build --release --bin max-mnist --bin package >/dev/null
 source bench/throughput/bodies.sh "$out"

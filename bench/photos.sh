@@ -22,7 +22,8 @@ out="bench/results/photos/$(date -u +%Y%m%dT%H%M%SZ)"
 sets=bench/results/photos/sets
 mkdir -p "$out"
 make --quiet libtorch data >/dev/null
-source bench/preprocess/venv.sh
+source bench/venv.sh
+bench_venv bench/.venv-eval bench/preprocess/requirements.txt
 stamp="seed=$seed count=$count $(cat bench/photos/make_photos.py bench/preprocess/make_eval_sets.py bench/preprocess/requirements.txt | sha256sum)"
 if [ "$(cat "$sets/stamp" 2>/dev/null)" != "$stamp" ]; then
     echo "Generating the photos into $sets (about a minute)" >&2

@@ -29,7 +29,8 @@ mkdir -p "$out"
 make --quiet libtorch data >/dev/null
 
 # The Python tools' venv, reinstalled whenever the pins change.
-source bench/preprocess/venv.sh
+source bench/venv.sh
+bench_venv bench/.venv-eval bench/preprocess/requirements.txt
 
 # The sets, regenerated only when the seed, the count, the generator or its pins change.
 stamp="seed=$seed count=$count $(cat bench/preprocess/make_eval_sets.py bench/preprocess/requirements.txt | sha256sum)"

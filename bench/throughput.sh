@@ -26,7 +26,6 @@ duration=${DURATION:-10}
 ours_port=5101
 reference_port=5102
 out=bench/results/throughput/$(date -u +%Y%m%dT%H%M%SZ)
-venv=bench/.venv-reference
 mkdir -p "$out"
 
 make --quiet libtorch >/dev/null
@@ -38,12 +37,8 @@ if ! command -v wrk >/dev/null; then
     sudo=$([ "$(id -u)" = 0 ] || echo sudo)
     $sudo apt-get update -qq && $sudo apt-get install -y -qq wrk >/dev/null
 fi
-if ! cmp -s bench/throughput/requirements.txt "$venv/requirements.txt"; then
-    echo "Installing bench/throughput/requirements.txt into $venv (torch: a few minutes)" >&2
-    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r bench/throughput/requirements.txt
-    cp bench/throughput/requirements.txt "$venv/requirements.txt"
-fi
+source bench/venv.sh
+bench_venv bench/.venv-reference bench/throughput/requirements.txt
 
 # The request bodies (single, photo, batch32) and their CONTENT_TYPE.
 source bench/throughput/bodies.sh "$out"

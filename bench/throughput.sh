@@ -43,9 +43,9 @@ bench_venv bench/.venv-reference bench/throughput/requirements.txt
 # The request bodies (single, photo, batch32) and their CONTENT_TYPE.
 source bench/throughput/bodies.sh "$out"
 
-# Verified weights in assets/, as `make run` leaves them (the first start fetches them).
+# Verified weights in assets/mnist/, as `make run` leaves them (the first start fetches them).
 ours=("$server" --host 127.0.0.1 --port "$ours_port")
-reference=(env MODEL_WEIGHTS="$PWD/assets/mnist-classifier.safetensors"
+reference=(env MODEL_WEIGHTS="$PWD/assets/mnist/mnist-classifier.safetensors"
     "$venv/bin/gunicorn" --workers 2 --bind "127.0.0.1:$reference_port" --chdir bench/throughput reference_server:app)
 python3 bench/throughput/first_prediction.py "$ours_port" samples/digit-7.png 7 -- "${ours[@]}" >/dev/null
 

@@ -47,6 +47,14 @@ pub(crate) fn decode_reduced(
     needed: Needed,
     max_pixels: u64,
 ) -> Result<Option<(DynamicImage, Orientation)>> {
+    // Chosen from the header's size alone, so that a small JPEG costs no second header parse.
+    let Some((reduced_width, reduced_height)) = [1, 2, 4]
+        .into_iter()
+        .map(|eighths| reduced((width, height), eighths))
+        .find(|&(reduced_width, reduced_height)| needed.met_by(reduced_width, reduced_height))
+    else {
+        return Ok(None);
+    };
     let mut decoder = Decoder::new(bytes);
     let Some(info) = decoder.read_info().ok().and(decoder.info()) else { return Ok(None) };
     if info.coding_process == CodingProcess::Lossless
@@ -54,13 +62,6 @@ pub(crate) fn decode_reduced(
     {
         return Ok(None);
     }
-    let Some(eighths) = [1, 2, 4].into_iter().find(|&eighths| {
-        let (reduced_width, reduced_height) = reduced((width, height), eighths);
-        needed.met_by(reduced_width, reduced_height)
-    }) else {
-        return Ok(None);
-    };
-    let (reduced_width, reduced_height) = reduced((width, height), eighths);
     let decoded_pixels = match info.coding_process {
         CodingProcess::DctProgressive => u64::from(width) * u64::from(height),
         _ => u64::from(reduced_width) * u64::from(reduced_height),

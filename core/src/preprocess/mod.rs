@@ -359,17 +359,18 @@ mod tests {
         product / (left_square * right_square).sqrt()
     }
 
-    /// Ink on paper: `ink` (coverage) drawn in `colour` at (`left`, `top`) on a `width × height`
-    /// page whose brightness is `paper(x, y)`.
+    /// Ink on paper: the reference digit enlarged `scale` times, as coverage, drawn in `colour`
+    /// at (`left`, `top`) on a `width × height` page whose brightness is `paper(x, y)`.
     fn on_paper(
         width: u32,
         height: u32,
+        scale: u32,
         left: u32,
         top: u32,
         colour: [f32; 3],
         paper: impl Fn(u32, u32) -> f32,
     ) -> RgbImage {
-        let ink = enlarged_ink(6);
+        let ink = enlarged_ink(scale);
         RgbImage::from_fn(width, height, |x, y| {
             let coverage = match (x.checked_sub(left), y.checked_sub(top)) {
                 (Some(dx), Some(dy)) if dx < ink.width() && dy < ink.height() => ink.get_pixel(dx, dy).0[0],
@@ -433,7 +434,7 @@ mod tests {
     #[test]
     fn finds_dark_ink_anywhere_on_light_paper() {
         for (left, top) in [(10, 10), (300, 30), (140, 190)] {
-            let page = on_paper(480, 360, left, top, [0.1, 0.15, 0.5], |_, _| 0.93);
+            let page = on_paper(480, 360, 6, left, top, [0.1, 0.15, 0.5], |_, _| 0.93);
             let input = model_input(&encode(page, ImageFormat::Png));
             assert!(
                 similarity(&input, &reference()) > SAME_DIGIT,
@@ -447,7 +448,7 @@ mod tests {
     fn ignores_shadows_and_paper_texture_in_a_jpeg_photo() {
         let texture = |x: u32, y: u32| ((x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) % 7) as f32 / 100.0;
         let shadow = |x: u32, y: u32| 0.95 - 0.4 * x as f32 / 640.0 - texture(x, y) - 0.1 * y as f32 / 400.0;
-        let page = on_paper(640, 400, 380, 150, [0.05, 0.05, 0.08], shadow);
+        let page = on_paper(640, 400, 6, 380, 150, [0.05, 0.05, 0.08], shadow);
         let mut jpeg = Vec::new();
         JpegEncoder::new_with_quality(&mut jpeg, 60).encode_image(&page).unwrap();
         let input = model_input(&jpeg);
@@ -479,7 +480,7 @@ mod tests {
 
     #[test]
     fn follows_the_exif_orientation() {
-        let upright = on_paper(300, 240, 60, 40, [0.0, 0.0, 0.0], |_, _| 1.0);
+        let upright = on_paper(300, 240, 6, 60, 40, [0.0, 0.0, 0.0], |_, _| 1.0);
         // Orientation 6: the camera stored the picture turned a quarter to the left.
         let stored = image::imageops::rotate270(&upright);
         let jpeg = with_orientation_6(&stored);
@@ -489,20 +490,10 @@ mod tests {
         assert!(similarity(&turned, &reference()) < 0.5, "without the tag the digit lies on its side");
     }
 
-    /// A phone-sized photo: the reference digit enlarged `scale` times in dark blue ink on a
+    /// A phone-sized photo: the reference digit enlarged `scale` times in dark ink on a
     /// `width × height` page, off-centre.
     fn large_photo(width: u32, height: u32, scale: u32) -> Vec<u8> {
-        let ink = enlarged_ink(scale);
-        let (left, top) = (width / 3, height / 6);
-        let page = RgbImage::from_fn(width, height, |x, y| {
-            let coverage = match (x.checked_sub(left), y.checked_sub(top)) {
-                (Some(dx), Some(dy)) if dx < ink.width() && dy < ink.height() => ink.get_pixel(dx, dy).0[0],
-                _ => 0.0,
-            };
-            Rgb([0.9, 0.88, 0.85]
-                .map(|paper: f32| (255.0 * (paper * (1.0 - coverage) + 0.15 * coverage)).round() as u8))
-        });
-        encode(page, ImageFormat::Jpeg)
+        encode(on_paper(width, height, scale, width / 3, height / 6, [0.15; 3], |_, _| 0.88), ImageFormat::Jpeg)
     }
 
     /// What the general path (every pixel decoded by `image`) makes of `bytes`.

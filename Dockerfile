@@ -19,9 +19,9 @@ COPY . .
 # paths the server's rpath names. With accelerator=cpu (the default) these are only the
 # libraries the server loads (libtorch_cpu, c10, gomp and the two CUDA runtime libraries
 # libtorch_cpu links), as ldd lists them; with accelerator=cuda, all of torch/lib and nvidia/
-# (about 3.6 GB more), for a GPU. The venv (torch from PyPI, 4.7 GB), target/ and cargo's
-# registry (and pip's) live in build caches rather than in a layer, so the build needs about 10 GB less
-# disk and a second variant reuses the first one's build.
+# (about 3.6 GB more), for a GPU. The venv (torch from PyPI, 4.7 GB), target/, cargo's registry
+# and pip's cache live in build caches rather than in a layer, so the build needs about 10 GB
+# less disk and a second variant reuses the first one's build.
 ARG accelerator=cpu
 ARG site=/opt/max-mnist/.venv/lib/python3.11/site-packages
 RUN --mount=type=cache,target=/opt/max-mnist/.venv \

@@ -24,14 +24,8 @@ make --quiet libtorch >/dev/null
 cargo build --quiet --release --bin max-mnist
 
 photo="$sets/12mp/$(sed -n 2p "$sets/12mp/labels.csv" | cut -d, -f1)"
-boundary=maxmnistbenchboundary
-{
-    printf -- '--%s\r\nContent-Disposition: form-data; name="image"; filename="photo.jpg"\r\n' "$boundary"
-    printf 'Content-Type: image/jpeg\r\n\r\n'
-    cat "$photo"
-    printf '\r\n--%s--\r\n' "$boundary"
-} >"$out/photo.body"
-export CONTENT_TYPE="multipart/form-data; boundary=$boundary"
+source bench/throughput/bodies.sh "$out"
+{ part "$photo"; printf -- '--%s--\r\n' "$boundary"; } >"$out/photo-12mp.body"
 
 target/release/max-mnist --host 127.0.0.1 --port 5131 --model mnist=pretrained-model/mnist \
     --assets-dir "$out/assets" >"$out/max-mnist.log" 2>&1 &
@@ -44,11 +38,11 @@ reference=$!
 for _ in $(seq 300); do curl -sf -F "image=@$photo" http://127.0.0.1:5132/model/predict >/dev/null && break; sleep 0.2; done
 for port in 5131 5132; do
     curl -sf -F "image=@$photo" "http://127.0.0.1:$port/model/predict" >"$out/answer-$port.json"
-    BODY_FILE="$out/photo.body" wrk -t1 -c8 -d3s -s bench/throughput/post.lua "http://127.0.0.1:$port/model/predict" >/dev/null
+    BODY_FILE="$out/photo-12mp.body" wrk -t1 -c8 -d3s -s bench/throughput/post.lua "http://127.0.0.1:$port/model/predict" >/dev/null
 done
 for run in $(seq 1 "$runs"); do
     for side in max-mnist:5131 reference:5132; do
-        BODY_FILE="$out/photo.body" wrk -t1 -c8 -d"${duration}s" --latency --timeout 10s -s bench/throughput/post.lua \
+        BODY_FILE="$out/photo-12mp.body" wrk -t1 -c8 -d"${duration}s" --latency --timeout 10s -s bench/throughput/post.lua \
             "http://127.0.0.1:${side#*:}/model/predict" >"$out/${side%:*}_run$run.txt"
     done
 done

@@ -44,7 +44,8 @@ pub struct ModelSource {
     pub bucket: String,
     /// Where the model's verified files live.
     pub assets_dir: PathBuf,
-    /// Timeouts, retries and size cap for remote buckets.
+    /// Timeouts, retries and size cap for remote buckets, and the allow-list (if any) that
+    /// the bucket itself must pass, local or remote.
     pub download: DownloadPolicy,
     /// Caps for unpacking the archive.
     pub unpack: UnpackLimits,
@@ -65,9 +66,12 @@ impl ModelSource {
         format!("{}/{name}", self.bucket.trim_end_matches('/'))
     }
 
-    /// Whether the bucket is reached over HTTP.
+    /// Whether the bucket is reached over HTTP. URL schemes are case-insensitive: an
+    /// `HTTP://` bucket that passed the allow-list must not be read as a local path.
     fn is_remote(&self) -> bool {
-        self.bucket.starts_with("http://") || self.bucket.starts_with("https://")
+        let has_scheme =
+            |scheme: &str| self.bucket.get(..scheme.len()).is_some_and(|start| start.eq_ignore_ascii_case(scheme));
+        has_scheme("http://") || has_scheme("https://")
     }
 }
 
@@ -108,21 +112,14 @@ impl Listing {
 
 /// Makes sure every file listed in the bucket's checksums file is in the assets folder with
 /// the listed digest, fetching, verifying and unpacking the bucket's archive when it is not.
-/// Fails closed.
+/// Fails closed. When the download policy carries an allow-list, a bucket outside it is
+/// refused ([`Error::Refused`]) before anything is read, fetched or created.
 ///
 /// With a local bucket whose files are already verified in place, nothing is written: a
 /// read-only assets folder prepared beforehand works.
 pub async fn ensure_verified_assets(source: &ModelSource) -> Result<Vec<VerifiedAsset>> {
-    // A remote bucket's checksums are downloaded into the scratch folder; a local one's are
-    // read where they are, and the scratch folder is made only if something must be fetched.
     let mut scratch = None;
-    let checksums = if source.is_remote() {
-        let folder = scratch.insert(new_scratch(&source.assets_dir)?);
-        fetch_remote_checksums(source, folder.path()).await?
-    } else {
-        Checksums::read(&local_path(&source.location(CHECKSUMS_FILE)))?
-    };
-    let listing = Listing::parse(checksums)?;
+    let listing = read_listing(source, &mut scratch).await?;
 
     let in_place: Vec<_> =
         listing.assets.iter().map(|(name, entry)| (source.assets_dir.join(name), entry.clone())).collect();
@@ -164,6 +161,32 @@ pub async fn ensure_verified_assets(source: &ModelSource) -> Result<Vec<Verified
     Ok(verified(in_place))
 }
 
+/// The bucket's checksums file, checked against the allow-list first when the policy has
+/// one. A remote bucket's is downloaded into a scratch folder, put in `scratch`; a local one's
+/// is read where it is, and the scratch folder is made only if something must be fetched.
+async fn read_listing(source: &ModelSource, scratch: &mut Option<tempfile::TempDir>) -> Result<Listing> {
+    if let Some(allowed) = &source.download.allowed {
+        allowed.check(&source.bucket)?;
+    }
+    let checksums = if source.is_remote() {
+        let folder = scratch.insert(new_scratch(&source.assets_dir)?);
+        fetch_remote_checksums(source, folder.path()).await?
+    } else {
+        Checksums::read(&local_path(&source.location(CHECKSUMS_FILE)))?
+    };
+    Listing::parse(checksums)
+}
+
+/// The SHA-512 of every file the bucket's checksums file lists under `assets/`, sorted: what
+/// tells, without fetching the archive, whether the bucket holds other files than a served
+/// version's (poll mode). Only the checksums file is read.
+pub async fn listed_digests(source: &ModelSource) -> Result<Vec<String>> {
+    let listing = read_listing(source, &mut None).await?;
+    let mut digests: Vec<String> = listing.assets.into_iter().map(|(_, entry)| entry.sha512).collect();
+    digests.sort_unstable();
+    Ok(digests)
+}
+
 /// A fresh scratch folder inside `assets_dir` (made if missing), after removing any that a
 /// killed start-up left behind. It is deleted when dropped.
 fn new_scratch(assets_dir: &Path) -> Result<tempfile::TempDir> {
@@ -179,7 +202,7 @@ fn new_scratch(assets_dir: &Path) -> Result<tempfile::TempDir> {
 async fn fetch_remote_checksums(source: &ModelSource, scratch: &Path) -> Result<Checksums> {
     let location = source.location(CHECKSUMS_FILE);
     let destination = scratch.join(CHECKSUMS_FILE);
-    let policy = DownloadPolicy { max_bytes: MAX_CHECKSUMS_BYTES, ..source.download };
+    let policy = DownloadPolicy { max_bytes: MAX_CHECKSUMS_BYTES, ..source.download.clone() };
     download::fetch_to_file(&location, &destination, &policy).await?;
     let mut checksums = Checksums::read(&destination)?;
     checksums.source = PathBuf::from(location);

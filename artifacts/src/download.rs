@@ -2,12 +2,15 @@
 //! destination, with a read timeout and an overall deadline, a size cap, retries with
 //! exponential backoff for failures that may pass (connection errors, timeouts, 5xx, 429,
 //! truncated bodies), progress in the log, and an atomic rename only once the body is
-//! complete. A partial file never takes the destination's name.
+//! complete. A partial file never takes the destination's name. With an allow-list in the
+//! policy, the URL, every redirect and every host name's addresses are judged by it first.
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::access::{self, BucketAllowList};
 use crate::{Error, Result};
 
 /// The longest wait between two attempts, however many retries are allowed.
@@ -26,6 +29,12 @@ pub struct DownloadPolicy {
     pub backoff: Duration,
     /// Largest body accepted.
     pub max_bytes: u64,
+    /// Where downloads may go. `None` (the default) trusts every URL: the operator's own
+    /// configuration, as at start-up. `Some` for URLs that come from a caller (a management
+    /// API): the URL must pass [`BucketAllowList::check`], redirects are followed only within
+    /// the list, host names resolving to loopback, link-local or metadata addresses are
+    /// refused, and no proxy is used. Refusals are [`Error::Refused`] and never retried.
+    pub allowed: Option<Arc<BucketAllowList>>,
 }
 
 impl Default for DownloadPolicy {
@@ -36,6 +45,7 @@ impl Default for DownloadPolicy {
             retries: 3,
             backoff: Duration::from_millis(500),
             max_bytes: 512 << 20,
+            allowed: None,
         }
     }
 }
@@ -49,12 +59,15 @@ enum Attempt {
 /// Downloads `url` to `destination` following `policy`. The destination's directory must
 /// exist; the file appears there only when the whole body has arrived.
 pub async fn fetch_to_file(url: &str, destination: &Path, policy: &DownloadPolicy) -> Result<()> {
-    let client = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .timeout(policy.timeout)
         .read_timeout(policy.read_timeout)
-        .connect_timeout(policy.read_timeout)
-        .build()
-        .map_err(|error| Error::Download { url: url.to_owned(), reason: error.to_string() })?;
+        .connect_timeout(policy.read_timeout);
+    if let Some(allowed) = &policy.allowed {
+        allowed.check(url)?;
+        builder = allowed.guard_client(builder);
+    }
+    let client = builder.build().map_err(|error| Error::Download { url: url.to_owned(), reason: error.to_string() })?;
     let mut attempt = 0;
     loop {
         match fetch_once(&client, url, destination, policy).await {
@@ -79,7 +92,16 @@ async fn fetch_once(
 ) -> Result<(), Attempt> {
     let failed = |reason: String| Error::Download { url: url.to_owned(), reason };
     let transient = |error: reqwest::Error| Attempt::Retry(failed(describe(&error)));
-    let mut response = client.get(url).send().await.map_err(transient)?;
+    let mut response = client.get(url).send().await.map_err(|error| {
+        // A guard's refusal, or a redirect that cannot be followed, fails the same way again.
+        if let Some(reason) = access::refusal_in(&error) {
+            Attempt::GiveUp(Error::Refused { url: url.to_owned(), reason })
+        } else if error.is_redirect() {
+            Attempt::GiveUp(failed(describe(&error)))
+        } else {
+            transient(error)
+        }
+    })?;
     let status = response.status();
     if !status.is_success() {
         let error = Error::HttpStatus { url: url.to_owned(), status: status.as_u16() };

@@ -54,6 +54,24 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A bucket or a file in one is outside the operator's allow-list
+    /// ([`crate::access::BucketAllowList`]), or a download left it: through a redirect, or
+    /// through a host name that resolves to a refused address.
+    #[error("refused bucket {url}: {reason}")]
+    Refused {
+        /// The bucket or file, as given.
+        url: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// An entry of a bucket allow-list is not a usable URL prefix.
+    #[error("invalid bucket allow-list entry {prefix}: {reason}")]
+    InvalidAllowList {
+        /// The entry, as given.
+        prefix: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An archive was refused: an unsafe entry, too many entries, too many bytes, or not a
     /// gzipped tar at all.
     #[error("refused archive {archive}: {reason}")]

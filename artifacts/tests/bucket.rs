@@ -1,15 +1,18 @@
 //! The bucket path end to end: `ensure_verified_assets` against a real HTTP server on
 //! 127.0.0.1 that serves canned answers (a good archive, a 404, a truncated body, a tampered
-//! or hostile archive) and counts requests.
+//! or hostile archive, a redirect) and counts requests; and the bucket allow-list that
+//! guards it, with real sockets, real name resolution and real files.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use max_mnist_artifacts::Error;
+use max_mnist_artifacts::access::BucketAllowList;
 use max_mnist_artifacts::archive::UnpackLimits;
 use max_mnist_artifacts::bucket::{ModelSource, ensure_verified_assets};
 use max_mnist_artifacts::checksums::{Checksums, file_digest};
@@ -41,6 +44,19 @@ impl Workspace {
             download: DownloadPolicy { retries: 1, backoff: Duration::from_millis(10), ..DownloadPolicy::default() },
             unpack: UnpackLimits::default(),
         }
+    }
+
+    /// A source whose downloads must stay within `allowed`. A retry would wait 30 s, so a
+    /// refusal that is retried shows as a timeout in [`unretried`].
+    fn guarded(&self, bucket: &str, allowed: &[String]) -> ModelSource {
+        let allowed = Arc::new(BucketAllowList::new(allowed).unwrap());
+        let download = DownloadPolicy {
+            retries: 1,
+            backoff: Duration::from_secs(30),
+            allowed: Some(allowed),
+            ..DownloadPolicy::default()
+        };
+        ModelSource { download, ..self.source(bucket) }
     }
 
     /// Files in the assets directory, scratch directories included.
@@ -282,4 +298,110 @@ fn publish_writes_an_archive_and_checksums_that_a_bucket_serves() {
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     runtime.block_on(ensure_verified_assets(&workspace.source(bucket_dir.to_str().unwrap()))).unwrap();
     assert!(max_mnist_artifacts::bucket::publish(&[&weights], &bucket_dir, "../x.tar.gz").is_err());
+}
+
+// The bucket allow-list.
+
+/// `ensure_verified_assets`, failing the test if it takes long enough to have retried.
+async fn unretried(
+    source: &ModelSource,
+) -> max_mnist_artifacts::Result<Vec<max_mnist_artifacts::bucket::VerifiedAsset>> {
+    tokio::time::timeout(Duration::from_secs(10), ensure_verified_assets(source))
+        .await
+        .expect("a refusal is not retried")
+}
+
+/// The reason of an [`Error::Refused`], or a panic naming what came instead.
+fn refusal<T: std::fmt::Debug>(result: max_mnist_artifacts::Result<T>) -> String {
+    match result {
+        Err(Error::Refused { reason, .. }) => reason,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_allowed_loopback_bucket_is_fetched_and_verified_and_may_redirect_within_the_list() {
+    let answers = [
+        (ARCHIVE, Answer::Redirect("/mirror/model.tar.gz".into())),
+        ("mirror/model.tar.gz", Answer::Body(good_archive())),
+        ("sha512sums.txt", Answer::Body(checksums_for(&good_archive()))),
+    ];
+    let bucket = LoopbackServer::serve(HashMap::from(answers)).await;
+    let workspace = Workspace::new();
+    let source = workspace.guarded(&bucket.url, &[format!("{}/", bucket.url)]);
+    let verified = unretried(&source).await.unwrap();
+    assert_eq!(verified.len(), 1);
+    assert_eq!(std::fs::read(workspace.assets().join(WEIGHTS)).unwrap(), WEIGHTS_BYTES);
+    assert_eq!((bucket.hits(ARCHIVE), bucket.hits("mirror/model.tar.gz")), (1, 1));
+}
+
+#[tokio::test]
+async fn a_redirect_out_of_the_list_is_refused_unretried_and_leaves_nothing() {
+    let elsewhere = bucket_serving(Answer::Body(good_archive()), &good_archive()).await;
+    let targets = [
+        format!("{}/{ARCHIVE}", elsewhere.url),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://localhost:1/model.tar.gz".to_owned(),
+    ];
+    for target in targets {
+        let bucket = bucket_serving(Answer::Redirect(target.clone()), &good_archive()).await;
+        let workspace = Workspace::new();
+        let source = workspace.guarded(&bucket.url, &[format!("{}/", bucket.url)]);
+        let reason = refusal(unretried(&source).await);
+        assert!(reason.contains("left the allow-list") && reason.contains(&target), "{target}: {reason}");
+        assert_eq!(bucket.hits(ARCHIVE), 1, "{target}: not retried");
+        assert!(workspace.assets_listing().is_empty(), "{target}: {:?}", workspace.assets_listing());
+    }
+    assert_eq!(elsewhere.hits(ARCHIVE), 0, "the unlisted server is never asked");
+}
+
+#[tokio::test]
+async fn a_redirect_loop_stops_after_five_redirects_unretried() {
+    let bucket = bucket_serving(Answer::Redirect(format!("/{ARCHIVE}")), &good_archive()).await;
+    let workspace = Workspace::new();
+    let source = workspace.guarded(&bucket.url, &[format!("{}/", bucket.url)]);
+    let error = unretried(&source).await.unwrap_err();
+    assert!(matches!(error, Error::Download { .. }) && error.to_string().contains("more than 5 redirects"), "{error}");
+    assert_eq!(bucket.hits(ARCHIVE), 6, "the first request and five redirects, once");
+    assert!(workspace.assets_listing().is_empty(), "{:?}", workspace.assets_listing());
+}
+
+#[tokio::test]
+async fn a_listed_host_name_that_resolves_to_loopback_is_refused() {
+    let bucket = bucket_serving(Answer::Body(good_archive()), &good_archive()).await;
+    let named = bucket.url.replace("127.0.0.1", "localhost");
+    let workspace = Workspace::new();
+    let source = workspace.guarded(&named, &[format!("{named}/")]);
+    let reason = refusal(unretried(&source).await);
+    assert!(reason.contains("`localhost` resolves to") && reason.contains("loopback"), "{reason}");
+    assert_eq!(bucket.hits("sha512sums.txt"), 0);
+    assert!(workspace.assets_listing().is_empty(), "{:?}", workspace.assets_listing());
+}
+
+#[tokio::test]
+async fn a_local_bucket_must_be_a_listed_file_url_that_no_link_leads_out_of() {
+    let workspace = Workspace::new();
+    let root = workspace.dir.path().canonicalize().unwrap();
+    let (allowed, unlisted) = (root.join("allowed"), root.join("unlisted"));
+    for dir in [allowed.join("model"), unlisted.clone()] {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(ARCHIVE), good_archive()).unwrap();
+        std::fs::write(dir.join("sha512sums.txt"), checksums_for(&good_archive())).unwrap();
+    }
+    std::os::unix::fs::symlink(&unlisted, allowed.join("link")).unwrap();
+    let listed = [format!("file://{}/", allowed.display())];
+
+    for bucket in [
+        format!("file://{}", unlisted.display()),
+        format!("file://{}/link", allowed.display()),
+        format!("file://{}/model/../../unlisted", allowed.display()),
+        allowed.join("model").display().to_string(),
+    ] {
+        let reason = refusal(unretried(&workspace.guarded(&bucket, &listed)).await);
+        assert!(!reason.is_empty(), "{bucket}");
+        assert!(!workspace.assets().exists(), "{bucket}: nothing is created");
+    }
+    let bucket = format!("file://{}/model", allowed.display());
+    unretried(&workspace.guarded(&bucket, &listed)).await.unwrap();
+    assert_eq!(std::fs::read(workspace.assets().join(WEIGHTS)).unwrap(), WEIGHTS_BYTES);
 }

@@ -16,26 +16,38 @@ pub enum Answer {
     Status(u16),
     /// Declares the full length but sends only half of the body, then closes.
     Truncated(Vec<u8>),
+    /// 302 Found to this location (absolute or relative), with an empty body.
+    Redirect(String),
 }
 
 /// A minimal HTTP/1.1 server on 127.0.0.1 with canned answers and a request counter.
 pub struct LoopbackServer {
     /// `http://127.0.0.1:PORT`, without a trailing slash.
     pub url: String,
+    answers: Arc<Mutex<HashMap<String, Answer>>>,
     hits: Arc<Mutex<HashMap<String, usize>>>,
+    /// The accept loop, stopped when the server is dropped: its port then refuses.
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for LoopbackServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 impl LoopbackServer {
     /// Starts answering on a free loopback port; `answers` maps paths (without their leading
     /// slash) to answers, anything else is a 404.
-    pub async fn serve(answers: HashMap<&'static str, Answer>) -> LoopbackServer {
+    pub async fn serve<Path: AsRef<str>>(answers: HashMap<Path, Answer>) -> LoopbackServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let hits = Arc::new(Mutex::new(HashMap::new()));
         let answers: HashMap<String, Answer> =
-            answers.into_iter().map(|(path, answer)| (format!("/{path}"), answer)).collect();
-        let counter = hits.clone();
-        tokio::spawn(async move {
+            answers.into_iter().map(|(path, answer)| (format!("/{}", path.as_ref()), answer)).collect();
+        let answers = Arc::new(Mutex::new(answers));
+        let (counter, current) = (hits.clone(), answers.clone());
+        let task = tokio::spawn(async move {
             loop {
                 let (mut socket, _) = listener.accept().await.unwrap();
                 let mut request = vec![0u8; 4096];
@@ -43,19 +55,33 @@ impl LoopbackServer {
                 let line = String::from_utf8_lossy(&request[..read]).lines().next().unwrap_or_default().to_owned();
                 let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
                 *counter.lock().unwrap().entry(path.clone()).or_insert(0) += 1;
-                let (status, body, sent) = match answers.get(&path).cloned().unwrap_or(Answer::Status(404)) {
+                let mut location = String::new();
+                let answer = current.lock().unwrap().get(&path).cloned();
+                let (status, body, sent) = match answer.unwrap_or(Answer::Status(404)) {
                     Answer::Body(body) => (200, body.clone(), body.len()),
                     Answer::Status(status) => (status, Vec::new(), 0),
                     Answer::Truncated(body) => (200, body.clone(), body.len() / 2),
+                    Answer::Redirect(target) => {
+                        location = format!("Location: {target}\r\n");
+                        (302, Vec::new(), 0)
+                    }
                 };
-                let head =
-                    format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\n{location}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
                 let _ = socket.write_all(head.as_bytes()).await;
                 let _ = socket.write_all(&body[..sent]).await;
                 let _ = socket.shutdown().await;
             }
         });
-        LoopbackServer { url, hits }
+        LoopbackServer { url, answers, hits, task }
+    }
+
+    /// From now on, answers `path` (without its leading slash) with `answer`: a bucket whose
+    /// content changes.
+    pub fn set(&self, path: &str, answer: Answer) {
+        self.answers.lock().unwrap().insert(format!("/{path}"), answer);
     }
 
     /// How many requests `path` (without its leading slash) has had.

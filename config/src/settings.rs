@@ -112,6 +112,26 @@ pub struct ServerSettings {
     #[arg(long, env = "AUTH_METRICS", default_value_t = false, action = clap::ArgAction::Set)]
     pub auth_metrics: bool,
 
+    /// Where the model management API listens (TorchServe's management routes and the Open
+    /// Inference Protocol's repository routes), as HOST:PORT; never on the inference port.
+    /// Unset: models change only with a restart. Needs ADMIN_API_KEY.
+    #[arg(long, env = "MANAGEMENT_ADDRESS", value_name = "HOST:PORT")]
+    pub management_address: Option<String>,
+    /// The key the management API requires (`Authorization: Bearer <key>`); not the inference
+    /// API_KEY. Never logged.
+    #[arg(long, env = "ADMIN_API_KEY", hide_env_values = true)]
+    pub admin_api_key: Option<ApiKey>,
+    /// A bucket prefix the management API and `POST /models?url=` may load from (http(s) or
+    /// file:// URL); repeat for several (env: comma-separated). Nothing else is fetched, no
+    /// redirect may leave the list, and link-local, cloud metadata and (unless listed as an IP)
+    /// loopback addresses are refused.
+    #[arg(long = "allowed-bucket", env = "ALLOWED_BUCKETS", value_name = "URL_PREFIX", value_delimiter = ',')]
+    pub allowed_buckets: Vec<String>,
+    /// Recheck each model's bucket every so many seconds and swap to a verified new version
+    /// when its `sha512sums.txt` changes (0: never).
+    #[arg(long = "poll-interval", env = "POLL_INTERVAL_SECS", default_value = "0", value_parser = seconds_or_zero)]
+    pub poll_interval: Duration,
+
     /// Send CORS headers allowing any origin.
     #[arg(long, env = "CORS_ENABLE", default_value_t = false, action = clap::ArgAction::Set)]
     pub cors_enable: bool,
@@ -286,6 +306,20 @@ impl ServerSettings {
                 self.max_body_bytes, self.body_memory_bytes
             ));
         }
+        if self.management_address.is_some() {
+            let Some(admin_key) = &self.admin_api_key else {
+                return Err(
+                    "MANAGEMENT_ADDRESS needs ADMIN_API_KEY: the management API never runs unauthenticated".into()
+                );
+            };
+            if self.api_key.as_ref() == Some(admin_key) {
+                return Err("ADMIN_API_KEY must differ from API_KEY: an inference client must not manage models".into());
+            }
+            // Port 0 picks a free port for each.
+            if self.port != 0 && self.management_address.as_deref() == Some(&format!("{}:{}", self.host, self.port)) {
+                return Err("MANAGEMENT_ADDRESS must differ from the inference HOST:PORT".into());
+            }
+        }
         if self.body_read_timeout >= self.request_timeout {
             return Err(format!(
                 "BODY_READ_TIMEOUT_SECS ({:?}) must be under REQUEST_TIMEOUT_SECS ({:?}): a slow body would get 503, \
@@ -388,6 +422,33 @@ mod tests {
         let mut settings = ServerSettings::defaults();
         settings.body_read_timeout = settings.request_timeout;
         assert!(settings.check().unwrap_err().contains("REQUEST_TIMEOUT_SECS"));
+    }
+
+    #[test]
+    fn management_is_off_by_default_and_needs_its_own_key() {
+        let settings = ServerSettings::defaults();
+        assert!(settings.management_address.is_none() && settings.allowed_buckets.is_empty());
+        assert_eq!(settings.poll_interval, Duration::ZERO);
+        let without_key = parse(&["--management-address", "127.0.0.1:5001"]);
+        assert!(without_key.check().unwrap_err().contains("ADMIN_API_KEY"));
+        let same_key = parse(&["--management-address", "127.0.0.1:5001", "--admin-api-key", "k", "--api-key", "k"]);
+        assert!(same_key.check().unwrap_err().contains("differ from API_KEY"));
+        let same_port = parse(&["--management-address", "0.0.0.0:5000", "--admin-api-key", "k"]);
+        assert!(same_port.check().unwrap_err().contains("inference HOST:PORT"));
+        let settings = parse(&[
+            "--management-address",
+            "127.0.0.1:5001",
+            "--admin-api-key",
+            "admin",
+            "--allowed-bucket",
+            "https://a.example/models/,file:///srv/buckets/",
+            "--poll-interval",
+            "30",
+        ]);
+        assert_eq!(settings.check(), Ok(()));
+        assert_eq!(settings.allowed_buckets, ["https://a.example/models/", "file:///srv/buckets/"]);
+        assert_eq!(settings.poll_interval, Duration::from_secs(30));
+        assert!(!format!("{settings:?}").contains("admin\""), "{settings:?}");
     }
 
     #[test]

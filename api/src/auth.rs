@@ -39,6 +39,8 @@ fn is_model_readiness(path: &str) -> bool {
 pub struct BearerAuth {
     /// The key's SHA-256; `None`: no key, every path is open.
     key_digest: Option<[u8; 32]>,
+    /// Whether the documentation and the drawing page are open.
+    open_pages: bool,
     open_health: bool,
     open_metrics: bool,
 }
@@ -49,14 +51,25 @@ impl BearerAuth {
     pub fn new(key: Option<&ApiKey>, protect_health: bool, protect_metrics: bool) -> BearerAuth {
         BearerAuth {
             key_digest: key.map(|key| Sha256::digest(key.expose()).into()),
+            open_pages: true,
             open_health: !protect_health,
             open_metrics: !protect_metrics,
         }
     }
 
+    /// Requires `key` on every path, with no exception (the management API).
+    pub fn everywhere(key: &ApiKey) -> BearerAuth {
+        BearerAuth {
+            key_digest: Some(Sha256::digest(key.expose()).into()),
+            open_pages: false,
+            open_health: false,
+            open_metrics: false,
+        }
+    }
+
     fn is_open(&self, path: &str) -> bool {
         self.key_digest.is_none()
-            || OPEN_PATHS.contains(&path)
+            || (self.open_pages && OPEN_PATHS.contains(&path))
             || (self.open_health && (HEALTH_PATHS.contains(&path) || is_model_readiness(path)))
             || (self.open_metrics && path == METRICS_PATH)
     }

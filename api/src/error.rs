@@ -5,12 +5,16 @@
 //! "error": "..."}`, the message twice: MAX clients read `message`, Open Inference Protocol
 //! (KServe v2) clients read `error`.
 
-use max_mnist_core::Error as CoreError;
+use max_mnist_artifacts::Error as ArtifactError;
+use max_mnist_core::{Error as CoreError, LoadError};
 use poem::http::StatusCode;
 use poem::{IntoResponse, PathPattern, Response};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object};
+
+use crate::management::ManagementError;
+use crate::state::RepositoryError;
 
 /// The body of every error response.
 #[derive(Object, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -53,9 +57,16 @@ pub enum ApiError {
     /// The route needs the API key: send `Authorization: Bearer <key>`.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
+    /// A bucket outside the allow-list (management API).
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
     /// The client sent the body too slowly (over the body read timeout).
     #[oai(status = 408)]
     RequestTimeout(Json<ErrorBody>),
+    /// The change contradicts what is loaded: a version loaded twice, or the default version
+    /// unloaded while others remain (management API).
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
     /// The body is over the size limit, the image over the pixel limit, or the form has more
     /// parts than allowed.
     #[oai(status = 413)]
@@ -140,6 +151,46 @@ impl ApiError {
             | CoreError::InferenceFailed
             | CoreError::InferenceStopped
             | CoreError::Torch(_) => ApiError::internal(error),
+        }
+    }
+}
+
+impl From<ManagementError> for ApiError {
+    /// A refused or failed management action: the client's request or bucket is at fault
+    /// (4xx), unless the server itself failed.
+    fn from(error: ManagementError) -> ApiError {
+        let body = Json(ErrorBody::new(error.to_string()));
+        match error {
+            ManagementError::Invalid(_) => ApiError::BadRequest(body),
+            ManagementError::Repository(refused) => match refused {
+                RepositoryError::UnknownModel(_) | RepositoryError::UnknownVersion { .. } => ApiError::NotFound(body),
+                RepositoryError::VersionLoaded { .. } | RepositoryError::DefaultVersion { .. } => {
+                    ApiError::Conflict(body)
+                }
+            },
+            ManagementError::Load { cause, .. } => match cause {
+                LoadError::Artifact(artifact) => match artifact {
+                    ArtifactError::Refused { .. } => ApiError::Forbidden(body),
+                    ArtifactError::ChecksumMismatch { .. }
+                    | ArtifactError::MissingAsset { .. }
+                    | ArtifactError::InvalidChecksums { .. }
+                    | ArtifactError::HttpStatus { .. }
+                    | ArtifactError::Download { .. }
+                    | ArtifactError::HostileArchive { .. }
+                    | ArtifactError::InvalidArtifact { .. } => ApiError::BadRequest(body),
+                    ArtifactError::Io { .. } | ArtifactError::InvalidAllowList { .. } | ArtifactError::Torch(_) => {
+                        ApiError::internal(artifact)
+                    }
+                },
+                LoadError::InvalidModel { .. }
+                | LoadError::Preprocessing(_)
+                | LoadError::Torch(_)
+                | LoadError::WarmUp(_) => ApiError::BadRequest(body),
+                LoadError::Device(_) | LoadError::CudaLibrary(_) | LoadError::EngineThreads(_) => {
+                    ApiError::internal(cause)
+                }
+            },
+            ManagementError::Record(_) => ApiError::internal(error),
         }
     }
 }

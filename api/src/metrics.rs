@@ -78,6 +78,17 @@ pub fn record_model(model: &str, version: &str, weights_sha512: &str) {
     .set(1.0);
 }
 
+/// Publishes that a version is no longer served.
+pub fn forget_model(model: &str, version: &str, weights_sha512: &str) {
+    metrics::gauge!(
+        MODEL_INFO,
+        metric::MODEL_LABEL => model.to_owned(),
+        "version" => version.to_owned(),
+        "sha512" => weights_sha512.to_owned()
+    )
+    .set(0.0);
+}
+
 fn describe() {
     metrics::describe_counter!(HTTP_REQUESTS, "Requests answered, by route, method and status.");
     metrics::describe_histogram!(
@@ -86,9 +97,13 @@ fn describe() {
         "Time from a request's headers to its response, by route."
     );
     metrics::describe_gauge!(HTTP_IN_FLIGHT, "Requests being handled now.");
+    metrics::describe_counter!(
+        crate::management::MANAGEMENT_ACTIONS,
+        "Model management actions (register, load, unload, set-default, poll), by action and outcome."
+    );
     metrics::describe_gauge!(
         MODEL_INFO,
-        "1 per model served, labelled with its name and its weights' version and SHA-512."
+        "1 per model version served (0 once unloaded), labelled with its name and its weights' version and SHA-512."
     );
     metrics::describe_histogram!(
         metric::DECODE_SECONDS,

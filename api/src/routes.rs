@@ -131,12 +131,9 @@ impl ModelApi {
     async fn list(&self) -> Json<ModelListResponse> {
         let models = self
             .state
-            .model_names()
-            .iter()
-            .map(|name| ModelListEntry {
-                model_name: name.clone(),
-                model_url: self.state.bucket(name).unwrap_or_default().to_owned(),
-            })
+            .entries()
+            .into_iter()
+            .map(|entry| ModelListEntry { model_name: entry.name, model_url: entry.bucket })
             .collect();
         Json(ModelListResponse { models })
     }

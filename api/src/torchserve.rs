@@ -9,7 +9,8 @@
 //! - `GET /models/{model}`: TorchServe's describe answer. (`GET /models`, the list, is with the
 //!   MAX routes.)
 //!
-//! These are read-only: models are configured at start-up.
+//! These are read-only; models are loaded and unloaded through TorchServe's management API on
+//! the management address (see `management`), when it is on.
 
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
 use crate::error::ApiError;
 use crate::routes::classify_upload;
-use crate::state::{Readiness, ServedModel, ServerState};
+use crate::state::{Origin, Readiness, ServedModel, ServerState};
 use crate::upload::PredictUpload;
 
 /// How many classes a prediction lists, as TorchServe's image classifier does.
@@ -97,7 +98,7 @@ pub struct DescribeBody {
     #[oai(rename = "maxBatchDelay")]
     #[serde(rename = "maxBatchDelay")]
     pub max_batch_delay: f64,
-    /// Always true: models are configured at start-up.
+    /// Whether it was configured at start-up (`--model`), not registered since.
     #[oai(rename = "loadedAtStartup")]
     #[serde(rename = "loadedAtStartup")]
     pub loaded_at_startup: bool,
@@ -105,18 +106,48 @@ pub struct DescribeBody {
     pub workers: Vec<WorkerBody>,
 }
 
+/// How every model batches, for the describe answers.
+#[derive(Clone, Copy, Debug)]
+pub struct Batching {
+    /// Most images in one forward pass.
+    pub max_batch_size: usize,
+    /// Longest wait for a batch to fill.
+    pub max_batch_delay: Duration,
+}
+
+impl Batching {
+    /// TorchServe's describe answer for the version `served`.
+    pub fn describe(&self, served: &ServedModel) -> DescribeBody {
+        DescribeBody {
+            model_name: served.name.clone(),
+            model_version: served.version().to_owned(),
+            model_url: served.bucket.clone(),
+            runtime: "libtorch".into(),
+            min_workers: 1,
+            max_workers: 1,
+            batch_size: self.max_batch_size as u32,
+            max_batch_delay: self.max_batch_delay.as_secs_f64() * 1000.0,
+            loaded_at_startup: served.origin == Origin::Configured,
+            workers: vec![WorkerBody {
+                id: format!("inference-{}", served.name),
+                start_time: served.loaded_at.clone(),
+                status: "READY".into(),
+                gpu: served.on_gpu,
+            }],
+        }
+    }
+}
+
 /// TorchServe's inference routes over the models `state` serves.
 pub struct TorchServeApi {
     state: ServerState,
-    max_batch_size: usize,
-    max_batch_delay: Duration,
+    batching: Batching,
 }
 
 impl TorchServeApi {
-    /// The routes, describing each model's batching as `max_batch_size` images waited for up
-    /// to `max_batch_delay`.
-    pub fn new(state: ServerState, max_batch_size: usize, max_batch_delay: Duration) -> TorchServeApi {
-        TorchServeApi { state, max_batch_size, max_batch_delay }
+    /// The routes, describing each model's batching as `batching`.
+    pub fn new(state: ServerState, batching: Batching) -> TorchServeApi {
+        TorchServeApi { state, batching }
     }
 
     async fn predict(&self, model: &ServedModel, upload: PredictUpload) -> Result<Json<serde_json::Value>, ApiError> {
@@ -198,24 +229,7 @@ impl TorchServeApi {
         /// The model's name (see `GET /models`).
         model: Path<String>,
     ) -> Result<Json<Vec<DescribeBody>>, ApiError> {
-        let served = self.state.model(Some(&model))?;
-        Ok(Json(vec![DescribeBody {
-            model_name: served.name.clone(),
-            model_version: served.metadata.version.clone(),
-            model_url: served.bucket.clone(),
-            runtime: "libtorch".into(),
-            min_workers: 1,
-            max_workers: 1,
-            batch_size: self.max_batch_size as u32,
-            max_batch_delay: self.max_batch_delay.as_secs_f64() * 1000.0,
-            loaded_at_startup: true,
-            workers: vec![WorkerBody {
-                id: format!("inference-{}", served.name),
-                start_time: served.loaded_at.clone(),
-                status: "READY".into(),
-                gpu: served.on_gpu,
-            }],
-        }]))
+        Ok(Json(vec![self.batching.describe(&*self.state.model(Some(&model))?)]))
     }
 }
 

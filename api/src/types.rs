@@ -6,9 +6,24 @@ use max_mnist_artifacts::format::{ModelMetadata, TrainingRecipe};
 use max_mnist_config::metadata::{MODEL_LICENSE, MODEL_TYPE};
 use max_mnist_core::Error as CoreError;
 use max_mnist_core::inference::Classification;
-use poem_openapi::types::{Binary, Example};
+use poem_openapi::payload::{Json, Payload};
+use poem_openapi::registry::{MetaMediaType, MetaRequest};
+use poem_openapi::types::{Binary, Example, ParseFromJSON, ToJSON};
 use poem_openapi::{Multipart, Object};
 use serde::Deserialize;
+
+/// How a body that an extractor of ours reads as JSON of type `T` is documented: as poem's
+/// `Json<T>` would be. (Register the schema with `<Json<T> as Payload>::register`.)
+pub fn json_request_meta<T: ParseFromJSON + ToJSON>(required: bool) -> Option<MetaRequest> {
+    Some(MetaRequest {
+        description: None,
+        content: vec![MetaMediaType {
+            content_type: <Json<T> as Payload>::CONTENT_TYPE,
+            schema: <Json<T> as Payload>::schema_ref(),
+        }],
+        required,
+    })
+}
 
 /// The multipart form of `POST /model/predict` as the OpenAPI document shows it; the
 /// parts are read by [`crate::upload::PredictUpload`], which caps their number.

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::bucket::{self, ModelSource};
+use crate::bucket::{self, ModelSource, VerifiedAsset};
 use crate::format::{InputShape, ModelMetadata, Preprocessing};
 use crate::{Error, Result};
 
@@ -160,6 +160,27 @@ fn invalid_card(path: &Path, reason: String) -> Error {
     Error::InvalidArtifact { path: path.to_owned(), reason: format!("bad model card: {reason}") }
 }
 
+/// A model's verified files: which make the model, and every file with its digest.
+#[derive(Clone, Debug)]
+pub struct VerifiedModel {
+    /// Which files make the model.
+    pub files: ModelFiles,
+    /// Every file, with the SHA-512 it was verified against.
+    pub assets: Vec<VerifiedAsset>,
+    /// The SHA-512 of the network file (weights or module): what names the version.
+    pub network_sha512: String,
+}
+
+impl VerifiedModel {
+    /// The model that verified `assets` make; `bucket` names where they came from in errors.
+    pub fn of(assets: Vec<VerifiedAsset>, bucket: &str) -> Result<VerifiedModel> {
+        let files = ModelFiles::identify(assets.iter().map(|asset| asset.path.as_path()), bucket)?;
+        let network = assets.iter().find(|asset| asset.path == files.network_file());
+        let network_sha512 = network.map(|asset| asset.sha512.clone()).unwrap_or_default();
+        Ok(VerifiedModel { files, assets, network_sha512 })
+    }
+}
+
 /// The verified files that make one model, by kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ModelFiles {
@@ -179,14 +200,10 @@ pub enum ModelFiles {
 
 impl ModelFiles {
     /// Makes sure the model's files are in `source`'s assets folder, verified against its
-    /// bucket's checksums (fetching them when needed), and returns which files make the model
-    /// with the SHA-512 of its network file.
-    pub async fn verified(source: &ModelSource) -> Result<(ModelFiles, String)> {
+    /// bucket's checksums (fetching them when needed), and returns which files make the model.
+    pub async fn verified(source: &ModelSource) -> Result<VerifiedModel> {
         let assets = bucket::ensure_verified_assets(source).await?;
-        let files = ModelFiles::identify(assets.iter().map(|asset| asset.path.as_path()), &source.bucket)?;
-        let network = assets.iter().find(|asset| asset.path == files.network_file());
-        let sha512 = network.map(|asset| asset.sha512.clone()).unwrap_or_default();
-        Ok((files, sha512))
+        VerifiedModel::of(assets, &source.bucket)
     }
 
     /// Which kind of model the files at `paths` make: one `.safetensors` file, or one

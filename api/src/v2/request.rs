@@ -14,7 +14,7 @@ use std::fmt;
 
 use poem::{FromRequest, Request, RequestBody};
 use poem_openapi::payload::{Json, Payload};
-use poem_openapi::registry::{MetaMediaType, MetaRequest, Registry};
+use poem_openapi::registry::{MetaRequest, Registry};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
 use serde_json::value::RawValue;
@@ -22,6 +22,7 @@ use serde_json::value::RawValue;
 use super::binary::{JSON_LENGTH_HEADER, json_length};
 use super::{InferenceRequest, InputParameters, RequestOutput, RequestParameters};
 use crate::error::ApiError;
+use crate::types::json_request_meta;
 
 /// What a tensor's elements must be, said in every error about them.
 const ELEMENTS: &str = "FP32 data must be numbers, BYTES data base64 strings";
@@ -211,14 +212,7 @@ impl<'a> ApiExtractor<'a> for InferenceBody {
     }
 
     fn request_meta() -> Option<MetaRequest> {
-        Some(MetaRequest {
-            description: None,
-            content: vec![MetaMediaType {
-                content_type: <Json<InferenceRequest> as Payload>::CONTENT_TYPE,
-                schema: <Json<InferenceRequest> as Payload>::schema_ref(),
-            }],
-            required: true,
-        })
+        json_request_meta::<InferenceRequest>(true)
     }
 
     async fn from_request(

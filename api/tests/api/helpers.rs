@@ -45,6 +45,10 @@ pub fn sample(name: &str) -> Vec<u8> {
 /// A running server; it stops when dropped.
 pub struct TestApp {
     pub url: String,
+    /// The management API's `http://HOST:PORT`, when it is on.
+    pub management_url: Option<String>,
+    /// The folder of verified model files.
+    pub assets: PathBuf,
     pub client: reqwest::Client,
     /// The API key the server requires, if any; sent when polling readiness.
     api_key: Option<String>,
@@ -87,11 +91,22 @@ impl TestApp {
         let api_key = settings.api_key.as_ref().map(|key| key.expose().to_owned());
         let application = Application::build(&settings).await.expect("the server starts");
         let url = format!("http://{}", application.address());
+        let management_url = application.management_address().map(|address| format!("http://{address}"));
+        let assets_dir = settings.assets_dir.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let running = tokio::spawn(application.run_until(async move {
             let _ = stopped.await;
         }));
-        (TestApp { url, client: reqwest::Client::new(), api_key, _assets: assets, _stop: stop }, running)
+        let app = TestApp {
+            url,
+            management_url,
+            assets: assets_dir,
+            client: reqwest::Client::new(),
+            api_key,
+            _assets: assets,
+            _stop: stop,
+        };
+        (app, running)
     }
 
     /// Polls `/health/ready` (with the API key, if any) until it says ready; panics if the

@@ -7,6 +7,7 @@ mod docs;
 mod errors;
 mod helpers;
 mod hostile;
+mod management;
 mod models;
 mod operations;
 mod predict;

@@ -66,9 +66,8 @@ fn main() -> anyhow::Result<ExitCode> {
         unpack: UnpackLimits::default(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let (files, _) =
-        runtime.block_on(ModelFiles::verified(&source)).with_context(|| format!("model {}", args.model))?;
-    let model = ModelWrapper::load(&files, max_mnist_core::best_device(), u64::from(u32::MAX))
+    let verified = runtime.block_on(ModelFiles::verified(&source)).with_context(|| format!("model {}", args.model))?;
+    let model = ModelWrapper::load(&verified.files, max_mnist_core::best_device(), u64::from(u32::MAX))
         .with_context(|| format!("model {}", args.model))?;
     let labels = model.card().labels.clone();
     let inputs = predict::collect(&args.paths)?;

@@ -49,3 +49,58 @@ async fn the_readme_tritonclient_snippet_runs_as_written() {
     // The answers the snippet's comments promise.
     assert_eq!(&lines[2..], ["[7 2 1 0]", "[7]"], "{output}");
 }
+
+/// The admin key of the management tests.
+const ADMIN_KEY: &str = "admin-key-for-client-tests";
+
+#[tokio::test]
+async fn tritonclient_lists_unloads_and_loads_through_the_repository_extension() {
+    let models = committed_models();
+    let management = ["--management-address", "127.0.0.1:0", "--admin-api-key", ADMIN_KEY];
+    let server = Server::start(models.iter().map(String::as_str).chain(management)).await;
+    let address = format!("127.0.0.1:{}", server.port);
+    let management = server.management_url().expect("the management API is on");
+    let management = management.trim_start_matches("http://");
+    let script = repository().join("tests/clients/tritonclient_repository.py");
+    let output = python(&script, &[&address, management, ADMIN_KEY]).await;
+    assert!(output.contains("repository checks passed"), "{output}");
+}
+
+/// `curl ARGS`, run off the test's runtime thread; its body and status.
+async fn curl(args: &[&str]) -> (serde_json::Value, u16) {
+    let mut curl = std::process::Command::new("curl");
+    curl.args(["-s", "--max-time", "60", "-w", "\n%{http_code}"]).args(args);
+    let output = tokio::task::spawn_blocking(move || curl.output()).await.unwrap().expect("curl is installed");
+    let text = String::from_utf8(output.stdout).unwrap();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    (serde_json::from_str(body).unwrap_or(serde_json::Value::Null), status.parse().unwrap())
+}
+
+#[tokio::test]
+async fn torchserve_management_curl_commands_register_and_unregister_a_model() {
+    let models = committed_models();
+    let allowed = format!("file://{}/", repository().join("pretrained-model").display());
+    let management =
+        ["--management-address", "127.0.0.1:0", "--admin-api-key", ADMIN_KEY, "--allowed-bucket", &allowed];
+    let server = Server::start(models.iter().map(String::as_str).chain(management)).await;
+    let management = server.management_url().expect("the management API is on");
+    let bearer = format!("Authorization: Bearer {ADMIN_KEY}");
+    let bucket = format!("file://{}", repository().join("pretrained-model/mnist").display());
+
+    // As TorchServe's documentation registers a model, with the key added.
+    let register = format!("{management}/models?url={bucket}&model_name=digits&initial_workers=1&synchronous=true");
+    let (answer, status) = curl(&["-X", "POST", &register, "-H", &bearer]).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["status"].as_str().unwrap().contains("Model \"digits\" Version: "), "{answer}");
+    let (described, status) = curl(&[&format!("{management}/models/digits"), "-H", &bearer]).await;
+    assert_eq!((status, &described[0]["modelUrl"]), (200, &serde_json::json!(bucket)), "{described}");
+    let (answer, status) = curl(&["-T", "samples/digit-7.png", &format!("{}/predictions/digits", server.url)]).await;
+    assert_eq!((status, answer.as_object().unwrap().keys().next().unwrap().as_str()), (200, "7"), "{answer}");
+
+    let (_, status) = curl(&["-X", "POST", &register]).await;
+    assert_eq!(status, 401, "the key is required");
+    let (_, status) = curl(&["-X", "DELETE", &format!("{management}/models/digits"), "-H", &bearer]).await;
+    assert_eq!(status, 200);
+    let (answer, status) = curl(&["-T", "samples/digit-7.png", &format!("{}/predictions/digits", server.url)]).await;
+    assert_eq!(status, 404, "{answer}");
+}

@@ -154,6 +154,16 @@ impl Server {
         assert!(status.success());
     }
 
+    /// The management API's `http://HOST:PORT`, from its log line; `None` when it is off.
+    pub fn management_url(&self) -> Option<String> {
+        self.logs().iter().find_map(|line| {
+            let line: serde_json::Value = serde_json::from_str(line).ok()?;
+            let fields = &line["fields"];
+            let listening = fields["message"].as_str()?.starts_with("management API listening");
+            listening.then(|| fields["address"].as_str().map(|address| format!("http://{address}")))?
+        })
+    }
+
     /// Every log line so far.
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().unwrap().clone()

@@ -9,10 +9,21 @@
 // asks the server which models it serves (GET /models, and each one's metadata and labels) and
 // offers them in a picker; ?model=NAME in the address opens another one, whose answers come
 // from POST /models/NAME/predict and whose labels name the bars.
+//
+// An uploaded photo is turned upright (its EXIF orientation) and, when larger than the server
+// needs, shrunk in the browser to SHRINK_SIDE pixels on its longer side before it is sent, with
+// the upload's progress on the status line; a file still over the server's body limit
+// (GET /app/limits.json) is not sent, and the page says why.
 "use strict";
 
 const THROTTLE_MS = 150;
 const INCLUDE_INPUT = "?include_input=true";
+// The longer side an uploaded photo is shrunk to: four times what the digit search works on,
+// and more than any model's input.
+const SHRINK_SIDE = 2048;
+const SHRINK_QUALITY = 0.9;
+// Photos smaller than this are sent as they are, whatever their size in pixels.
+const SHRINK_ABOVE_BYTES = 1 << 20;
 
 const pad = document.getElementById("pad");
 const context = pad.getContext("2d");
@@ -34,14 +45,15 @@ const uploadLabel = document.getElementById("upload-label");
 const SIDE = pad.width;
 const LINE_WIDTH = SIDE / 14;
 
-// What is on the paper: an uploaded image ({file, image}, image null when the browser cannot
-// show it) or null, under the strokes, each a list of [x, y] points in canvas pixels.
+// What is on the paper: an uploaded image ({file, image}: what is sent, and an ImageBitmap of
+// it upright, null when the browser cannot show it) or null, under the strokes, each a list of
+// [x, y] points in canvas pixels.
 const paper = { photo: null, strokes: [] };
 let activePointer = null;
 
 // The request line: one request at a time; `next` is what to send when it is free.
 const line = {
-  next: null, // {body: () => Promise<Blob>, name, announce}
+  next: null, // {body: () => Promise<Blob>, name, announce, upload}
   inFlight: false,
   timer: 0,
   lastSentAt: -Infinity,
@@ -112,9 +124,9 @@ function redraw() {
   context.fillRect(0, 0, SIDE, SIDE);
   const image = paper.photo && paper.photo.image;
   if (image) {
-    const scale = Math.min(SIDE / image.naturalWidth, SIDE / image.naturalHeight);
-    const width = image.naturalWidth * scale;
-    const height = image.naturalHeight * scale;
+    const scale = Math.min(SIDE / image.width, SIDE / image.height);
+    const width = image.width * scale;
+    const height = image.height * scale;
     context.drawImage(image, (SIDE - width) / 2, (SIDE - height) / 2, width, height);
   }
   context.strokeStyle = ink;
@@ -143,7 +155,7 @@ function changed(final) {
   if (isEmpty()) {
     resetResult();
   } else if (paper.strokes.length === 0) {
-    request(() => Promise.resolve(paper.photo.file), paper.photo.file.name, final);
+    request(() => Promise.resolve(paper.photo.file), paper.photo.file.name, final, true);
   } else {
     request(paperPng, "drawing.png", final);
   }
@@ -223,7 +235,7 @@ function clear() {
 
 function forgetPhoto() {
   if (paper.photo && paper.photo.image) {
-    URL.revokeObjectURL(paper.photo.image.src);
+    paper.photo.image.close();
   }
   paper.photo = null;
 }
@@ -251,34 +263,75 @@ document.addEventListener("keydown", (event) => {
   }
 });
 
-upload.addEventListener("change", () => {
+upload.addEventListener("change", async () => {
   const file = upload.files[0];
   upload.value = "";
   if (!file) {
     return;
   }
-  const image = new Image();
-  const shown = (displayable) => () => {
-    forgetPhoto();
-    paper.photo = { file, image: displayable ? image : null };
-    paper.strokes = [];
-    changed(true);
-    if (!displayable) {
-      URL.revokeObjectURL(image.src);
-      setStatus(`Your browser cannot show ${file.name}; it was sent as it is.`, "hint");
+  // Upright as its EXIF orientation says; null for a format the browser cannot read.
+  const image = await createImageBitmap(file, { imageOrientation: "from-image" }).catch(() => null);
+  const sent = image ? await shrunk(file, image) : file;
+  const limit = await bodyLimit();
+  if (limit !== null && sent.size > limit) {
+    if (image) {
+      image.close();
     }
-  };
-  image.onload = shown(true);
-  image.onerror = shown(false);
-  image.src = URL.createObjectURL(file);
+    setStatus(`${file.name} is ${megabytes(sent.size)}, over the ${megabytes(limit)} the server takes, `
+      + "so it was not sent. Choose a smaller picture, or a screenshot of it.", "error");
+    return;
+  }
+  forgetPhoto();
+  paper.photo = { file: sent, image };
+  paper.strokes = [];
+  changed(true);
+  upload.dataset.sent = image ? `${sent === file ? "original" : "shrunk"} ${sent.size}` : `as is ${sent.size}`;
+  if (!image) {
+    setStatus(`Your browser cannot show ${file.name}; it was sent as it is.`, "hint");
+  }
 });
+
+// `file`, or, when it is large, the upright `image` shrunk to SHRINK_SIDE on its longer side
+// as a JPEG: the server would find the same digit in it, from far fewer bytes.
+async function shrunk(file, image) {
+  const scale = SHRINK_SIDE / Math.max(image.width, image.height);
+  if (file.size <= SHRINK_ABOVE_BYTES || scale >= 1) {
+    return file;
+  }
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.round(image.width * scale);
+  canvas.height = Math.round(image.height * scale);
+  const drawing = canvas.getContext("2d");
+  drawing.imageSmoothingQuality = "high";
+  drawing.drawImage(image, 0, 0, canvas.width, canvas.height);
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", SHRINK_QUALITY));
+  if (!blob || blob.size >= file.size) {
+    return file;
+  }
+  const name = file.name.replace(/\.[^.]*$/, "") + ".jpg";
+  return new File([blob], name, { type: "image/jpeg" });
+}
+
+// The largest body the server takes, asked once; null when it cannot be asked.
+let knownLimit;
+async function bodyLimit() {
+  if (knownLimit === undefined) {
+    const limits = await fetch("/app/limits.json").then((response) => response.json()).catch(() => null);
+    knownLimit = limits && Number.isFinite(limits.max_body_bytes) ? limits.max_body_bytes : null;
+  }
+  return knownLimit;
+}
+
+function megabytes(bytes) {
+  return `${(bytes / (1 << 20)).toFixed(1)} MB`;
+}
 
 // --- The request line ------------------------------------------------------------------
 
 // Asks for a prediction of `body()` (called when sent, so it is the latest paper); `announce`
 // says the drawing is done, so the answer is spoken and sent without waiting.
-function request(body, name, announce) {
-  line.next = { body, name, announce: announce || (line.next !== null && line.next.announce) };
+function request(body, name, announce, isUpload) {
+  line.next = { body, name, announce: announce || (line.next !== null && line.next.announce), upload: isUpload };
   result.setAttribute("aria-busy", "true");
   if (!line.inFlight) {
     sendLater();
@@ -295,14 +348,14 @@ async function send() {
   if (line.inFlight || line.next === null) {
     return;
   }
-  const { body, name, announce } = line.next;
+  const { body, name, announce, upload: isUpload } = line.next;
   line.next = null;
   line.inFlight = true;
   line.lastSentAt = performance.now();
   const id = ++line.sent;
   let answer;
   try {
-    answer = await predict(await body(), name);
+    answer = await predict(await body(), name, isUpload);
   } catch (error) {
     answer = { error: `Could not send the image: ${error.message}` };
   }
@@ -322,21 +375,53 @@ async function send() {
   }
 }
 
-async function predict(blob, name) {
+// Posts the image; an upload shows its progress on the status line.
+async function predict(blob, name, isUpload) {
   const form = new FormData();
   form.append("image", blob, name);
-  let response;
-  try {
-    response = await fetch(model.predictUrl, { method: "POST", body: form });
-  } catch {
+  const progress = isUpload
+    ? (fraction) => {
+      upload.dataset.progress = String(Math.round(fraction * 100));
+      setStatus(`Sending ${name} (${megabytes(blob.size)}): ${Math.round(fraction * 100)}%`, "hint");
+    }
+    : null;
+  const response = await post(model.predictUrl, form, progress);
+  if (response === null) {
     return { error: "Cannot reach the server. Is it still running?" };
   }
-  const body = await response.json().catch(() => null);
-  if (response.ok && body && Array.isArray(body.predictions) && body.predictions.length > 0) {
+  let body = null;
+  try {
+    body = JSON.parse(response.text);
+  } catch {
+    // Not JSON: the status says what happened.
+  }
+  if (response.status === 200 && body && Array.isArray(body.predictions) && body.predictions.length > 0) {
     return { prediction: body.predictions[0] };
   }
   const message = body && body.message ? body.message : `The server answered ${response.status}.`;
+  if (response.status === 413) {
+    return { error: `${name} is too big for the server: ${message}. Choose a smaller picture.`, status: 413 };
+  }
   return { error: message, status: response.status };
+}
+
+// POSTs `form` to `url`, reporting the upload's progress (0 to 1) to `progress` when given;
+// {status, text}, or null when the server cannot be reached.
+function post(url, form, progress) {
+  return new Promise((resolve) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", url);
+    if (progress) {
+      xhr.upload.addEventListener("progress", (event) => {
+        if (event.lengthComputable && event.total > 0) {
+          progress(event.loaded / event.total);
+        }
+      });
+    }
+    xhr.addEventListener("load", () => resolve({ status: xhr.status, text: xhr.responseText }));
+    xhr.addEventListener("error", () => resolve(null));
+    xhr.send(form);
+  });
 }
 
 // --- The result panel ------------------------------------------------------------------

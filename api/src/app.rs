@@ -16,18 +16,22 @@ use poem::{Endpoint, Response, Route, get};
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data: blob:; \
     object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// The page's routes, to be nested at `/app`: `/` (and so `/app` and `/app/`), `/app.js`
-/// and `/app.css`.
-pub fn routes() -> Route {
+/// The page's routes, to be nested at `/app`: `/` (and so `/app` and `/app/`), `/app.js`,
+/// `/app.css`, and `/limits.json`, which tells the page the largest body the server takes
+/// (`max_body_bytes`), so that it can say so rather than send a file that would be refused.
+pub fn routes(max_body_bytes: u64) -> Route {
+    let limits = format!("{{\"max_body_bytes\": {max_body_bytes}}}");
     Route::new()
         .at("/", embedded(include_str!("../app/index.html"), "text/html; charset=utf-8"))
         .at("/app.js", embedded(include_str!("../app/app.js"), "text/javascript; charset=utf-8"))
         .at("/app.css", embedded(include_str!("../app/app.css"), "text/css; charset=utf-8"))
+        .at("/limits.json", embedded(limits, "application/json"))
 }
 
-/// `GET` (and `HEAD`) answering with one embedded file. Browsers fetch it again on every load
-/// (`no-cache`; the files are small), so a new binary's page never runs an old cached script.
-fn embedded(body: &'static str, content_type: &'static str) -> impl Endpoint {
+/// `GET` (and `HEAD`) answering with one embedded file (or a text made at start-up). Browsers
+/// fetch it again on every load (`no-cache`; the files are small), so a new binary's page never
+/// runs an old cached script.
+fn embedded(body: impl Into<poem::Body> + Clone + Send + Sync + 'static, content_type: &'static str) -> impl Endpoint {
     get(make_sync(move |_| {
         Response::builder()
             .content_type(content_type)
@@ -35,6 +39,6 @@ fn embedded(body: &'static str, content_type: &'static str) -> impl Endpoint {
             .header(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY)
             .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
             .header(header::REFERRER_POLICY, "no-referrer")
-            .body(body)
+            .body(body.clone())
     }))
 }

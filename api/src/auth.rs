@@ -14,7 +14,8 @@ use subtle::ConstantTimeEq;
 use crate::error::ApiError;
 
 /// Paths open to anyone, always.
-const OPEN_PATHS: [&str; 6] = ["/", "/swagger.json", "/app", "/app/", "/app/app.js", "/app/app.css"];
+const OPEN_PATHS: [&str; 7] =
+    ["/", "/swagger.json", "/app", "/app/", "/app/app.js", "/app/app.css", "/app/limits.json"];
 /// The server's health probes, open unless `AUTH_HEALTH` is set (and so is each model's
 /// readiness, see [`is_model_readiness`]).
 const HEALTH_PATHS: [&str; 4] = ["/health/live", "/health/ready", "/v2/health/live", "/v2/health/ready"];

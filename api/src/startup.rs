@@ -403,7 +403,7 @@ fn routes(state: &ServerState, recorder: PrometheusHandle, settings: &ServerSett
     let mut routes = Route::new()
         .at("/", make_sync(swagger_page))
         .at("/swagger.json", make_sync(spec_json))
-        .nest("/app", crate::app::routes());
+        .nest("/app", crate::app::routes(settings.max_body_bytes));
     for prefix in ["/model", "/models", "/v2", "/health", "/metrics", "/predictions", "/ping"] {
         routes = routes.nest_no_strip(prefix, service.clone());
     }

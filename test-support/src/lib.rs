@@ -1,5 +1,6 @@
 //! What several crates' tests share: a loopback HTTP server with canned answers, so that
-//! download code (model buckets, dataset mirrors) is exercised without the internet.
+//! download code (model buckets, dataset mirrors) is exercised without the internet; and
+//! [`jpeg_with_orientation_6`], a photo stored the way phone cameras store one held upright.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -88,4 +89,21 @@ impl LoopbackServer {
     pub fn hits(&self, path: &str) -> usize {
         self.hits.lock().unwrap().get(&format!("/{path}")).copied().unwrap_or(0)
     }
+}
+
+/// `stored` as a JPEG of `quality` whose EXIF orientation is 6: the camera stored the picture
+/// turned a quarter to the left, and a reader that honours the tag turns it back.
+pub fn jpeg_with_orientation_6(stored: &image::RgbImage, quality: u8) -> Vec<u8> {
+    let exif: Vec<u8> = [b"II*\0".as_slice(), &8u32.to_le_bytes(), &1u16.to_le_bytes(), &0x0112u16.to_le_bytes()]
+        .into_iter()
+        .chain([&3u16.to_le_bytes()[..], &1u32.to_le_bytes(), &6u16.to_le_bytes(), &[0, 0], &0u32.to_le_bytes()])
+        .flatten()
+        .copied()
+        .collect();
+    let mut jpeg = Vec::new();
+    let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, quality);
+    image::ImageEncoder::set_exif_metadata(&mut encoder, exif).unwrap();
+    image::ImageEncoder::write_image(encoder, stored, stored.width(), stored.height(), image::ExtendedColorType::Rgb8)
+        .unwrap();
+    jpeg
 }

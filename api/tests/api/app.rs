@@ -115,6 +115,52 @@ async fn draws_digits_and_shows_the_prediction_the_chart_and_the_model_input() {
     .await;
 }
 
+/// A 12 MP phone photo of a 7 on noisy paper, stored sideways with EXIF orientation 6 as a
+/// phone held upright stores it.
+fn sideways_phone_photo() -> Vec<u8> {
+    let digit = image::open(repository().join("samples/digit-7.png")).unwrap().to_luma8();
+    let ink = image::imageops::resize(&digit, 1400, 1400, image::imageops::FilterType::Triangle);
+    let upright = image::RgbImage::from_fn(4032, 3024, |x, y| {
+        let grain = ((x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) % 9) as i32 - 4;
+        let on_ink = x.checked_sub(1300).zip(y.checked_sub(800)).and_then(|(dx, dy)| ink.get_pixel_checked(dx, dy));
+        let darkness = on_ink.map_or(0, |pixel| i32::from(pixel[0]) * 180 / 255);
+        let value = (212 + grain - darkness).clamp(0, 255) as u8;
+        image::Rgb([value, value, value.saturating_sub(6)])
+    });
+    max_mnist_test_support::jpeg_with_orientation_6(&image::imageops::rotate270(&upright), 95)
+}
+
+#[tokio::test]
+async fn a_phone_photo_is_shrunk_upright_before_it_is_sent_and_a_file_too_big_is_explained() {
+    const LIMIT: u64 = 2 << 20;
+    let scratch = tempfile::tempdir().unwrap();
+    let photo = scratch.path().join("IMG_0007.jpg");
+    std::fs::write(&photo, sideways_phone_photo()).unwrap();
+    let original = std::fs::metadata(&photo).unwrap().len();
+    assert!(original > LIMIT, "the photo ({original} bytes) is over the server's body limit, as sent");
+    // A file the browser cannot read (a HEIC, say), as large: it could only be sent as it is.
+    let unreadable = scratch.path().join("IMG_0008.heic");
+    std::fs::write(&unreadable, (0..original).map(|index| (index * 7919 % 251) as u8).collect::<Vec<u8>>()).unwrap();
+
+    let app = TestApp::spawn_with(|settings| settings.max_body_bytes = LIMIT).await;
+    with_browser(&app, Screen::Phone, "/app", async |page: &Page| {
+        let asked = page.upload(&photo).await;
+        page.expect_prediction(asked, 7, 0).await;
+        let [sent, progress]: [String; 2] = page
+            .run(r#"const upload = document.getElementById("upload"); return [upload.dataset.sent, upload.dataset.progress];"#)
+            .await;
+        let sent_bytes: u64 = sent.strip_prefix("shrunk ").unwrap_or_else(|| panic!("not shrunk: {sent}")).parse().unwrap();
+        assert!(sent_bytes < LIMIT && sent_bytes < original / 2, "{sent_bytes} bytes sent of {original}");
+        assert_eq!(progress, "100", "the upload's progress was shown to the end");
+
+        page.upload(&unreadable).await;
+        let state = page.wait_for("the too-big file explained", |state| state.status.contains("not sent")).await;
+        assert!(state.status.contains("IMG_0008.heic") && state.status.contains("2.0 MB"), "{state:?}");
+        assert_eq!(state.prediction, "7", "the last answer stays: {state:?}");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn fits_a_phone_and_draws_with_a_finger() {
     let app = TestApp::spawn().await;

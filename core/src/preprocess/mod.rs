@@ -455,35 +455,12 @@ mod tests {
         assert!(similarity(&input, &reference()) > SAME_DIGIT, "{}", similarity(&input, &reference()));
     }
 
-    /// `stored` as a JPEG whose EXIF orientation is 6: the camera stored the picture turned a
-    /// quarter to the left, and a reader turns it back.
-    fn with_orientation_6(stored: &RgbImage) -> Vec<u8> {
-        let exif: Vec<u8> = [b"II*\0".as_slice(), &8u32.to_le_bytes(), &1u16.to_le_bytes(), &0x0112u16.to_le_bytes()]
-            .into_iter()
-            .chain([&3u16.to_le_bytes()[..], &1u32.to_le_bytes(), &6u16.to_le_bytes(), &[0, 0], &0u32.to_le_bytes()])
-            .flatten()
-            .copied()
-            .collect();
-        let mut jpeg = Vec::new();
-        let mut encoder = JpegEncoder::new_with_quality(&mut jpeg, 90);
-        image::ImageEncoder::set_exif_metadata(&mut encoder, exif).unwrap();
-        image::ImageEncoder::write_image(
-            encoder,
-            stored,
-            stored.width(),
-            stored.height(),
-            image::ExtendedColorType::Rgb8,
-        )
-        .unwrap();
-        jpeg
-    }
-
     #[test]
     fn follows_the_exif_orientation() {
         let upright = on_paper(300, 240, 6, 60, 40, [0.0, 0.0, 0.0], |_, _| 1.0);
         // Orientation 6: the camera stored the picture turned a quarter to the left.
         let stored = image::imageops::rotate270(&upright);
-        let jpeg = with_orientation_6(&stored);
+        let jpeg = max_mnist_test_support::jpeg_with_orientation_6(&stored, 90);
         let turned = model_input(&encode(stored, ImageFormat::Jpeg));
         let honoured = model_input(&jpeg);
         assert!(similarity(&honoured, &reference()) > SAME_DIGIT, "{}", similarity(&honoured, &reference()));
@@ -564,7 +541,7 @@ mod tests {
     fn a_large_jpeg_follows_its_exif_orientation() {
         let upright = image::load_from_memory(&large_photo(2400, 1800, 30)).unwrap().to_rgb8();
         let stored = image::imageops::rotate270(&upright);
-        let jpeg = with_orientation_6(&stored);
+        let jpeg = max_mnist_test_support::jpeg_with_orientation_6(&stored, 90);
         let (decoded, orientation) = preprocessor(16_000_000).decode(&jpeg).unwrap();
         assert_eq!((decoded.dimensions(), orientation), ((450, 600), Orientation::Rotate90));
         let input = model_input(&jpeg);

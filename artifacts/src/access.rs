@@ -189,6 +189,10 @@ fn check_file(url: &Url, written: Option<&str>, prefix: &Prefix) -> Result<(), S
     if url.host_str().is_some_and(|host| !host.is_empty()) {
         return Err("a file URL must not name a host".into());
     }
+    // A query or fragment would be read as part of the path.
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("a file URL must have no query or fragment".into());
+    }
     let as_written = written.is_none_or(|text| text == url.as_str());
     if !as_written || url.path().contains('%') {
         return Err(format!(
@@ -476,6 +480,8 @@ mod tests {
         reason(&list, &format!("FILE://{}/model", allowed.display()));
         reason(&list, &format!("file://localhost{}/model", allowed.display()));
         reason(&list, &format!("file://{}/secret.tar.gz", outside.display()));
+        let query = format!("file://{}/model/?/../../outside/secret.tar.gz", allowed.display());
+        assert!(reason(&list, &query).contains("no query"), "a query would be read as part of the path");
     }
 
     #[test]

@@ -172,7 +172,7 @@ async fn read_listing(source: &ModelSource, scratch: &mut Option<tempfile::TempD
         let folder = scratch.insert(new_scratch(&source.assets_dir)?);
         fetch_remote_checksums(source, folder.path()).await?
     } else {
-        Checksums::read(&local_path(&source.location(CHECKSUMS_FILE)))?
+        Checksums::read(&checked_local_path(source, CHECKSUMS_FILE)?)?
     };
     Listing::parse(checksums)
 }
@@ -275,12 +275,22 @@ async fn fetch_archive(source: &ModelSource, name: &str, scratch: &Path) -> Resu
         download::fetch_to_file(&location, &destination, &source.download).await?;
         return Ok(destination);
     }
-    let local = local_path(&location);
+    let local = checked_local_path(source, name)?;
     tracing::info!(path = %local.display(), "using local model archive");
     if !local.is_file() {
         return Err(Error::Download { url: location, reason: "no such file".into() });
     }
     Ok(local)
+}
+
+/// The path of the local bucket's file `name`. Under an allow-list the file itself is checked
+/// too, so that a symbolic link in an allowed bucket cannot lead out of it.
+fn checked_local_path(source: &ModelSource, name: &str) -> Result<PathBuf> {
+    let location = source.location(name);
+    if let Some(allowed) = &source.download.allowed {
+        allowed.check(&location)?;
+    }
+    Ok(local_path(&location))
 }
 
 /// The path of a `file://` URL or a plain path.

@@ -404,4 +404,12 @@ async fn a_local_bucket_must_be_a_listed_file_url_that_no_link_leads_out_of() {
     let bucket = format!("file://{}/model", allowed.display());
     unretried(&workspace.guarded(&bucket, &listed)).await.unwrap();
     assert_eq!(std::fs::read(workspace.assets().join(WEIGHTS)).unwrap(), WEIGHTS_BYTES);
+
+    // A listed bucket whose checksums file is a link out of the list: not read.
+    let linked = allowed.join("linked");
+    std::fs::create_dir_all(&linked).unwrap();
+    std::os::unix::fs::symlink(unlisted.join("sha512sums.txt"), linked.join("sha512sums.txt")).unwrap();
+    let other = Workspace::new();
+    let reason = refusal(unretried(&other.guarded(&format!("file://{}", linked.display()), &listed)).await);
+    assert!(reason.contains("symbolic link"), "{reason}");
 }

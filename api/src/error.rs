@@ -162,6 +162,8 @@ impl From<ManagementError> for ApiError {
         let body = Json(ErrorBody::new(error.to_string()));
         match error {
             ManagementError::Invalid(_) => ApiError::BadRequest(body),
+            ManagementError::NoBucket(_) => ApiError::NotFound(body),
+            ManagementError::NotServing(_) => ApiError::Unavailable(body, RETRY_AFTER_SECONDS),
             ManagementError::Repository(refused) => match refused {
                 RepositoryError::UnknownModel(_) | RepositoryError::UnknownVersion { .. } => ApiError::NotFound(body),
                 RepositoryError::VersionLoaded { .. } | RepositoryError::DefaultVersion { .. } => {
@@ -190,7 +192,7 @@ impl From<ManagementError> for ApiError {
                     ApiError::internal(cause)
                 }
             },
-            ManagementError::Record(_) => ApiError::internal(error),
+            ManagementError::Record(_) | ManagementError::Interrupted(_) => ApiError::internal(error),
         }
     }
 }

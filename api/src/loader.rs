@@ -28,6 +28,19 @@ use crate::types::{LabelsResponse, ModelMetadataResponse};
 /// The folder, inside a model's folder, holding its further versions.
 const VERSIONS_DIR: &str = "versions";
 
+/// Whether `folder`, relative to the assets folder, is one a version of `name` may live in:
+/// `<name>` or `<name>/versions/<id>`, each part a plain name.
+pub fn is_version_folder(name: &str, folder: &Path) -> bool {
+    let parts: Vec<_> = folder.components().collect();
+    let plain = |part: &std::path::Component| matches!(part, std::path::Component::Normal(_));
+    let named = |part: &std::path::Component, text: &str| part.as_os_str() == text;
+    match parts.as_slice() {
+        [model] => named(model, name),
+        [model, versions, id] => named(model, name) && named(versions, VERSIONS_DIR) && plain(id),
+        _ => false,
+    }
+}
+
 /// Loads model versions the way the settings say.
 #[derive(Clone)]
 pub struct ModelLoader {
@@ -64,6 +77,11 @@ impl ModelLoader {
         })
     }
 
+    /// The assets folder, which holds every version's folder.
+    pub fn assets_root(&self) -> &Path {
+        &self.assets_root
+    }
+
     /// The folder of a configured model's first version: `<assets>/<name>/`.
     pub fn configured_dir(&self, name: &str) -> PathBuf {
         self.assets_root.join(name)
@@ -79,10 +97,10 @@ impl ModelLoader {
         self.assets_root.join(name).join(VERSIONS_DIR)
     }
 
-    /// Whether `dir` is a further version's own folder (deleted with the version), not a
-    /// configured model's folder (kept, so that the next start finds it verified).
-    pub fn is_version_dir(&self, dir: &Path) -> bool {
-        dir.parent().and_then(Path::file_name).is_some_and(|parent| parent == VERSIONS_DIR)
+    /// Whether `dir` is one of `name`'s further versions' own folders (deleted with the
+    /// version), not its configured folder (kept, so that the next start finds it verified).
+    pub fn is_version_dir(&self, name: &str, dir: &Path) -> bool {
+        dir.parent() == Some(&self.versions_dir(name))
     }
 
     /// Fetches (when needed) and verifies `bucket` into `assets_dir`, then loads and warms the

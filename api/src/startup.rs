@@ -194,6 +194,7 @@ impl Application {
         tokio::select! {
             loaded = load_models(&settings, &state, &loader, record) => match loaded {
                 Ok(()) => {
+                    state.mark_ready();
                     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "every model loaded and warmed up: ready");
                 }
                 Err(error) => {
@@ -259,15 +260,18 @@ async fn load_models(
 ) -> Result<(), StartupError> {
     // libtorch's thread count is process-wide and inherited by the threads started after it.
     max_mnist_core::inference::set_torch_threads(settings.torch_threads);
+    if let Some(record) = &record {
+        remove_unrecorded_versions(loader, &state.model_names(), &record.models);
+    }
     let recorded = record.map(|record| record.models).unwrap_or_default();
-    remove_unrecorded_versions(loader, &state.model_names(), &recorded);
+    let root = loader.assets_root();
     for model in &recorded {
         let failed = |cause: LoadError| StartupError::Model { name: model.name.clone(), cause };
         let (mut default, mut others) = (None, Vec::new());
         for version in &model.versions {
             let started = Instant::now();
             let served = loader
-                .restore(&model.name, &version.bucket, version.origin, version.assets_dir.clone(), version.assets())
+                .restore(&model.name, &version.bucket, version.origin, version.assets_dir(root), version.assets(root))
                 .await
                 .map_err(failed)?;
             if served.version() != version.version {
@@ -315,16 +319,17 @@ fn log_loaded(served: &ServedModel, started: Instant) {
     );
 }
 
-/// Deletes the version folders of `names` that no recorded version uses: left by versions
-/// replaced while the management API was off, or by a killed fetch. Runs before any model
-/// loads, so it never meets a fetch in progress.
+/// With the management API on, deletes the version folders of `names` that the record does not
+/// name: left by a fetch that was killed, or by versions replaced before the record was
+/// written. Runs before any model loads, so it never meets a fetch in progress.
 fn remove_unrecorded_versions(loader: &ModelLoader, names: &[String], recorded: &[ModelRecord]) {
-    let kept: Vec<&PathBuf> =
-        recorded.iter().flat_map(|model| &model.versions).map(|version| &version.assets_dir).collect();
+    let root = loader.assets_root();
+    let kept: Vec<PathBuf> =
+        recorded.iter().flat_map(|model| &model.versions).map(|version| version.assets_dir(root)).collect();
     for name in names {
         let Ok(folders) = std::fs::read_dir(loader.versions_dir(name)) else { continue };
         for folder in folders.flatten().map(|folder| folder.path()) {
-            if !kept.contains(&&folder) {
+            if !kept.contains(&folder) {
                 tracing::info!(path = %folder.display(), "removing the files of a version no longer served");
                 if let Err(error) = std::fs::remove_dir_all(&folder) {
                     tracing::warn!(path = %folder.display(), %error, "cannot remove");

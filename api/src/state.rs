@@ -120,6 +120,15 @@ struct Repository {
     default: String,
 }
 
+impl Repository {
+    /// The model called `name`, or a 404 naming the models served.
+    fn model(&self, name: &str) -> Result<&NamedModel, ApiError> {
+        self.models.get(name).ok_or_else(|| {
+            ApiError::not_found(format!("no model `{name}`; this server serves {}", self.names.join(", ")))
+        })
+    }
+}
+
 /// What the repository holds for one name, as listed.
 #[derive(Clone)]
 pub struct ModelEntry {
@@ -261,9 +270,7 @@ impl ServerState {
     pub fn model(&self, name: Option<&str>) -> Result<Arc<ServedModel>, ApiError> {
         let repository = self.read();
         let name = name.unwrap_or(&repository.default);
-        let model = repository.models.get(name).ok_or_else(|| {
-            ApiError::not_found(format!("no model `{name}`; this server serves {}", repository.names.join(", ")))
-        })?;
+        let model = repository.model(name)?;
         let served = model
             .default()
             .cloned()
@@ -277,9 +284,7 @@ impl ServerState {
     pub fn model_version(&self, name: &str, version: &str) -> Result<Arc<ServedModel>, ApiError> {
         let served = {
             let repository = self.read();
-            let model = repository.models.get(name).ok_or_else(|| {
-                ApiError::not_found(format!("no model `{name}`; this server serves {}", repository.names.join(", ")))
-            })?;
+            let model = repository.model(name)?;
             if model.versions.is_empty() {
                 return Err(ApiError::unavailable(format!("the model `{name}` is still loading; retry shortly")));
             }
@@ -297,16 +302,12 @@ impl ServerState {
     }
 
     /// Starts serving a model's `default` version (verified, loaded and warmed up) as at
-    /// start-up, with its `others` beside it; once every model is served, the server reports
-    /// ready, unless a shutdown began meanwhile.
+    /// start-up, with its `others` beside it; its routes answer from now on.
     pub fn serve_model(&self, default: ServedModel, others: Vec<ServedModel>) {
         let mut repository = self.write();
         install(&mut repository, Arc::new(default), true);
         for other in others {
             install(&mut repository, Arc::new(other), false);
-        }
-        if repository.models.values().all(|model| model.default_version.is_some()) {
-            self.mark_ready();
         }
     }
 
@@ -369,8 +370,9 @@ impl ServerState {
         Ok(named.versions)
     }
 
-    /// Starting becomes Ready; Draining stays Draining.
-    fn mark_ready(&self) {
+    /// Start-up is done: every model it had to load is served. Starting becomes Ready; Draining
+    /// stays Draining.
+    pub fn mark_ready(&self) {
         let _ = self.readiness.compare_exchange(
             Readiness::Starting as u8,
             Readiness::Ready as u8,

@@ -27,7 +27,7 @@ use max_mnist_core::LoadError;
 use tokio::sync::Mutex;
 
 use crate::loader::ModelLoader;
-use crate::state::{ModelEntry, Origin, RepositoryError, ServedModel, ServerState};
+use crate::state::{Origin, Readiness, RepositoryError, ServedModel, ServerState};
 
 /// The metric counting management actions, by action and outcome.
 pub const MANAGEMENT_ACTIONS: &str = "max_mnist_management_actions_total";
@@ -35,9 +35,15 @@ pub const MANAGEMENT_ACTIONS: &str = "max_mnist_management_actions_total";
 /// Why a management action was refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ManagementError {
-    /// The request itself is wrong (a bad name, no URL where one is needed).
+    /// The request itself is wrong (a bad name).
     #[error("{0}")]
     Invalid(String),
+    /// A load by name of a model that is neither served nor configured, without a URL.
+    #[error("no model `{0}` is served or configured: give its bucket as `parameters.url`")]
+    NoBucket(String),
+    /// The server is still loading its models, or shutting down: no change now.
+    #[error("the server is {0}: models can be changed once it is ready")]
+    NotServing(&'static str),
     /// The repository refused the change.
     #[error(transparent)]
     Repository(#[from] RepositoryError),
@@ -49,9 +55,13 @@ pub enum ManagementError {
         /// Why (in the message, so not a `source`).
         cause: LoadError,
     },
-    /// The repository could not be recorded on disk; the change was made in memory.
+    /// The repository could not be recorded on disk; the change was made in memory, and the
+    /// files of the versions it replaced are kept for the record still on disk.
     #[error("the change was made, but could not be recorded for the next start: {0}")]
     Record(String),
+    /// The action stopped unexpectedly (a bug); what was served goes on.
+    #[error("the action stopped unexpectedly: {0}")]
+    Interrupted(String),
 }
 
 /// What an action did, for its answer.
@@ -79,6 +89,19 @@ pub enum Outcome {
         /// The version.
         version: String,
     },
+}
+
+/// What an action did, with the versions it took out of service (retired once the change is
+/// recorded).
+struct Done {
+    outcome: Outcome,
+    retired: Vec<Arc<ServedModel>>,
+}
+
+impl From<Outcome> for Done {
+    fn from(outcome: Outcome) -> Done {
+        Done { outcome, retired: Vec::new() }
+    }
 }
 
 /// Makes every change to the served models.
@@ -113,79 +136,86 @@ impl ModelManager {
     /// TorchServe's register: loads the model in the bucket at `url` as a version of `name`.
     /// A new name serves it at once; a name that has versions keeps serving its default until
     /// `set-default`. A registered URL must be under `--allowed-bucket`.
-    pub async fn register(&self, name: &str, url: &str) -> Result<Outcome, ManagementError> {
-        let _change = self.changes.lock().await;
-        let result = self.register_locked(name, url).await;
-        self.finish("register", name, Some(url), result)
-    }
-
-    async fn register_locked(&self, name: &str, url: &str) -> Result<Outcome, ManagementError> {
-        check_model_name(name).map_err(ManagementError::Invalid)?;
-        let served = self.fetch(name, url, Origin::Registered).await?;
-        let version = served.version().to_owned();
-        let make_default = self.state.model_readiness(name).is_none();
-        let removed_dir = served.assets_dir.clone();
-        if let Err(refused) = self.state.add_version(served, make_default) {
-            self.remove_dir(&removed_dir);
-            return Err(refused.into());
-        }
-        Ok(Outcome::Loaded { version, default: make_default })
+    pub async fn register(self: &Arc<Self>, name: &str, url: &str) -> Result<Outcome, ManagementError> {
+        let (name, url) = (name.to_owned(), url.to_owned());
+        self.detached("register", name.clone(), Some(url.clone()), move |manager| async move {
+            check_model_name(&name).map_err(ManagementError::Invalid)?;
+            let served = manager.fetch(&name, &url, Origin::Registered).await?;
+            let version = served.version().to_owned();
+            let make_default = manager.state.model_readiness(&name).is_none();
+            let folder = served.assets_dir.clone();
+            manager.state.add_version(served, make_default).inspect_err(|_| manager.remove_dir(&folder))?;
+            Ok(Outcome::Loaded { version, default: make_default }.into())
+        })
+        .await
     }
 
     /// The repository extension's load: loads `name` again from `url` (a registered bucket), or
     /// from the bucket its name follows (or its `--model` bucket, once unloaded), and makes it
     /// the only version the name serves. A bucket that holds the version already served
     /// changes nothing.
-    pub async fn load(&self, name: &str, url: Option<&str>) -> Result<Outcome, ManagementError> {
-        let _change = self.changes.lock().await;
-        let result = self.load_locked(name, url).await;
-        self.finish("load", name, url, result)
-    }
-
-    async fn load_locked(&self, name: &str, url: Option<&str>) -> Result<Outcome, ManagementError> {
-        check_model_name(name).map_err(ManagementError::Invalid)?;
-        let (bucket, origin) = match url {
-            Some(url) => (url.to_owned(), Origin::Registered),
-            None => self.bucket_of(name)?,
-        };
-        self.swap_in(name, &bucket, origin).await
-    }
-
-    /// Loads `bucket` as the only version of `name`, unless it holds the version served.
-    async fn swap_in(&self, name: &str, bucket: &str, origin: Origin) -> Result<Outcome, ManagementError> {
-        let served = self.fetch(name, bucket, origin).await?;
-        let version = served.version().to_owned();
-        let current = self.state.model(Some(name)).ok();
-        if current.is_some_and(|current| current.version() == version && current.bucket == bucket) {
-            self.remove_dir(&served.assets_dir);
-            return Ok(Outcome::Unchanged { version });
-        }
-        let replaced = self.state.swap(served);
-        self.retire(&replaced);
-        Ok(Outcome::Loaded { version, default: true })
+    pub async fn load(self: &Arc<Self>, name: &str, url: Option<&str>) -> Result<Outcome, ManagementError> {
+        let (name, url) = (name.to_owned(), url.map(str::to_owned));
+        self.detached("load", name.clone(), url.clone(), move |manager| async move {
+            check_model_name(&name).map_err(ManagementError::Invalid)?;
+            let (bucket, origin) = match url {
+                Some(url) => (url, Origin::Registered),
+                None => manager.bucket_of(&name)?,
+            };
+            manager.swap_in(&name, &bucket, origin).await
+        })
+        .await
     }
 
     /// Unloads version `version` of `name`, or the whole model when `None`. Requests already
     /// on it finish; later ones get 404.
-    pub async fn unload(&self, name: &str, version: Option<&str>) -> Result<Outcome, ManagementError> {
-        let _change = self.changes.lock().await;
-        let result = match version {
-            Some(version) => self.state.remove_version(name, version).map(|removed| vec![removed]),
-            None => self.state.remove_model(name),
-        };
-        let result = result.map_err(ManagementError::from).map(|removed| {
-            self.retire(&removed);
-            Outcome::Unloaded { versions: removed.iter().map(|served| served.version().to_owned()).collect() }
-        });
-        self.finish("unload", name, None, result)
+    pub async fn unload(self: &Arc<Self>, name: &str, version: Option<&str>) -> Result<Outcome, ManagementError> {
+        let (name, version) = (name.to_owned(), version.map(str::to_owned));
+        self.detached("unload", name.clone(), None, move |manager| async move {
+            let removed = match version {
+                Some(version) => vec![manager.state.remove_version(&name, &version)?],
+                None => manager.state.remove_model(&name)?,
+            };
+            let versions = removed.iter().map(|served| served.version().to_owned()).collect();
+            Ok(Done { outcome: Outcome::Unloaded { versions }, retired: removed })
+        })
+        .await
     }
 
     /// Makes `name` serve its loaded version `version`.
-    pub async fn set_default(&self, name: &str, version: &str) -> Result<Outcome, ManagementError> {
-        let _change = self.changes.lock().await;
-        let result = self.state.set_default(name, version).map_err(ManagementError::from);
-        let result = result.map(|()| Outcome::DefaultSet { version: version.to_owned() });
-        self.finish("set-default", name, None, result)
+    pub async fn set_default(self: &Arc<Self>, name: &str, version: &str) -> Result<Outcome, ManagementError> {
+        let (name, version) = (name.to_owned(), version.to_owned());
+        self.detached("set-default", name.clone(), None, move |manager| async move {
+            manager.state.set_default(&name, &version)?;
+            Ok(Outcome::DefaultSet { version }.into())
+        })
+        .await
+    }
+
+    /// Runs `action` as a change: on a task of its own, so that a client hanging up cannot cut
+    /// it short between a fetch and its clean-up; one change at a time; only while the server
+    /// serves; then audited, counted, recorded, and the versions it replaced retired.
+    async fn detached<Action, Running>(
+        self: &Arc<Self>,
+        name_of_action: &'static str,
+        model: String,
+        url: Option<String>,
+        action: Action,
+    ) -> Result<Outcome, ManagementError>
+    where
+        Action: FnOnce(Arc<ModelManager>) -> Running + Send + 'static,
+        Running: Future<Output = Result<Done, ManagementError>> + Send + 'static,
+    {
+        let manager = self.clone();
+        let change = tokio::spawn(async move {
+            let _change = manager.changes.lock().await;
+            let result = match manager.state.readiness() {
+                Readiness::Ready => action(manager.clone()).await,
+                other => Err(ManagementError::NotServing(other.as_str())),
+            };
+            manager.finish(name_of_action, &model, url.as_deref(), result)
+        });
+        change.await.unwrap_or_else(|error| Err(ManagementError::Interrupted(error.to_string())))
     }
 
     /// The bucket a reload of `name` fetches: the one its name follows, or its `--model`
@@ -195,11 +225,22 @@ impl ModelManager {
             return Ok((entry.bucket, entry.origin));
         }
         let configured = self.configured.iter().find(|spec| spec.name == name);
-        configured.map(|spec| (spec.bucket.clone(), Origin::Configured)).ok_or_else(|| {
-            ManagementError::Invalid(format!(
-                "no model `{name}` is served or configured: give its bucket as `parameters.url`"
-            ))
-        })
+        configured
+            .map(|spec| (spec.bucket.clone(), Origin::Configured))
+            .ok_or_else(|| ManagementError::NoBucket(name.to_owned()))
+    }
+
+    /// Loads `bucket` as the only version of `name`, unless it holds the version served.
+    async fn swap_in(&self, name: &str, bucket: &str, origin: Origin) -> Result<Done, ManagementError> {
+        let served = self.fetch(name, bucket, origin).await?;
+        let version = served.version().to_owned();
+        let current = self.state.model(Some(name)).ok();
+        if current.is_some_and(|current| current.version() == version && current.bucket == bucket) {
+            self.remove_dir(&served.assets_dir);
+            return Ok(Outcome::Unchanged { version }.into());
+        }
+        let retired = self.state.swap(served);
+        Ok(Done { outcome: Outcome::Loaded { version, default: true }, retired })
     }
 
     /// Fetches, verifies, loads and warms `bucket` into a new folder of its own; on failure the
@@ -215,12 +256,19 @@ impl ModelManager {
         }
     }
 
-    /// Takes versions out of service for good: their metrics say so, and their own folders go
-    /// (their engines stop once the requests holding them are answered).
-    fn retire(&self, removed: &[Arc<ServedModel>]) {
-        for served in removed {
-            crate::metrics::forget_model(&served.name, served.version(), &served.metadata.weights_sha512);
-            if self.loader.is_version_dir(&served.assets_dir) {
+    /// Takes versions out of service for good: their metrics say so (unless the name serves
+    /// the same version again), and their own folders go (their engines stop once the
+    /// requests holding them are answered).
+    fn retire(&self, retired: &[Arc<ServedModel>]) {
+        let entries = self.state.entries();
+        for served in retired {
+            let entry = entries.iter().find(|entry| entry.name == served.name);
+            let still_served =
+                entry.is_some_and(|entry| entry.versions.iter().any(|other| other.version() == served.version()));
+            if !still_served {
+                crate::metrics::forget_model(&served.name, served.version(), &served.metadata.weights_sha512);
+            }
+            if self.loader.is_version_dir(&served.name, &served.assets_dir) {
                 self.remove_dir(&served.assets_dir);
             }
         }
@@ -234,31 +282,34 @@ impl ModelManager {
         }
     }
 
-    /// Audits and counts an action, then records the repository when it changed. The audit
-    /// line names the version acted on (for a refusal, the one that goes on serving) and its
-    /// weights' SHA-512.
+    /// Audits and counts an action, records the repository when it changed, and only then
+    /// retires the versions it replaced (a record that could not be written still names them,
+    /// so their files stay). The audit line names the version acted on (for a refusal, the one
+    /// that goes on serving), its weights' SHA-512 and its bucket.
     fn finish(
         &self,
         action: &'static str,
         name: &str,
         url: Option<&str>,
-        result: Result<Outcome, ManagementError>,
+        result: Result<Done, ManagementError>,
     ) -> Result<Outcome, ManagementError> {
         let entry = self.state.entries().into_iter().find(|entry| entry.name == name);
+        let mut known: Vec<Arc<ServedModel>> = entry.as_ref().map(|entry| entry.versions.clone()).unwrap_or_default();
         let version = match &result {
-            Ok(Outcome::Loaded { version, .. } | Outcome::Unchanged { version } | Outcome::DefaultSet { version }) => {
-                version.clone()
+            Ok(Done { outcome: Outcome::Loaded { version, .. } | Outcome::Unchanged { version }, .. })
+            | Ok(Done { outcome: Outcome::DefaultSet { version }, .. }) => version.clone(),
+            Ok(Done { outcome: Outcome::Unloaded { versions }, retired }) => {
+                known.extend(retired.iter().cloned());
+                versions.join(",")
             }
-            Ok(Outcome::Unloaded { versions }) => versions.join(","),
             Err(_) => entry.as_ref().and_then(|entry| entry.default_version.clone()).unwrap_or_default(),
         };
-        let acted_on =
-            entry.as_ref().and_then(|entry| entry.versions.iter().find(|served| served.version() == version));
+        let acted_on = known.iter().find(|served| served.version() == version);
         let sha512 = acted_on.map(|served| served.metadata.weights_sha512.clone()).unwrap_or_default();
         let bucket =
             url.map(str::to_owned).or_else(|| acted_on.map(|served| served.bucket.clone())).unwrap_or_default();
         let outcome = match &result {
-            Ok(Outcome::Unchanged { .. }) => "unchanged",
+            Ok(Done { outcome: Outcome::Unchanged { .. }, .. }) => "unchanged",
             Ok(_) => "ok",
             Err(_) => "refused",
         };
@@ -273,13 +324,21 @@ impl ModelManager {
                 reason = %error, "model management"
             ),
         }
-        let changed =
-            matches!(result, Ok(Outcome::Loaded { .. } | Outcome::Unloaded { .. } | Outcome::DefaultSet { .. }));
-        if changed && let Some(path) = &self.record_path {
-            let unloaded = self.unloaded_configured();
-            record::write(path, &self.state, &unloaded).map_err(|error| ManagementError::Record(error.to_string()))?;
+        let Done { outcome, retired } = result?;
+        if let Outcome::Loaded { .. } = outcome
+            && let Some(served) = acted_on
+        {
+            crate::metrics::record_model(&served.name, served.version(), &served.metadata.weights_sha512);
         }
-        result
+        if matches!(outcome, Outcome::Loaded { .. } | Outcome::Unloaded { .. } | Outcome::DefaultSet { .. })
+            && let Some(path) = &self.record_path
+        {
+            let unloaded = self.unloaded_configured();
+            record::write(path, &self.state, &unloaded, self.loader.assets_root())
+                .map_err(|error| ManagementError::Record(error.to_string()))?;
+        }
+        self.retire(&retired);
+        Ok(outcome)
     }
 
     /// The configured models that are not served (unloaded through the API): a restart must
@@ -287,10 +346,5 @@ impl ModelManager {
     pub fn unloaded_configured(&self) -> Vec<String> {
         let served = self.state.model_names();
         self.configured.iter().filter(|spec| !served.contains(&spec.name)).map(|spec| spec.name.clone()).collect()
-    }
-
-    /// Every model with its versions, for the listing routes.
-    pub fn entries(&self) -> Vec<ModelEntry> {
-        self.state.entries()
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use max_mnist_artifacts::bucket;
 
-use super::{ModelManager, Outcome};
+use super::{ManagementError, ModelManager};
 
 /// Follows every model's bucket, every `interval`, for as long as the server runs.
 pub async fn follow_buckets(manager: Arc<ModelManager>, interval: Duration) {
@@ -28,11 +28,11 @@ pub async fn follow_buckets(manager: Arc<ModelManager>, interval: Duration) {
 impl ModelManager {
     /// Checks each model's bucket once, and swaps in any new version. `refused` holds, per
     /// model, the listing that failed last, so that a broken version is tried only once.
-    pub async fn poll_once(&self, refused: &mut HashMap<String, Vec<String>>) {
+    pub async fn poll_once(self: &Arc<Self>, refused: &mut HashMap<String, Vec<String>>) {
         for entry in self.state.entries() {
-            let Some(served) = self.state.model(Some(&entry.name)).ok() else { continue };
-            let scratch = self.loader.versions_dir(&entry.name);
-            let source = self.loader.source(&entry.bucket, entry.origin, scratch);
+            let Some(default) = entry.default_version.clone() else { continue };
+            let Some(served) = entry.versions.iter().find(|served| served.version() == default) else { continue };
+            let source = self.loader.source(&entry.bucket, entry.origin, self.loader.versions_dir(&entry.name));
             let listed = match bucket::listed_digests(&source).await {
                 Ok(listed) => listed,
                 Err(error) => {
@@ -46,13 +46,27 @@ impl ModelManager {
                 continue;
             }
             tracing::info!(model = %entry.name, bucket = %entry.bucket, "poll: the bucket changed; loading its version");
-            let _change = self.changes.lock().await;
-            let result = self.swap_in(&entry.name, &entry.bucket, entry.origin).await;
-            match self.finish("poll", &entry.name, Some(&entry.bucket), result) {
-                Ok(Outcome::Loaded { .. } | Outcome::Unchanged { .. }) => {
+            let (name, bucket, origin) = (entry.name.clone(), entry.bucket.clone(), entry.origin);
+            let result = self
+                .detached("poll", name.clone(), Some(bucket.clone()), move |manager| async move {
+                    // What the listing was read for may have changed meanwhile (an unload, a
+                    // set-default, a load from elsewhere): then the change is not the poll's.
+                    let now = manager.state.entries().into_iter().find(|entry| entry.name == name);
+                    let unchanged = now.is_some_and(|now| {
+                        (now.bucket, now.origin, now.default_version) == (bucket.clone(), origin, Some(default))
+                    });
+                    if !unchanged {
+                        return Err(ManagementError::Invalid(format!(
+                            "model `{name}` changed while its bucket was read"
+                        )));
+                    }
+                    manager.swap_in(&name, &bucket, origin).await
+                })
+                .await;
+            match result {
+                Ok(_) => {
                     refused.remove(&entry.name);
                 }
-                Ok(_) => {}
                 Err(_) => {
                     refused.insert(entry.name.clone(), listed);
                 }

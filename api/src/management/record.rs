@@ -1,18 +1,21 @@
 //! The repository on disk, `<assets>/repository.json`: which versions each model serves, where
-//! their files are and the SHA-512 each file was verified against, written after every change
-//! made through the management API. A restart serves the same versions again, each file
-//! verified again against its recorded digest before it loads (see `startup`).
+//! their files are (relative to the assets folder) and the SHA-512 each file was verified
+//! against, written after every change made through the management API. A restart serves the
+//! same versions again, each file verified again against its recorded digest before it loads
+//! (see `startup`). A record is read as untrusted: every folder must be one of the model's own
+//! (see [`crate::loader::is_version_folder`]) and every file a plain name inside it.
 //!
 //! The file is replaced atomically: written beside itself, flushed to disk, renamed over the
 //! old one, and the folder flushed; a crash leaves either the old record or the new.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use max_mnist_artifacts::bucket::VerifiedAsset;
 use max_mnist_config::settings::check_model_name;
 use serde::{Deserialize, Serialize};
 
+use crate::loader::is_version_folder;
 use crate::state::{Origin, ServerState};
 
 /// The record's name in the assets folder.
@@ -52,8 +55,8 @@ pub struct VersionRecord {
     pub bucket: String,
     /// Who named that bucket.
     pub origin: Origin,
-    /// The folder holding its files.
-    pub assets_dir: PathBuf,
+    /// The folder holding its files, relative to the assets folder.
+    pub folder: PathBuf,
     /// Each file with the SHA-512 it was verified against.
     pub files: Vec<FileRecord>,
 }
@@ -61,16 +64,22 @@ pub struct VersionRecord {
 /// A verified file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileRecord {
-    /// Its path.
-    pub path: PathBuf,
+    /// Its path inside the version's folder.
+    pub name: PathBuf,
     /// Its SHA-512, lowercase hex.
     pub sha512: String,
 }
 
 impl VersionRecord {
-    /// The files as verified assets, to check again.
-    pub fn assets(&self) -> Vec<VerifiedAsset> {
-        let asset = |file: &FileRecord| VerifiedAsset { path: file.path.clone(), sha512: file.sha512.clone() };
+    /// The version's folder below the assets folder `root`.
+    pub fn assets_dir(&self, root: &Path) -> PathBuf {
+        root.join(&self.folder)
+    }
+
+    /// The files as verified assets below the assets folder `root`, to check again.
+    pub fn assets(&self, root: &Path) -> Vec<VerifiedAsset> {
+        let folder = self.assets_dir(root);
+        let asset = |file: &FileRecord| VerifiedAsset { path: folder.join(&file.name), sha512: file.sha512.clone() };
         self.files.iter().map(asset).collect()
     }
 }
@@ -103,18 +112,20 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Recor
     move |cause| RecordError::Io { action, path, cause }
 }
 
-/// The record of what `state` serves now, `unloaded` naming the configured models it left out.
-pub fn of(state: &ServerState, unloaded: &[String]) -> RepositoryRecord {
+/// The record of what `state` serves now, its folders relative to the assets folder `root`,
+/// `unloaded` naming the configured models it left out.
+pub fn of(state: &ServerState, unloaded: &[String], root: &Path) -> RepositoryRecord {
+    let relative = |path: &Path, base: &Path| path.strip_prefix(base).unwrap_or(path).to_owned();
     let models = state.entries().into_iter().filter_map(|entry| {
         let versions = entry.versions.iter().map(|served| VersionRecord {
             version: served.version().to_owned(),
             bucket: served.bucket.clone(),
             origin: served.origin,
-            assets_dir: served.assets_dir.clone(),
+            folder: relative(&served.assets_dir, root),
             files: served
                 .files
                 .iter()
-                .map(|file| FileRecord { path: file.path.clone(), sha512: file.sha512.clone() })
+                .map(|file| FileRecord { name: relative(&file.path, &served.assets_dir), sha512: file.sha512.clone() })
                 .collect(),
         });
         Some(ModelRecord { name: entry.name, default_version: entry.default_version?, versions: versions.collect() })
@@ -123,8 +134,8 @@ pub fn of(state: &ServerState, unloaded: &[String]) -> RepositoryRecord {
 }
 
 /// Replaces the record at `path` with what `state` serves now, atomically.
-pub fn write(path: &Path, state: &ServerState, unloaded: &[String]) -> Result<(), RecordError> {
-    let text = serde_json::to_vec_pretty(&of(state, unloaded)).expect("a record serialises");
+pub fn write(path: &Path, state: &ServerState, unloaded: &[String], root: &Path) -> Result<(), RecordError> {
+    let text = serde_json::to_vec_pretty(&of(state, unloaded, root)).expect("a record serialises");
     let folder = path.parent().filter(|folder| !folder.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(folder).map_err(io("cannot create", folder))?;
     let mut partial = tempfile::NamedTempFile::new_in(folder).map_err(io("cannot create a file in", folder))?;
@@ -151,10 +162,26 @@ pub fn read(path: &Path) -> Result<Option<RepositoryRecord>, RecordError> {
     if record.format != FORMAT {
         return Err(invalid(format!("format {} (this server reads {FORMAT})", record.format)));
     }
+    let plain = |name: &Path| {
+        name.components().next().is_some() && name.components().all(|part| matches!(part, Component::Normal(_)))
+    };
     for model in &record.models {
         check_model_name(&model.name).map_err(invalid)?;
         if !model.versions.iter().any(|version| version.version == model.default_version) {
             return Err(invalid(format!("model `{}` serves a version it does not list", model.name)));
+        }
+        for version in &model.versions {
+            if !is_version_folder(&model.name, &version.folder) {
+                let folder = version.folder.display();
+                return Err(invalid(format!(
+                    "model `{}` has a version in {folder}, not a folder of its own",
+                    model.name
+                )));
+            }
+            if let Some(file) = version.files.iter().find(|file| !plain(&file.name)) {
+                let file = file.name.display();
+                return Err(invalid(format!("model `{}` names a file {file} outside its folder", model.name)));
+            }
         }
     }
     Ok(Some(record))
@@ -170,13 +197,23 @@ mod tests {
         let path = folder.path().join(RECORD_FILE);
         assert_eq!(read(&path).unwrap(), None);
         let state = ServerState::new(&[("a".into(), "bucket-a".into())], "a");
-        write(&path, &state, &["fashion".to_owned()]).unwrap();
+        write(&path, &state, &["fashion".to_owned()], folder.path()).unwrap();
         let record = read(&path).unwrap().unwrap();
         // `a` serves nothing yet, so it is not recorded.
         assert_eq!(record, RepositoryRecord { format: FORMAT, models: vec![], unloaded: vec!["fashion".into()] });
         let leftovers: Vec<_> =
             std::fs::read_dir(folder.path()).unwrap().map(|entry| entry.unwrap().file_name()).collect();
         assert_eq!(leftovers, [RECORD_FILE]);
+    }
+
+    /// A record of model `x` whose one version lives in `folder` with one file `file`.
+    fn version_in(folder: &str, file: &str) -> String {
+        let version = serde_json::json!({
+            "version": "v", "bucket": "b", "origin": "registered", "folder": folder,
+            "files": [{"name": file, "sha512": "00"}],
+        });
+        let model = serde_json::json!({"name": "x", "default_version": "v", "versions": [version]});
+        serde_json::json!({"format": 1, "models": [model], "unloaded": []}).to_string()
     }
 
     #[test]
@@ -194,6 +231,11 @@ mod tests {
                 r#"{"format": 1, "models": [{"name": "x", "default_version": "v", "versions": []}], "unloaded": []}"#,
                 "does not list",
             ),
+            (version_in("/etc", "passwd").as_str(), "not a folder of its own"),
+            (version_in("x/versions/../../y", "w").as_str(), "not a folder of its own"),
+            (version_in("y/versions/a", "w").as_str(), "not a folder of its own"),
+            (version_in("x/versions/a", "../../secret").as_str(), "outside its folder"),
+            (version_in("x", "/etc/passwd").as_str(), "outside its folder"),
         ] {
             std::fs::write(&path, text).unwrap();
             let error = read(&path).unwrap_err().to_string();

@@ -58,7 +58,8 @@ pub struct IndexEntry {
 /// The body of `POST /v2/repository/index` (optional).
 #[derive(Object, Debug, Clone, Default, serde::Deserialize)]
 pub struct IndexRequest {
-    /// Only models ready for inference (all listed models are).
+    /// Only the versions ready for inference, leaving out the configured models that were
+    /// unloaded.
     pub ready: Option<bool>,
 }
 
@@ -144,7 +145,7 @@ impl ManagementApi {
 
     /// The describe answers of `name`'s versions that `wanted` picks.
     fn describe(&self, name: &str, wanted: impl Fn(&str, bool) -> bool) -> Result<Json<Vec<DescribeBody>>, ApiError> {
-        let entry = self.manager.entries().into_iter().find(|entry| entry.name == name);
+        let entry = self.state().entries().into_iter().find(|entry| entry.name == name);
         let entry = entry.ok_or_else(|| ApiError::not_found(format!("no model `{name}`")))?;
         let default = entry.default_version.as_deref();
         let answers: Vec<DescribeBody> = entry
@@ -222,7 +223,7 @@ impl ManagementApi {
     async fn list(&self) -> Json<ModelListResponse> {
         let entry =
             |entry: crate::state::ModelEntry| ModelListEntry { model_name: entry.name, model_url: entry.bucket };
-        Json(ModelListResponse { models: self.manager.entries().into_iter().map(entry).collect() })
+        Json(ModelListResponse { models: self.state().entries().into_iter().map(entry).collect() })
     }
 
     /// Describe a model's default version
@@ -278,7 +279,7 @@ impl ManagementApi {
     /// (`UNAVAILABLE`); with `{"ready": true}`, the loaded ones only.
     #[oai(path = "/v2/repository/index", method = "post", tag = "Tag::ModelRepository")]
     async fn index(&self, request: OptionalJson<IndexRequest>) -> Json<Vec<IndexEntry>> {
-        let loaded = self.manager.entries().into_iter().flat_map(|entry| {
+        let loaded = self.state().entries().into_iter().flat_map(|entry| {
             let default = entry.default_version.clone();
             entry.versions.into_iter().map(move |served| IndexEntry {
                 name: served.name.clone(),

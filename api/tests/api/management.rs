@@ -14,6 +14,7 @@ use max_mnist_config::settings::ServerSettings;
 use max_mnist_test_support::{Answer, LoopbackServer};
 
 use crate::helpers::{TestApp, committed_bucket, expect_error, model, sample};
+use crate::operations::loading_app;
 
 const ADMIN_KEY: &str = "admin-key-for-tests";
 
@@ -443,7 +444,9 @@ async fn a_restart_serves_the_same_versions_verified_again() {
     let record: serde_json::Value =
         serde_json::from_slice(&std::fs::read(assets.path().join("repository.json")).unwrap()).unwrap();
     let digits = record["models"].as_array().unwrap().iter().find(|model| model["name"] == "digits").unwrap();
-    let weights = digits["versions"][0]["files"][0]["path"].as_str().unwrap().to_owned();
+    let version = &digits["versions"][0];
+    let folder = assets.path().join(version["folder"].as_str().unwrap());
+    let weights = folder.join(version["files"][0]["name"].as_str().unwrap());
     let mut bytes = std::fs::read(&weights).unwrap();
     bytes[200] ^= 1;
     std::fs::write(&weights, bytes).unwrap();
@@ -456,4 +459,23 @@ async fn a_restart_serves_the_same_versions_verified_again() {
     let application = max_mnist_api::Application::build(&settings).await.unwrap();
     let error = application.run_until(std::future::pending()).await.unwrap_err().to_string();
     assert!(error.contains("digits") && error.contains("checksum mismatch"), "{error}");
+}
+
+#[tokio::test]
+async fn no_change_is_made_while_the_server_is_still_loading_its_models() {
+    let (app, _bucket) = loading_app(|settings| {
+        settings.management_address = Some("127.0.0.1:0".into());
+        settings.admin_api_key = Some(ADMIN_KEY.parse().unwrap());
+    })
+    .await;
+    for (method, path) in [
+        (reqwest::Method::POST, "/v2/repository/models/mnist/unload"),
+        (reqwest::Method::POST, "/v2/repository/models/mnist/load"),
+        (reqwest::Method::DELETE, "/models/mnist"),
+    ] {
+        let refusal = expect_error(admin(&app, method, path).send().await.unwrap(), 503, "starting").await;
+        assert!(refusal.headers.contains_key("retry-after"), "{path}");
+    }
+    let index = admin(&app, reqwest::Method::POST, "/v2/repository/index").send().await.unwrap();
+    assert_eq!(index.status(), 200, "reading is fine");
 }

@@ -4,7 +4,9 @@
 # worktree (bench/results/preprocess/before-src, target dir target/bench-before) and the "after"
 # server from the current checkout, serves each on 127.0.0.1 with its own scratch assets, and
 # scores both on the sets of bench/preprocess/make_eval_sets.py: phone photos, scans, canvas
-# exports (1,000 each) and the 10,000 MNIST test images. Prints the table and writes it to
+# exports, low-resolution digits, digits in handwriting-like fonts (Debian's font packages,
+# installed here when missing), marker and fine-pen strokes, digits in a form's box or on a
+# line, slanted photos (1,000 each) and the 10,000 MNIST test images. Prints the table and writes it to
 # bench/results/preprocess/table.md; per-set details (status codes, wrong examples) are in
 # before.json / after.json beside it.
 #
@@ -31,6 +33,11 @@ make --quiet libtorch data >/dev/null
 # The Python tools' venv, reinstalled whenever the pins change.
 source bench/venv.sh
 bench_venv bench/.venv-eval bench/preprocess/requirements.txt
+
+# The handwriting-like fonts of the `fonts` set, from Debian's packages the generator names.
+font_packages=$("$venv/bin/python" -c 'import sys; sys.path.insert(0, "bench/preprocess"); import make_eval_sets; print(*make_eval_sets.FONT_PACKAGES)')
+# shellcheck disable=SC2086 # one word per package
+dpkg -s $font_packages >/dev/null 2>&1 || apt-get install -y -qq $font_packages >/dev/null
 
 # The sets, regenerated only when the seed, the count, the generator or its pins change.
 stamp="seed=$seed count=$count $(cat bench/preprocess/make_eval_sets.py bench/preprocess/requirements.txt | sha256sum)"

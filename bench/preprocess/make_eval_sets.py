@@ -8,7 +8,15 @@ new to it. Each set stands for one kind of upload:
 - scan: a flat scan, the digit small on a near-white page, some in faint pencil;
 - canvas-transparent: an HTML canvas export, round-pen strokes on a transparent RGBA PNG;
 - canvas-white / canvas-dark: the same strokes on an opaque white / black canvas;
-- mnist-test: the 10,000 MNIST test images themselves, pixel for pixel (ignores --count).
+- mnist-test: the 10,000 MNIST test images themselves, pixel for pixel (ignores --count);
+- low-res: thumbnails, the digit 8 to 16 pixels tall, upscaled (blocky or blurry) and some
+  blurred further;
+- fonts: digits typed in handwriting-like fonts from Debian's packages (FONT_PACKAGES), each
+  label rendered, not drawn from MNIST;
+- thick-thin: the digit redrawn with a very thick marker or a very thin pen;
+- boxed: a scan with the digit in a form's box, or on a line under it;
+- perspective: a paper photo taken at a slant (a perspective warp of up to a sixth of the
+  page).
 
 Writes DIR/<set>/<index>-<label>.<ext> (index: the MNIST test index) and DIR/<set>/labels.csv
 (file, label, mnist_index, variant: how that image was made). Same --seed and --count, same
@@ -22,7 +30,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 from scipy.ndimage import distance_transform_edt, gaussian_filter
 from skimage.morphology import skeletonize
 
@@ -30,6 +38,21 @@ from skimage.morphology import skeletonize
 # that a reader applying the tag (as ImageOps.exif_transpose does) shows it upright again.
 ORIENTATION = 0x0112
 STORE_FOR_ORIENTATION = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
+
+# Handwriting-like fonts and the Debian packages that install them (bench/preprocess.sh
+# installs the packages).
+FONT_PACKAGES = ["fonts-humor-sans", "fonts-comic-neue", "fonts-dancingscript", "fonts-dkg-handwriting",
+                 "fonts-kaushanscript", "fonts-rufscript"]
+FONTS = ["/usr/share/fonts/truetype/humor-sans/Humor-Sans.ttf",
+         "/usr/share/fonts/opentype/comic-neue/ComicNeue-Regular.otf",
+         "/usr/share/fonts/opentype/comic-neue/ComicNeue-Bold.otf",
+         "/usr/share/fonts/opentype/comic-neue/ComicNeue-Italic.otf",
+         "/usr/share/fonts/opentype/dancingscript/DancingScript-Regular.otf",
+         "/usr/share/fonts/opentype/dancingscript/DancingScript-Bold.otf",
+         "/usr/share/fonts/truetype/fifthhorseman/dkg.ttf",
+         "/usr/share/fonts/truetype/fifthhorseman/dkgBd.ttf",
+         "/usr/share/fonts/opentype/kaushanscript/KaushanScript-Regular.otf",
+         "/usr/share/fonts/truetype/rufscript/Rufscript010.ttf"]
 
 PEN_INKS = {"black": (25, 25, 30), "blue": (25, 45, 150), "dark-red": (130, 25, 30), "pencil": (95, 95, 100)}
 CANVAS_COLOURS = {"blue": (30, 90, 230), "red": (220, 40, 40), "green": (30, 150, 60), "purple": (130, 50, 180)}
@@ -174,14 +197,15 @@ def scan(rng, digit):
     return image, "jpg", {"quality": quality}, variant + f" jpeg={quality}"
 
 
-def pen_strokes(rng, digit):
-    """The digit redrawn as a canvas drawing: its skeleton traced with a round pen.
+def pen_strokes(rng, digit, pen_width=None):
+    """The digit redrawn as a canvas drawing: its skeleton traced with a round pen, by default
+    8 to 24 px wide, or `pen_width(digit_height)` px.
 
     Returns the canvas as stroke alpha in [0, 1] and a description of the drawing."""
     size = int(rng.integers(200, 401))
     top, left, bottom, right = ink_bbox(digit, 127)
     digit_height = rng.uniform(0.4, 0.9) * size
-    pen = min(rng.uniform(8, 24), 0.16 * digit_height)
+    pen = min(rng.uniform(8, 24), 0.16 * digit_height) if pen_width is None else pen_width(digit_height)
     scale = min((digit_height - pen) / (bottom - top), (0.85 * size - pen) / (right - left))
     ink = gaussian_filter(np.pad(upscaled_ink(digit, scale), round(pen)), 0.5 * scale)  # a hand's smooth path
     skeleton = skeletonize(ink > 0.4)
@@ -218,8 +242,126 @@ def canvas_dark(rng, digit):
     return to_image(np.dstack([255 * alpha] * 3)), "png", {}, variant
 
 
+def low_res(rng, digit):
+    """A thumbnail or a tiny scan: the digit 8 to 16 px tall, upscaled blocky or smooth."""
+    top, left, bottom, right = ink_bbox(digit, 30)
+    margin = 3
+    crop = np.pad(digit, margin)[top:bottom + 2 * margin, left:right + 2 * margin].astype(np.float32) / 255
+    small_height = int(rng.integers(8, 17))
+    small_width = max(4, round(crop.shape[1] * small_height / crop.shape[0]))
+    small = np.asarray(Image.fromarray(crop, "F").resize((small_width, small_height), Image.BOX))
+    dark_on_light = rng.random() < 0.7
+    pixels = 255 * (1 - 0.9 * small) if dark_on_light else 255 * small
+    factor = int(rng.integers(4, 17))
+    resample_name = rng.choice(["nearest", "bilinear", "bicubic"])
+    resample = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}[resample_name]
+    image = to_image(pixels).resize((small_width * factor, small_height * factor), resample)
+    variant = f"digit-height={small_height} upscaled={factor}x {resample_name} {'dark-on-light' if dark_on_light else 'light-on-dark'}"
+    if rng.random() < 0.4:
+        sigma = rng.uniform(0.5, 2.0) * factor / 4
+        image = to_image(gaussian_filter(np.asarray(image, np.float32), sigma))
+        variant += f" blur={sigma:.1f}"
+    return half_jpeg(rng, image, variant, 60, 91)
+
+
+def half_jpeg(rng, image, variant, lowest, highest):
+    """`image` as a PNG, or half the time as a JPEG of quality in [lowest, highest)."""
+    if rng.random() < 0.5:
+        quality = int(rng.integers(lowest, highest))
+        return image, "jpg", {"quality": quality}, variant + f" jpeg={quality}"
+    return image, "png", {}, variant
+
+
+def typed(rng, label):
+    """The digit `label` typed in a handwriting-like font, dark on a light page, a little tilted."""
+    font_path = FONTS[int(rng.integers(len(FONTS)))]
+    size = int(rng.integers(48, 161))
+    font = ImageFont.truetype(font_path, size)
+    glyph = Image.new("L", (3 * size, 3 * size), 0)
+    ImageDraw.Draw(glyph).text((size, size // 2), str(label), font=font, fill=255)
+    glyph = glyph.rotate(rng.uniform(-6, 6), Image.BICUBIC)
+    ink = np.asarray(glyph, np.float32) / 255
+    top, left, bottom, right = ink_bbox(ink, 0.05)
+    ink = ink[top:bottom, left:right]
+    height = int(ink.shape[0] + rng.integers(30, 200))
+    width = int(ink.shape[1] + rng.integers(30, 200))
+    coverage = place(rng, ink, height, width, margin=10)[..., None]
+    paper = rng.uniform(225, 255)
+    colour = np.array(rng.choice([(0, 0, 0), (20, 40, 150), (60, 60, 60)]))
+    page = paper * (1 - coverage) + colour * coverage
+    image = to_image(page)
+    return half_jpeg(rng, image, f"font={Path(font_path).stem} size={size}", 75, 96)
+
+
+def thick_thin(rng, digit):
+    """The digit redrawn with a very thick marker (a quarter to a third of its height) or a very
+    thin pen (1.5 to 3 px), dark on white."""
+    thick = rng.random() < 0.5
+    share, width = rng.uniform(0.22, 0.32), rng.uniform(1.5, 3.0)
+    alpha, variant = pen_strokes(rng, digit, pen_width=lambda height: share * height if thick else width)
+    pixels = 250 * (1 - alpha[..., None]) + 10 * alpha[..., None]
+    return to_image(np.repeat(pixels, 3, axis=2)), "png", {}, f"{'marker' if thick else 'fine-pen'} {variant}"
+
+
+def boxed(rng, digit):
+    """A form: the digit written in a printed box, or on a printed line under it."""
+    top, _, bottom, _ = ink_bbox(digit, 127)
+    digit_height = rng.uniform(50, 140)
+    ink = upscaled_ink(digit, digit_height / (bottom - top), rng.uniform(-4, 4))
+    pad_y, pad_x = rng.uniform(0.1, 0.4, size=2) * digit_height
+    box_height, box_width = int(ink.shape[0] + 2 * pad_y), int(ink.shape[1] + 2 * pad_x)
+    height, width = box_height + int(rng.integers(40, 200)), box_width + int(rng.integers(40, 200))
+    box_top = int(rng.integers(15, height - box_height - 15))
+    box_left = int(rng.integers(15, width - box_width - 15))
+    coverage = np.zeros((height, width), np.float32)
+    ink_top, ink_left = box_top + int(pad_y), box_left + int(pad_x)
+    coverage[ink_top:ink_top + ink.shape[0], ink_left:ink_left + ink.shape[1]] = ink
+    lines = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(lines)
+    line_width = int(rng.integers(1, 5))
+    line_shade = int(rng.integers(120, 256))
+    kind = "box" if rng.random() < 0.6 else "underline"
+    if kind == "box":
+        draw.rectangle([box_left, box_top, box_left + box_width, box_top + box_height], outline=line_shade, width=line_width)
+    else:
+        y = box_top + box_height
+        draw.line([(box_left - 10, y), (box_left + box_width + 10, y)], fill=line_shade, width=line_width)
+    coverage = np.maximum(coverage * rng.uniform(0.8, 0.95), np.asarray(lines, np.float32) / 255)
+    paper = rng.uniform(240, 255)
+    page = paper * (1 - coverage) + 20 * coverage
+    page += rng.normal(0, rng.uniform(1, 3), page.shape)
+    image = to_image(page)
+    return half_jpeg(rng, image, f"{kind} line={line_width} shade={line_shade} digit-height={digit_height:.0f}", 80, 96)
+
+
+def perspective(rng, digit):
+    """A paper photo taken at a slant: the page seen smaller at each corner by up to a sixth of
+    its size, the margin it leaves filled with more of the same paper (its edge pixels)."""
+    image, ext, options, variant = paper_photo(rng, digit)
+    # A photo stored turned keeps its EXIF tag: the warp of the stored picture is a warp of the
+    # seen one too.
+    width, height = image.size
+    pad = int(np.ceil(max(width, height) / 6))
+    padded = Image.fromarray(np.pad(np.asarray(image), ((pad, pad), (pad, pad), (0, 0)), mode="edge"))
+    moved = rng.uniform(0, 1 / 6, size=(4, 2)) * [width, height]
+    corners = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float64)
+    # Each output corner looks further out than the page's corner: the page shrinks there.
+    source = corners + pad + moved * [[-1, -1], [1, -1], [1, 1], [-1, 1]]
+    # PIL maps each output pixel to ((a x + b y + c) / (g x + h y + 1), (d x + e y + f) / (…)):
+    # solve for the 8 numbers that send the output's corners to the source corners.
+    rows = []
+    for (x, y), (u, v) in zip(corners, source):
+        rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
+        rows.append([0, 0, 0, x, y, 1, -v * x, -v * y])
+    coefficients = np.linalg.solve(np.array(rows), source.reshape(-1))
+    image = padded.transform((width, height), Image.PERSPECTIVE, tuple(coefficients), Image.BICUBIC)
+    slant = (moved / [width, height]).max()
+    return image, ext, options, f"{variant} slant={slant:.2f}"
+
+
 RENDERERS = {"paper-photo": paper_photo, "scan": scan, "canvas-transparent": canvas_transparent,
-             "canvas-white": canvas_white, "canvas-dark": canvas_dark}
+             "canvas-white": canvas_white, "canvas-dark": canvas_dark, "low-res": low_res,
+             "thick-thin": thick_thin, "boxed": boxed, "perspective": perspective}
 
 
 def write_set(out, name, items):
@@ -282,9 +424,14 @@ def main():
         picked = balanced_draw(rng, labels, args.count)
         write_set(args.out, name, ((index, labels[index], *render(rng, images[index])) for index in picked))
         print(f"{name}: {len(picked)} images in {args.out / name}")
+    # Typed digits come from the fonts, not from MNIST: their index is their number in the set.
+    rng = np.random.default_rng([args.seed, len(RENDERERS)])
+    labels_typed = rng.permutation(np.arange(args.count) % 10)
+    write_set(args.out, "fonts", ((index, label, *typed(rng, label)) for index, label in enumerate(labels_typed)))
+    print(f"fonts: {args.count} images in {args.out / 'fonts'}")
     if args.examples:
         args.examples.mkdir(parents=True, exist_ok=True)
-        for name in ["mnist-test", *RENDERERS]:
+        for name in ["mnist-test", *RENDERERS, "fonts"]:
             contact_sheet(args.out / name, args.examples / f"{name}.png")
 
 

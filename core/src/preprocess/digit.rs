@@ -531,6 +531,30 @@ struct Region {
     bounds: Bounds,
 }
 
+impl Region {
+    /// How close to its own box's edges a pixel of a printed box's outline lies: a twelfth of
+    /// the box's shorter side, and at least 2 pixels.
+    fn outline_margin(&self) -> u32 {
+        (self.bounds.width().min(self.bounds.height()) / 12).max(2)
+    }
+
+    /// Whether the region is a form's printed box: an outline, `on_outline` of its pixels
+    /// within [`Region::outline_margin`] of its box's edges (85% at least), around an empty
+    /// middle, and large for its line (a "1" is a thin bar, not a box).
+    fn is_printed_box(&self, on_outline: usize) -> bool {
+        let (width, height) = (u64::from(self.bounds.width()), u64::from(self.bounds.height()));
+        width.min(height) >= 8 * u64::from(self.outline_margin())
+            && on_outline * 100 >= self.area * 85
+            && self.area as u64 * 10 <= width * height * 3
+    }
+
+    /// Whether the region is a printed rule (a line written on): horizontal, at least 8 times
+    /// as long as it is tall. No digit is that flat.
+    fn is_rule(&self) -> bool {
+        self.bounds.width() >= 16 && self.bounds.width() >= 8 * self.bounds.height()
+    }
+}
+
 impl Components {
     /// Labels the regions of `plane` brighter than `threshold`.
     fn label(plane: &Plane, threshold: f32) -> Components {
@@ -564,12 +588,39 @@ impl Components {
         Components { width, height, labels, regions }
     }
 
+    /// Per region, how many of its pixels lie within its [`Region::outline_margin`] of its
+    /// box's edges.
+    fn on_outline(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.regions.len()];
+        for (index, &label) in self.labels.iter().enumerate() {
+            let Some(number) = (label as usize).checked_sub(1) else { continue };
+            let region = &self.regions[number];
+            let (x, y) = (index as u32 % self.width, index as u32 / self.width);
+            let (bounds, margin) = (region.bounds, region.outline_margin());
+            if x - bounds.left < margin || bounds.right - x < margin || y - bounds.top < margin || bounds.bottom - y < margin
+            {
+                counts[number] += 1;
+            }
+        }
+        counts
+    }
+
     /// Whether each label (0 for the background, then each region's number) belongs to the
-    /// digit: the largest region and those near it or big enough, without specks and
-    /// without scanner edges (thin regions that run along a border).
+    /// digit: the largest region and those near it or big enough, without specks, without
+    /// scanner edges (thin regions that run along a border) and without a form's printed box
+    /// or rule around or under the digit.
     fn digit(&self) -> Vec<bool> {
-        let candidate: Vec<bool> =
-            self.regions.iter().map(|region| !region.bounds.is_edge_strip(self.width, self.height)).collect();
+        let on_outline = self.on_outline();
+        let candidate: Vec<bool> = self
+            .regions
+            .iter()
+            .zip(on_outline)
+            .map(|(region, on_outline)| {
+                !region.bounds.is_edge_strip(self.width, self.height)
+                    && !region.is_printed_box(on_outline)
+                    && !region.is_rule()
+            })
+            .collect();
         let mut kept = vec![false; self.regions.len() + 1];
         let Some(main) = self
             .regions

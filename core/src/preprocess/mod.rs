@@ -445,6 +445,33 @@ mod tests {
     }
 
     #[test]
+    fn a_forms_printed_box_or_rule_is_not_taken_for_ink() {
+        // The reference digit, 168 px, at (120, 80) on a 420×340 page; the box leaves 20 px
+        // around it, the rule runs 10 px under it.
+        let page = || on_paper(420, 340, 6, 120, 80, [0.05, 0.05, 0.05], |_, _| 0.97);
+        let line = |page: &mut RgbImage, x: std::ops::Range<u32>, y: std::ops::Range<u32>| {
+            for (x, y) in x.flat_map(|x| y.clone().map(move |y| (x, y))) {
+                page.put_pixel(x, y, Rgb([40, 40, 40]));
+            }
+        };
+        let mut boxed = page();
+        for (x, y) in [(100..312, 60..63), (100..312, 265..268), (100..103, 60..268), (309..312, 60..268)] {
+            line(&mut boxed, x, y);
+        }
+        let mut ruled = page();
+        line(&mut ruled, 80..340, 258..261);
+        for (what, image) in [("boxed", boxed), ("ruled", ruled)] {
+            let input = model_input(&encode(image, ImageFormat::Png));
+            assert!(similarity(&input, &reference()) > SAME_DIGIT, "{what}: {}", similarity(&input, &reference()));
+        }
+        // An upright bar (a "1") is no rule: it is the digit.
+        let mut bar = RgbImage::from_pixel(300, 300, Rgb([245, 245, 245]));
+        line(&mut bar, 145..155, 60..240);
+        let input = model_input(&encode(bar, ImageFormat::Png));
+        assert!(input.pixels().iter().any(|&pixel| pixel > 0.5), "the bar is read as ink");
+    }
+
+    #[test]
     fn ignores_shadows_and_paper_texture_in_a_jpeg_photo() {
         let texture = |x: u32, y: u32| ((x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) % 7) as f32 / 100.0;
         let shadow = |x: u32, y: u32| 0.95 - 0.4 * x as f32 / 640.0 - texture(x, y) - 0.1 * y as f32 / 400.0;

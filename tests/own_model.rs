@@ -46,7 +46,7 @@ fn succeeded(output: Output) -> String {
 
 /// The `package` bin on the colour classifier, with `changes` to its options.
 fn package_colour(output: &Path, changes: &[(&str, &str)]) -> Output {
-    let mut options = vec![
+    let mut options = [
         ("--torchscript", fixtures().join("colour.pt").display().to_string()),
         ("--labels", fixtures().join("colours.txt").display().to_string()),
         ("--input-shape", "3,40,56".into()),

@@ -276,7 +276,9 @@ mod tests {
 
     #[test]
     fn cards_that_cannot_make_an_input_or_name_an_output_are_refused() {
-        let cases: [(fn(&mut ModelCard), &str); 7] = [
+        /// A change to a valid card, and what the refusal must say.
+        type Case = (fn(&mut ModelCard), &'static str);
+        let cases: [Case; 7] = [
             (|card| card.labels.clear(), "no labels"),
             (|card| card.labels[3] = " ".into(), "label 3 is empty"),
             (|card| card.input_shape.channels = 4, "4 channels"),

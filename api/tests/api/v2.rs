@@ -470,7 +470,7 @@ async fn binary_data_that_disagrees_with_its_header_or_shape_is_refused() {
     expect_error(infer_binary(&app, &trailing, b"extra").await, 400, "5 bytes follow the JSON header, but input").await;
 
     let image = sample("digit-3.png");
-    let mut lying = serialized_bytes(&[image.clone()]);
+    let mut lying = serialized_bytes(std::slice::from_ref(&image));
     lying[..4].copy_from_slice(&u32::MAX.to_le_bytes());
     let bytes = binary_request(json!([1]), "BYTES", lying.len());
     expect_error(infer_binary(&app, &bytes, &lying).await, 400, "element 0 says it has 4294967295 bytes").await;

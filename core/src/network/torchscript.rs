@@ -50,7 +50,7 @@ pub(crate) fn torch_reason(message: &str) -> &str {
     let lines = || message.lines().map(str::trim).filter(|line| !line.is_empty());
     let is_error =
         |line: &&str| line.split_once(": ").is_some_and(|(kind, _)| kind.ends_with("Error") && !kind.contains(' '));
-    lines().filter(is_error).last().or_else(|| lines().next()).unwrap_or(message)
+    lines().rfind(is_error).or_else(|| lines().next()).unwrap_or(message)
 }
 
 #[cfg(test)]

@@ -597,7 +597,10 @@ impl Components {
             let region = &self.regions[number];
             let (x, y) = (index as u32 % self.width, index as u32 / self.width);
             let (bounds, margin) = (region.bounds, region.outline_margin());
-            if x - bounds.left < margin || bounds.right - x < margin || y - bounds.top < margin || bounds.bottom - y < margin
+            if x - bounds.left < margin
+                || bounds.right - x < margin
+                || y - bounds.top < margin
+                || bounds.bottom - y < margin
             {
                 counts[number] += 1;
             }

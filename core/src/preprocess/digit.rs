@@ -525,6 +525,19 @@ struct Components {
     regions: Vec<Region>,
 }
 
+/// How a region's pixels lie along its bounding box's edges.
+#[derive(Clone, Copy, Debug, Default)]
+struct Outline {
+    /// Pixels within the region's [`Region::outline_margin`] of an edge.
+    pixels: usize,
+    /// One bit per corner of the box with a pixel within the margin of both its edges.
+    corners: u8,
+}
+
+impl Outline {
+    const ALL_CORNERS: u8 = 0b1111;
+}
+
 /// One connected region.
 struct Region {
     area: usize,
@@ -538,18 +551,20 @@ impl Region {
         (self.bounds.width().min(self.bounds.height()) / 12).max(2)
     }
 
-    /// Whether the region is a form's printed box: an outline, `on_outline` of its pixels
-    /// within [`Region::outline_margin`] of its box's edges (85% at least), around an empty
-    /// middle, and large for its line (a "1" is a thin bar, not a box).
-    fn is_printed_box(&self, on_outline: usize) -> bool {
+    /// Whether the region is a form's printed box: an outline, `outline.pixels` of its pixels
+    /// within [`Region::outline_margin`] of its box's edges (85% at least), inked in all four
+    /// corners (a squarish 0 is not), around an empty middle, and large for its line (a "1"
+    /// is a thin bar, not a box).
+    fn is_printed_box(&self, outline: Outline) -> bool {
         let (width, height) = (u64::from(self.bounds.width()), u64::from(self.bounds.height()));
         width.min(height) >= 8 * u64::from(self.outline_margin())
-            && on_outline * 100 >= self.area * 85
+            && outline.corners == Outline::ALL_CORNERS
+            && outline.pixels * 100 >= self.area * 85
             && self.area as u64 * 10 <= width * height * 3
     }
 
-    /// Whether the region is a printed rule (a line written on): horizontal, at least 8 times
-    /// as long as it is tall. No digit is that flat.
+    /// Whether the region is flat like a printed rule (a line written on): horizontal, at
+    /// least 8 times as long as it is tall. No whole digit is that flat.
     fn is_rule(&self) -> bool {
         self.bounds.width() >= 16 && self.bounds.width() >= 8 * self.bounds.height()
     }
@@ -588,56 +603,66 @@ impl Components {
         Components { width, height, labels, regions }
     }
 
-    /// Per region, how many of its pixels lie within its [`Region::outline_margin`] of its
-    /// box's edges.
-    fn on_outline(&self) -> Vec<usize> {
-        let mut counts = vec![0; self.regions.len()];
+    /// Per region, how its pixels lie along its box's edges (within its
+    /// [`Region::outline_margin`]).
+    fn outlines(&self) -> Vec<Outline> {
+        let mut outlines = vec![Outline::default(); self.regions.len()];
         for (index, &label) in self.labels.iter().enumerate() {
             let Some(number) = (label as usize).checked_sub(1) else { continue };
             let region = &self.regions[number];
             let (x, y) = (index as u32 % self.width, index as u32 / self.width);
             let (bounds, margin) = (region.bounds, region.outline_margin());
-            if x - bounds.left < margin
-                || bounds.right - x < margin
-                || y - bounds.top < margin
-                || bounds.bottom - y < margin
+            let (left, right) = (x - bounds.left < margin, bounds.right - x < margin);
+            let (top, bottom) = (y - bounds.top < margin, bounds.bottom - y < margin);
+            let outline = &mut outlines[number];
+            if left || right || top || bottom {
+                outline.pixels += 1;
+            }
+            for (corner, inked) in [top && left, top && right, bottom && left, bottom && right].into_iter().enumerate()
             {
-                counts[number] += 1;
+                if inked {
+                    outline.corners |= 1 << corner;
+                }
             }
         }
-        counts
+        outlines
     }
 
     /// Whether each label (0 for the background, then each region's number) belongs to the
     /// digit: the largest region and those near it or big enough, without specks, without
     /// scanner edges (thin regions that run along a border) and without a form's printed box
-    /// or rule around or under the digit.
+    /// around the digit or rule under it.
     fn digit(&self) -> Vec<bool> {
-        let on_outline = self.on_outline();
+        let outlines = self.outlines();
         let candidate: Vec<bool> = self
             .regions
             .iter()
-            .zip(on_outline)
-            .map(|(region, on_outline)| {
-                !region.bounds.is_edge_strip(self.width, self.height)
-                    && !region.is_printed_box(on_outline)
-                    && !region.is_rule()
+            .zip(outlines)
+            .map(|(region, outline)| {
+                !region.bounds.is_edge_strip(self.width, self.height) && !region.is_printed_box(outline)
             })
             .collect();
         let mut kept = vec![false; self.regions.len() + 1];
-        let Some(main) = self
-            .regions
-            .iter()
-            .zip(&candidate)
-            .filter(|(_, candidate)| **candidate)
-            .map(|(region, _)| region)
-            .max_by_key(|region| region.area)
-        else {
+        // The digit's main stroke: the largest region that is not flat like a rule (unless all are).
+        let largest = |flat_too: bool| {
+            self.regions
+                .iter()
+                .zip(&candidate)
+                .filter(|(region, candidate)| **candidate && (flat_too || !region.is_rule()))
+                .map(|(region, _)| region)
+                .max_by_key(|region| region.area)
+        };
+        let Some(main) = largest(false).or_else(|| largest(true)) else {
             return kept;
         };
         let surroundings = main.bounds.grown(main.bounds.longest_side() / 4);
         for (index, region) in self.regions.iter().enumerate() {
+            // A rule wider than the digit (by a fifth) is the line it is written on; a shorter
+            // flat stroke (a 5's flag, a 7's bar or a 2's base drawn apart) is part of it.
+            let under_it =
+                !std::ptr::eq(region, main) && region.is_rule() && region.bounds.width() * 5 >= main.bounds.width() * 6;
             kept[index + 1] = candidate[index]
+                && !under_it
                 && (region.area * 100 >= main.area * 15
                     || (region.area * 100 >= main.area * 2 && surroundings.overlaps(&region.bounds)));
         }
@@ -810,6 +835,45 @@ fn thicken(ink: Ink, digit_box: u32) -> Plane {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_printed_box_goes_and_a_squarish_zero_stays() {
+        // A 4 px outline 100×160 with its corners inked (a box), and the same with its corners
+        // cut (a 0 written squarish with a thin pen).
+        let outline = |x: u32, y: u32, corners: bool| {
+            let (inside_x, inside_y) = ((20..120).contains(&x), (20..180).contains(&y));
+            let on_edge = inside_x && inside_y && !((24..116).contains(&x) && (24..176).contains(&y));
+            let corner = !(30..110).contains(&x) && !(30..170).contains(&y);
+            Luma([if on_edge && (corners || !corner) { 1.0 } else { 0.0 }])
+        };
+        for (corners, expected) in [(true, false), (false, true)] {
+            let components = Components::label(&Plane::from_fn(140, 200, |x, y| outline(x, y, corners)), 0.5);
+            assert_eq!(components.digit().contains(&true), expected, "corners inked: {corners}");
+        }
+    }
+
+    #[test]
+    fn a_rule_as_wide_as_the_digit_goes_and_a_shorter_flat_stroke_stays() {
+        // A 60×90 blob (the digit's body), a 40×4 flag above it (a 5's, written apart), a 68×4
+        // base under it (a 2's, as wide as the body) and a 100×4 line under that.
+        let ink = |x: u32, y: u32| {
+            let body = (70..130).contains(&x) && (60..150).contains(&y);
+            let flag = (80..120).contains(&x) && (45..49).contains(&y);
+            let base = (66..134).contains(&x) && (154..158).contains(&y);
+            let rule = (50..150).contains(&x) && (166..170).contains(&y);
+            Luma([if body || flag || base || rule { 1.0 } else { 0.0 }])
+        };
+        let components = Components::label(&Plane::from_fn(200, 200, ink), 0.5);
+        let kept = components.digit();
+        let kept_sizes: Vec<(u32, u32)> = components
+            .regions
+            .iter()
+            .zip(&kept[1..])
+            .filter(|(_, kept)| **kept)
+            .map(|(region, _)| (region.bounds.width(), region.bounds.height()))
+            .collect();
+        assert_eq!(kept_sizes, [(40, 4), (60, 90), (68, 4)]);
+    }
 
     /// A cubic illumination with every term non-zero, on a 300×200 image.
     fn cubic() -> Illumination {

@@ -50,10 +50,14 @@ const LINE_WIDTH = SIDE / 14;
 // [x, y] points in canvas pixels.
 const paper = { photo: null, strokes: [] };
 let activePointer = null;
+// Counts uploads begun and paper changes that supersede them: an upload still decoding when
+// the count moves on is dropped.
+let uploadTicket = 0;
 
 // The request line: one request at a time; `next` is what to send when it is free.
 const line = {
   next: null, // {body: () => Promise<Blob>, name, announce, upload}
+  upload: null, // the XMLHttpRequest sending an uploaded file, while it does
   inFlight: false,
   timer: 0,
   lastSentAt: -Infinity,
@@ -184,6 +188,7 @@ pad.addEventListener("pointerdown", (event) => {
     return;
   }
   event.preventDefault();
+  uploadTicket += 1;
   pad.setPointerCapture(event.pointerId);
   activePointer = event.pointerId;
   paper.strokes.push([padPoint(event)]);
@@ -228,6 +233,7 @@ function clear() {
   if (activePointer !== null) {
     return;
   }
+  uploadTicket += 1;
   paper.strokes = [];
   forgetPhoto();
   changed(true);
@@ -269,34 +275,58 @@ upload.addEventListener("change", async () => {
   if (!file) {
     return;
   }
-  // Upright as its EXIF orientation says; null for a format the browser cannot read.
-  const image = await createImageBitmap(file, { imageOrientation: "from-image" }).catch(() => null);
-  const sent = image ? await shrunk(file, image) : file;
-  const limit = await bodyLimit();
-  if (limit !== null && sent.size > limit) {
-    if (image) {
-      image.close();
+  const ticket = ++uploadTicket;
+  delete upload.dataset.progress;
+  let image = null;
+  // What is sent: the file, or a smaller copy with its size in pixels.
+  let sent = { file, width: null, height: null };
+  try {
+    // Upright as its EXIF orientation says; null for a format the browser cannot read.
+    if (typeof createImageBitmap === "function") {
+      image = await createImageBitmap(file, { imageOrientation: "from-image" }).catch(() => null);
     }
-    setStatus(`${file.name} is ${megabytes(sent.size)}, over the ${megabytes(limit)} the server takes, `
+    if (image) {
+      sent = (await shrunk(file, image)) ?? { file, width: image.width, height: image.height };
+    }
+  } catch {
+    // The photo goes as it is; the server reads it.
+  }
+  const limit = await bodyLimit();
+  if (ticket !== uploadTicket) {
+    // Another upload, a stroke or Clear came meanwhile.
+    image?.close();
+    return;
+  }
+  if (limit !== null && sent.file.size > limit) {
+    image?.close();
+    setStatus(`${file.name} is ${megabytes(sent.file.size)}, over the ${megabytes(limit)} the server takes, `
       + "so it was not sent. Choose a smaller picture, or a screenshot of it.", "error");
     return;
   }
+  // A photo still being sent is of no use now.
+  line.stale = line.sent;
+  line.upload?.abort();
   forgetPhoto();
-  paper.photo = { file: sent, image };
+  paper.photo = { file: sent.file, image };
   paper.strokes = [];
   changed(true);
-  upload.dataset.sent = image ? `${sent === file ? "original" : "shrunk"} ${sent.size}` : `as is ${sent.size}`;
+  // What was sent, for a test to check: how, its bytes and, when known, its pixels.
+  const how = sent.file === file ? (image ? "original" : "as is") : "shrunk";
+  const pixels = sent.width === null ? "" : ` ${sent.width}x${sent.height}`;
+  upload.dataset.sent = `${how} ${sent.file.size}${pixels}`;
   if (!image) {
     setStatus(`Your browser cannot show ${file.name}; it was sent as it is.`, "hint");
   }
 });
 
-// `file`, or, when it is large, the upright `image` shrunk to SHRINK_SIDE on its longer side
-// as a JPEG: the server would find the same digit in it, from far fewer bytes.
+// When `file` is a large JPEG (a camera's photo), the upright `image` shrunk to SHRINK_SIDE
+// on its longer side as a JPEG, {file, width, height}: the server finds the same digit in it,
+// from far fewer bytes. Otherwise null: other formats may be transparent, which a JPEG cannot
+// keep, and they go as they are.
 async function shrunk(file, image) {
   const scale = SHRINK_SIDE / Math.max(image.width, image.height);
-  if (file.size <= SHRINK_ABOVE_BYTES || scale >= 1) {
-    return file;
+  if (file.type !== "image/jpeg" || file.size <= SHRINK_ABOVE_BYTES || scale >= 1) {
+    return null;
   }
   const canvas = document.createElement("canvas");
   canvas.width = Math.round(image.width * scale);
@@ -306,16 +336,17 @@ async function shrunk(file, image) {
   drawing.drawImage(image, 0, 0, canvas.width, canvas.height);
   const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", SHRINK_QUALITY));
   if (!blob || blob.size >= file.size) {
-    return file;
+    return null;
   }
   const name = file.name.replace(/\.[^.]*$/, "") + ".jpg";
-  return new File([blob], name, { type: "image/jpeg" });
+  return { file: new File([blob], name, { type: "image/jpeg" }), width: canvas.width, height: canvas.height };
 }
 
-// The largest body the server takes, asked once; null when it cannot be asked.
-let knownLimit;
+// The largest body the server takes, asked until the server has said; null when it cannot
+// be asked.
+let knownLimit = null;
 async function bodyLimit() {
-  if (knownLimit === undefined) {
+  if (knownLimit === null) {
     const limits = await fetch("/app/limits.json").then((response) => response.json()).catch(() => null);
     knownLimit = limits && Number.isFinite(limits.max_body_bytes) ? limits.max_body_bytes : null;
   }
@@ -355,12 +386,12 @@ async function send() {
   const id = ++line.sent;
   let answer;
   try {
-    answer = await predict(await body(), name, isUpload);
+    answer = await predict(await body(), name, isUpload, () => id > line.stale);
   } catch (error) {
     answer = { error: `Could not send the image: ${error.message}` };
   }
   line.inFlight = false;
-  if (id > line.shown && id > line.stale) {
+  if (!answer.aborted && id > line.shown && id > line.stale) {
     line.shown = id;
     show(answer, announce);
     if (announce) {
@@ -375,19 +406,30 @@ async function send() {
   }
 }
 
-// Posts the image; an upload shows its progress on the status line.
-async function predict(blob, name, isUpload) {
+// Posts the image; an upload shows its progress on the status line, in quarters (the line is
+// read out), for as long as `wanted()` says its answer is.
+async function predict(blob, name, isUpload, wanted) {
   const form = new FormData();
   form.append("image", blob, name);
+  let quarter = -1;
   const progress = isUpload
     ? (fraction) => {
+      if (!wanted()) {
+        return;
+      }
       upload.dataset.progress = String(Math.round(fraction * 100));
-      setStatus(`Sending ${name} (${megabytes(blob.size)}): ${Math.round(fraction * 100)}%`, "hint");
+      if (Math.floor(fraction * 4) > quarter) {
+        quarter = Math.floor(fraction * 4);
+        setStatus(`Sending ${name} (${megabytes(blob.size)}): ${quarter * 25}%`, "hint");
+      }
     }
     : null;
   const response = await post(model.predictUrl, form, progress);
   if (response === null) {
     return { error: "Cannot reach the server. Is it still running?" };
+  }
+  if (response.aborted) {
+    return { aborted: true };
   }
   let body = null;
   try {
@@ -405,21 +447,30 @@ async function predict(blob, name, isUpload) {
   return { error: message, status: response.status };
 }
 
-// POSTs `form` to `url`, reporting the upload's progress (0 to 1) to `progress` when given;
-// {status, text}, or null when the server cannot be reached.
+// POSTs `form` to `url`, reporting an upload's progress (0 to 1) to `progress` when given,
+// and keeping its request in `line.upload` so that it can be stopped; {status, text},
+// {aborted: true}, or null when the server cannot be reached.
 function post(url, form, progress) {
   return new Promise((resolve) => {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", url);
     if (progress) {
+      line.upload = xhr;
       xhr.upload.addEventListener("progress", (event) => {
         if (event.lengthComputable && event.total > 0) {
           progress(event.loaded / event.total);
         }
       });
     }
-    xhr.addEventListener("load", () => resolve({ status: xhr.status, text: xhr.responseText }));
-    xhr.addEventListener("error", () => resolve(null));
+    const done = (outcome) => () => {
+      if (line.upload === xhr) {
+        line.upload = null;
+      }
+      resolve(outcome());
+    };
+    xhr.addEventListener("load", done(() => ({ status: xhr.status, text: xhr.responseText })));
+    xhr.addEventListener("error", done(() => null));
+    xhr.addEventListener("abort", done(() => ({ aborted: true })));
     xhr.send(form);
   });
 }
@@ -460,6 +511,7 @@ function resetResult() {
   clearTimeout(line.timer);
   line.next = null;
   line.stale = line.sent;
+  line.upload?.abort();
   result.setAttribute("aria-busy", "false");
   predictionOutput.textContent = "–";
   probabilityText.textContent = model.words.empty;

@@ -12,8 +12,8 @@ use poem::http::header;
 use poem::{Endpoint, Response, Route, get};
 
 /// Everything from this server and nothing else; images may also be the `data:` URL of the
-/// model's input and the `blob:` URL of an uploaded photo.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data: blob:; \
+/// model's input (an uploaded photo is drawn from an `ImageBitmap`, with no URL).
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; \
     object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// The page's routes, to be nested at `/app`: `/` (and so `/app` and `/app/`), `/app.js`,

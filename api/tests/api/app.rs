@@ -149,8 +149,13 @@ async fn a_phone_photo_is_shrunk_upright_before_it_is_sent_and_a_file_too_big_is
         let [sent, progress]: [String; 2] = page
             .run(r#"const upload = document.getElementById("upload"); return [upload.dataset.sent, upload.dataset.progress];"#)
             .await;
-        let sent_bytes: u64 = sent.strip_prefix("shrunk ").unwrap_or_else(|| panic!("not shrunk: {sent}")).parse().unwrap();
+        let sent: Vec<&str> = sent.split(' ').collect();
+        let [how, bytes, pixels] = sent[..] else { panic!("{sent:?}") };
+        let sent_bytes: u64 = bytes.parse().unwrap();
+        assert_eq!(how, "shrunk", "{sent:?}");
         assert!(sent_bytes < LIMIT && sent_bytes < original / 2, "{sent_bytes} bytes sent of {original}");
+        // Upright: the photo is landscape as seen, though stored portrait.
+        assert_eq!(pixels, "2048x1536", "{sent:?}");
         assert_eq!(progress, "100", "the upload's progress was shown to the end");
 
         page.upload(&unreadable).await;

@@ -129,6 +129,11 @@ impl Repository {
     }
 }
 
+/// The 503 for a model whose first version is not loaded yet.
+fn still_loading(name: &str) -> ApiError {
+    ApiError::unavailable(format!("the model `{name}` is still loading; retry shortly"))
+}
+
 /// What the repository holds for one name, as listed.
 #[derive(Clone)]
 pub struct ModelEntry {
@@ -271,10 +276,7 @@ impl ServerState {
         let repository = self.read();
         let name = name.unwrap_or(&repository.default);
         let model = repository.model(name)?;
-        let served = model
-            .default()
-            .cloned()
-            .ok_or_else(|| ApiError::unavailable(format!("the model `{name}` is still loading; retry shortly")))?;
+        let served = model.default().cloned().ok_or_else(|| still_loading(name))?;
         crate::model_version::record(served.version());
         Ok(served)
     }
@@ -286,7 +288,7 @@ impl ServerState {
             let repository = self.read();
             let model = repository.model(name)?;
             if model.versions.is_empty() {
-                return Err(ApiError::unavailable(format!("the model `{name}` is still loading; retry shortly")));
+                return Err(still_loading(name));
             }
             let found = model.versions.iter().find(|served| served.version() == version).cloned();
             found.ok_or_else(|| {

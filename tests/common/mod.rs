@@ -108,7 +108,7 @@ impl Server {
             let logs = logs.clone();
             move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Some(address) = listening_address(&line) {
+                    if let Some(address) = logged_address(&line, "listening") {
                         let _ = address_sender.send(address);
                     }
                     logs.lock().unwrap().push(line);
@@ -156,12 +156,8 @@ impl Server {
 
     /// The management API's `http://HOST:PORT`, from its log line; `None` when it is off.
     pub fn management_url(&self) -> Option<String> {
-        self.logs().iter().find_map(|line| {
-            let line: serde_json::Value = serde_json::from_str(line).ok()?;
-            let fields = &line["fields"];
-            let listening = fields["message"].as_str()?.starts_with("management API listening");
-            listening.then(|| fields["address"].as_str().map(|address| format!("http://{address}")))?
-        })
+        let address = self.logs().iter().find_map(|line| logged_address(line, "management API listening"))?;
+        Some(format!("http://{address}"))
     }
 
     /// Every log line so far.
@@ -177,9 +173,10 @@ impl Drop for Server {
     }
 }
 
-/// The address in the server's "listening" log line, if `line` is that line.
-fn listening_address(line: &str) -> Option<String> {
+/// The `address` field of `line` when it is a JSON log line whose message starts with
+/// `message`.
+fn logged_address(line: &str, message: &str) -> Option<String> {
     let line: serde_json::Value = serde_json::from_str(line).ok()?;
     let fields = &line["fields"];
-    fields["message"].as_str()?.starts_with("listening").then(|| fields["address"].as_str().map(str::to_owned))?
+    fields["message"].as_str()?.starts_with(message).then(|| fields["address"].as_str().map(str::to_owned))?
 }

@@ -479,7 +479,18 @@ function post(url, form, progress) {
 
 function show(answer, announce) {
   const prediction = answer.prediction;
-  if (prediction) {
+  // in_domain is false when the model's domain check finds nothing like its classes (a
+  // letter or a face, to a digit model); a model without that check leaves it out.
+  const outOfDomain = prediction && prediction.in_domain === false;
+  result.classList.toggle("out-of-domain", outOfDomain);
+  if (outOfDomain) {
+    predictionOutput.textContent = "?";
+    probabilityText.textContent = model.words.outOfDomain;
+    showProbabilities(prediction.probabilities);
+    showModelInput(prediction.model_input);
+    setStatus(`${model.words.outOfDomain} If it is one, the closest is ${prediction.label} `
+      + `(${percent(prediction.probability)}).`, "hint");
+  } else if (prediction) {
     predictionOutput.textContent = prediction.label;
     probabilityText.textContent = `${percent(prediction.probability)} sure`;
     showProbabilities(prediction.probabilities);
@@ -513,6 +524,7 @@ function resetResult() {
   line.stale = line.sent;
   line.upload?.abort();
   result.setAttribute("aria-busy", "false");
+  result.classList.remove("out-of-domain");
   predictionOutput.textContent = "–";
   probabilityText.textContent = model.words.empty;
   showProbabilities(null);
@@ -565,6 +577,7 @@ function digitWords(dataset, [, height, width]) {
       + "Escape clears.",
     hint: "Draw one digit, large and centred, or upload a photo or scan.",
     empty: "Draw a digit",
+    outOfDomain: "This doesn't look like a digit.",
     chart: "Probability of each digit",
     bar: (name) => `Digit ${name}`,
     seen: `What the model saw: ${width}×${height} pixels, white ink on black, as in ${dataset}.`,
@@ -588,6 +601,7 @@ function pictureWords(dataset, [, height, width]) {
     hint: `Upload ${what}: one thing filling the frame, light on a dark background, as in ${dataset}. `
       + "You can also draw one here.",
     empty: `Upload ${what}`,
+    outOfDomain: `This doesn't look like ${what}.`,
     chart: "Probability of each class",
     bar: (name) => name,
     seen: `What the model saw: ${width}×${height} pixels, as in ${dataset}.`,

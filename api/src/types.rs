@@ -2,7 +2,7 @@
 
 use base64::prelude::{BASE64_STANDARD, Engine};
 use max_mnist_artifacts::card::{ChannelNormalisation, ModelCard};
-use max_mnist_artifacts::format::{ModelMetadata, TrainingRecipe};
+use max_mnist_artifacts::format::{Calibration, ModelMetadata, TrainingRecipe};
 use max_mnist_config::metadata::{MODEL_LICENSE, MODEL_TYPE};
 use max_mnist_core::Error as CoreError;
 use max_mnist_core::inference::Classification;
@@ -47,8 +47,18 @@ pub struct PredictionBody {
     pub label: String,
     /// The probability of the predicted class, in [0, 1].
     pub probability: f32,
-    /// The probability of each class, in label order; they sum to 1.
+    /// The probability of each class, in label order; they sum to 1. Calibrated: the model's
+    /// temperature (`calibration` in its metadata) is applied first.
     pub probabilities: Vec<f32>,
+    /// Whether the input looks like one of the model's classes at all (for a digit model:
+    /// like a digit), by `domain_score` against the model's threshold; absent for a model
+    /// without one.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default)]
+    pub in_domain: Option<bool>,
+    /// How much the input looks like the model's training data: the log-sum-exp of the
+    /// network's scores. Higher is more alike.
+    pub domain_score: f32,
     /// The image the network saw (for a digit model, white ink on black after finding,
     /// cropping and centring the digit), as a PNG data URL; only with `include_input=true`.
     #[oai(skip_serializing_if_is_none)]
@@ -71,6 +81,8 @@ impl PredictionBody {
             label: prediction.label,
             probability: prediction.probability,
             probabilities: prediction.probabilities,
+            in_domain: prediction.in_domain,
+            domain_score: prediction.domain_score,
             model_input,
         })
     }
@@ -102,6 +114,8 @@ impl Example for PredictResponse {
             label: "7".into(),
             probability: 0.9982,
             probabilities,
+            in_domain: Some(true),
+            domain_score: 14.2,
             model_input: None,
         }])
     }
@@ -234,6 +248,31 @@ pub struct ModelMetadataResponse {
     #[oai(skip_serializing_if_is_none)]
     #[serde(default)]
     pub created: Option<String>,
+    /// How the network's scores become the served probabilities and `in_domain`.
+    pub calibration: CalibrationBody,
+}
+
+/// The temperature and domain threshold a model serves with.
+#[derive(Object, Debug, Clone, PartialEq, Deserialize)]
+pub struct CalibrationBody {
+    /// The scores are divided by it before the softmax (1: as the network gives them).
+    pub temperature: f32,
+    /// A `domain_score` below it makes `in_domain` false; absent: no domain check.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default)]
+    pub domain_threshold: Option<f32>,
+    /// What the two were fitted on (empty when nothing was fitted).
+    pub fitted_on: String,
+}
+
+impl From<&Calibration> for CalibrationBody {
+    fn from(calibration: &Calibration) -> CalibrationBody {
+        CalibrationBody {
+            temperature: calibration.temperature,
+            domain_threshold: calibration.domain_threshold,
+            fitted_on: calibration.fitted_on.clone(),
+        }
+    }
 }
 
 impl ModelMetadataResponse {
@@ -275,6 +314,7 @@ impl ModelMetadataResponse {
             weights_sha256: training.map(|training| training.weights_sha256.clone()),
             recipe: training.map(|training| (&training.recipe).into()),
             created: training.map(|training| training.created.clone()),
+            calibration: (&card.calibration).into(),
         }
     }
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::bucket::{self, ModelSource, VerifiedAsset};
-use crate::format::{InputShape, ModelMetadata, Preprocessing};
+use crate::format::{Calibration, InputShape, ModelMetadata, Preprocessing};
 use crate::{Error, Result};
 
 /// The card's file name inside a TorchScript model's bucket.
@@ -83,6 +83,9 @@ pub struct ModelCard {
     pub normalisation: ChannelNormalisation,
     /// How an uploaded picture becomes the input.
     pub preprocessing: Preprocessing,
+    /// How the logits become served probabilities and the domain check (none when absent).
+    #[serde(default)]
+    pub calibration: Calibration,
 }
 
 /// The architecture name on the cards of TorchScript modules.
@@ -102,6 +105,7 @@ impl ModelCard {
                 metadata.normalisation.std,
             ),
             preprocessing: metadata.preprocessing,
+            calibration: metadata.calibration.clone(),
         }
     }
 
@@ -129,7 +133,7 @@ impl ModelCard {
         if self.preprocessing == Preprocessing::Digit && height != width {
             return Some(format!("digit preprocessing makes square inputs, not {height}×{width}"));
         }
-        self.normalisation.problem(channels)
+        self.normalisation.problem(channels).or_else(|| self.calibration.problem())
     }
 
     /// Reads and validates the card at `path` (JSON, at most 16 MiB, no unknown fields).
@@ -258,6 +262,7 @@ mod tests {
             input_shape: InputShape::grayscale(28),
             normalisation: ChannelNormalisation::uniform(1, 0.1307, 0.3081),
             preprocessing: Preprocessing::Digit,
+            calibration: Calibration::NONE,
         }
     }
 
@@ -275,10 +280,24 @@ mod tests {
     }
 
     #[test]
+    fn a_card_may_carry_a_calibration_and_one_without_is_served_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CARD_FILE);
+        let mut json = serde_json::to_value(card()).unwrap();
+        json.as_object_mut().unwrap().remove("calibration");
+        std::fs::write(&path, json.to_string()).unwrap();
+        assert_eq!(ModelCard::read(&path).unwrap().calibration, Calibration::NONE, "an older card");
+        json["calibration"] = serde_json::json!({"temperature": 1.5, "domain_threshold": 7.0});
+        std::fs::write(&path, json.to_string()).unwrap();
+        let calibration = ModelCard::read(&path).unwrap().calibration;
+        assert_eq!((calibration.temperature, calibration.domain_threshold), (1.5, Some(7.0)));
+    }
+
+    #[test]
     fn cards_that_cannot_make_an_input_or_name_an_output_are_refused() {
         /// A change to a valid card, and what the refusal must say.
         type Case = (fn(&mut ModelCard), &'static str);
-        let cases: [Case; 7] = [
+        let cases: [Case; 9] = [
             (|card| card.labels.clear(), "no labels"),
             (|card| card.labels[3] = " ".into(), "label 3 is empty"),
             (|card| card.input_shape.channels = 4, "4 channels"),
@@ -286,6 +305,8 @@ mod tests {
             (|card| card.input_shape.width = 5000, "each side 1 to 1024"),
             (|card| card.input_shape.width = 32, "square inputs"),
             (|card| card.normalisation.std = vec![0.0], "positive stds"),
+            (|card| card.calibration.temperature = 0.0, "temperature 0 must be a positive number"),
+            (|card| card.calibration.domain_threshold = Some(f32::NAN), "domain_threshold NaN must be a finite"),
         ];
         for (spoil, expected) in cases {
             let mut spoiled = card();

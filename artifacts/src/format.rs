@@ -79,6 +79,49 @@ impl Preprocessing {
     }
 }
 
+/// How a model's raw scores (logits) become what is served: the temperature that turns them
+/// into probabilities that mean what they say, and the line below which an input does not look
+/// like any of the model's classes. The identity, [`Calibration::NONE`], where none was fitted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    /// The logits are divided by it before the softmax (temperature scaling: above 1 makes
+    /// the probabilities less confident, and never changes which class is the most probable).
+    pub temperature: f32,
+    /// An input whose domain score (the log-sum-exp of its logits, the negative of its free
+    /// energy) is below this does not look like one of the classes; none: every input does.
+    #[serde(default)]
+    pub domain_threshold: Option<f32>,
+    /// What the two were fitted on, for the model card.
+    #[serde(default)]
+    pub fitted_on: String,
+}
+
+impl Calibration {
+    /// The logits' own softmax, and no domain check.
+    pub const NONE: Calibration = Calibration { temperature: 1.0, domain_threshold: None, fitted_on: String::new() };
+
+    /// Why these values cannot be served, if they cannot: a temperature that is not a positive
+    /// finite number, or a threshold that is not finite.
+    pub fn problem(&self) -> Option<String> {
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return Some(format!("calibration temperature {} must be a positive number", self.temperature));
+        }
+        match self.domain_threshold {
+            Some(threshold) if !threshold.is_finite() => {
+                Some(format!("calibration domain_threshold {threshold} must be a finite number"))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Default for Calibration {
+    fn default() -> Calibration {
+        Calibration::NONE
+    }
+}
+
 /// How the weights were trained, as recorded in their metadata.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainingRecipe {
@@ -137,6 +180,10 @@ pub struct ModelMetadata {
     pub weights_sha256: String,
     /// How the weights were trained.
     pub recipe: TrainingRecipe,
+    /// The temperature and domain threshold fitted after training ([`Calibration::NONE`] in
+    /// weights trained before calibration existed).
+    #[serde(default)]
+    pub calibration: Calibration,
     /// When the weights were exported (RFC 3339, UTC).
     pub created: String,
 }

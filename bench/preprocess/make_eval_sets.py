@@ -18,6 +18,13 @@ new to it. Each set stands for one kind of upload:
 - perspective: a paper photo taken at a slant (a perspective warp of up to a sixth of the
   page).
 
+And two out-of-domain sets, which no digit model should call a digit (label `none`):
+
+- fashion-test: the 10,000 Fashion-MNIST test images (Debian's dataset-fashion-mnist),
+  pixel for pixel (ignores --count);
+- letters: letters typed like the fonts set, dark on a light page. O, o, I and l are left
+  out: these fonts draw them as 0 and 1.
+
 Writes DIR/<set>/<index>-<label>.<ext> (index: the MNIST test index) and DIR/<set>/labels.csv
 (file, label, mnist_index, variant: how that image was made). Same --seed and --count, same
 files. With --examples, also writes one contact sheet per set there (the committed ones are in
@@ -27,6 +34,7 @@ Usage: make_eval_sets.py [--seed 1] [--count 1000] [--out DIR] [--mnist data/mni
 """
 import argparse
 import csv
+import gzip
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +46,11 @@ from skimage.morphology import skeletonize
 # that a reader applying the tag (as ImageOps.exif_transpose does) shows it upright again.
 ORIENTATION = 0x0112
 STORE_FOR_ORIENTATION = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
+
+# What out-of-domain images are labelled in labels.csv.
+NOT_A_DIGIT = "none"
+# The letters of the letters set: all but O, o, I and l, which these fonts draw as 0 and 1.
+LETTERS = [letter for letter in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" if letter not in "OoIl"]
 
 # Handwriting-like fonts and the Debian packages that install them (bench/preprocess.sh
 # installs the packages).
@@ -58,11 +71,14 @@ PEN_INKS = {"black": (25, 25, 30), "blue": (25, 45, 150), "dark-red": (130, 25, 
 CANVAS_COLOURS = {"blue": (30, 90, 230), "red": (220, 40, 40), "green": (30, 150, 60), "purple": (130, 50, 180)}
 
 
-def read_mnist_test(mnist_dir):
-    """The MNIST test images (N, 28, 28) uint8, white ink on black, and their labels."""
-    images = np.frombuffer((mnist_dir / "t10k-images-idx3-ubyte").read_bytes()[16:], np.uint8)
-    labels = np.frombuffer((mnist_dir / "t10k-labels-idx1-ubyte").read_bytes()[8:], np.uint8)
-    return images.reshape(-1, 28, 28), labels
+def read_test_split(folder):
+    """The test images (N, 28, 28) uint8 and labels of an IDX data set (MNIST: white ink on
+    black), from its raw or gzipped files."""
+    def read(name, header):
+        raw = folder / name
+        data = raw.read_bytes() if raw.exists() else gzip.decompress((folder / f"{name}.gz").read_bytes())
+        return np.frombuffer(data[header:], np.uint8)
+    return read("t10k-images-idx3-ubyte", 16).reshape(-1, 28, 28), read("t10k-labels-idx1-ubyte", 8)
 
 
 def balanced_draw(rng, labels, count):
@@ -272,13 +288,14 @@ def half_jpeg(rng, image, variant, lowest, highest):
     return image, "png", {}, variant
 
 
-def typed(rng, label):
-    """The digit `label` typed in a handwriting-like font, dark on a light page, a little tilted."""
+def typed(rng, text):
+    """`text` (a digit or a letter) typed in a handwriting-like font, dark on a light page, a
+    little tilted."""
     font_path = FONTS[int(rng.integers(len(FONTS)))]
     size = int(rng.integers(48, 161))
     font = ImageFont.truetype(font_path, size)
     glyph = Image.new("L", (3 * size, 3 * size), 0)
-    ImageDraw.Draw(glyph).text((size, size // 2), str(label), font=font, fill=255)
+    ImageDraw.Draw(glyph).text((size, size // 2), str(text), font=font, fill=255)
     glyph = glyph.rotate(rng.uniform(-6, 6), Image.BICUBIC)
     ink = np.asarray(glyph, np.float32) / 255
     top, left, bottom, right = ink_bbox(ink, 0.05)
@@ -291,6 +308,12 @@ def typed(rng, label):
     page = paper * (1 - coverage) + colour * coverage
     image = to_image(page)
     return half_jpeg(rng, image, f"font={Path(font_path).stem} size={size}", 75, 96)
+
+
+def typed_letter(rng, letter):
+    """`letter` as `typed` draws it, its variant naming the letter."""
+    image, ext, options, variant = typed(rng, letter)
+    return image, ext, options, f"letter={letter} {variant}"
 
 
 def thick_thin(rng, digit):
@@ -413,10 +436,12 @@ def main():
     parser.add_argument("--count", type=int, default=1000, help="images per realistic set")
     parser.add_argument("--out", type=Path, default=Path("bench/results/preprocess/sets"))
     parser.add_argument("--mnist", type=Path, default=Path("data/mnist"), help="raw MNIST IDX files")
+    parser.add_argument("--fashion-mnist", type=Path, default=Path("/usr/share/datasets/fashion-mnist"),
+                        help="Fashion-MNIST's IDX files, raw or gzipped")
     parser.add_argument("--examples", type=Path, help="also write a contact sheet per set here")
     args = parser.parse_args()
 
-    images, labels = read_mnist_test(args.mnist)
+    images, labels = read_test_split(args.mnist)
     write_set(args.out, "mnist-test", ((index, label, Image.fromarray(image), "png", {}, "original")
                                         for index, (image, label) in enumerate(zip(images, labels))))
     for number, (name, render) in enumerate(RENDERERS.items()):
@@ -429,9 +454,17 @@ def main():
     labels_typed = rng.permutation(np.arange(args.count) % 10)
     write_set(args.out, "fonts", ((index, label, *typed(rng, label)) for index, label in enumerate(labels_typed)))
     print(f"fonts: {args.count} images in {args.out / 'fonts'}")
+    # Out of domain: every Fashion-MNIST test image as it is, and letters typed like the fonts set.
+    clothes, _ = read_test_split(args.fashion_mnist)
+    write_set(args.out, "fashion-test", ((index, NOT_A_DIGIT, Image.fromarray(image), "png", {}, "original")
+                                          for index, image in enumerate(clothes)))
+    rng = np.random.default_rng([args.seed, len(RENDERERS) + 1])
+    letters = [LETTERS[int(rng.integers(len(LETTERS)))] for _ in range(args.count)]
+    write_set(args.out, "letters", ((index, NOT_A_DIGIT, *typed_letter(rng, letter)) for index, letter in enumerate(letters)))
+    print(f"fashion-test, letters: {len(clothes)} and {args.count} images")
     if args.examples:
         args.examples.mkdir(parents=True, exist_ok=True)
-        for name in ["mnist-test", *RENDERERS, "fonts"]:
+        for name in ["mnist-test", *RENDERERS, "fonts", "fashion-test", "letters"]:
             contact_sheet(args.out / name, args.examples / f"{name}.png")
 
 

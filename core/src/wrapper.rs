@@ -21,8 +21,14 @@ pub struct Prediction {
     pub label: String,
     /// Its probability, in [0, 1].
     pub probability: f32,
-    /// The probability of every class, in label order; they sum to 1.
+    /// The probability of every class, in label order; they sum to 1. Calibrated: the
+    /// softmax of the logits divided by the card's temperature.
     pub probabilities: Vec<f32>,
+    /// How much the input looks like any of the classes at all: the log-sum-exp of the logits
+    /// (the negative of their free energy). Higher is more like the training data.
+    pub domain_score: f32,
+    /// Whether the domain score reaches the card's threshold; none for a model without one.
+    pub in_domain: Option<bool>,
 }
 
 /// A loaded model and the three steps of inference.
@@ -120,20 +126,27 @@ impl ModelWrapper {
         Ok(scores)
     }
 
-    /// Step 3: logits → one [`Prediction`] per row (softmax, then the most probable class).
+    /// Step 3: logits → one [`Prediction`] per row: the softmax of the logits over the card's
+    /// temperature, the most probable class, and the domain score against the card's
+    /// threshold.
     pub fn post_process(&self, logits: &Tensor) -> Result<Vec<Prediction>> {
-        let probabilities = logits.softmax(-1, Kind::Float).to_device(Device::Cpu);
+        let calibration = &self.card.calibration;
+        let logits = logits.to_device(Device::Cpu).to_kind(Kind::Float);
+        let probabilities = (&logits / f64::from(calibration.temperature)).softmax(-1, Kind::Float);
         let rows = Vec::<Vec<f32>>::try_from(&probabilities)?;
+        let domain_scores = Vec::<f32>::try_from(&logits.logsumexp([-1], false))?;
         Ok(rows
             .into_iter()
-            .map(|probabilities| {
+            .zip(domain_scores)
+            .map(|(probabilities, domain_score)| {
                 let (class_index, &probability) = probabilities
                     .iter()
                     .enumerate()
                     .max_by(|(_, left), (_, right)| left.total_cmp(right))
                     .expect("a model has at least one class");
                 let label = self.card.labels.get(class_index).cloned().unwrap_or_else(|| class_index.to_string());
-                Prediction { class_index, label, probability, probabilities }
+                let in_domain = calibration.domain_threshold.map(|threshold| domain_score >= threshold);
+                Prediction { class_index, label, probability, probabilities, domain_score, in_domain }
             })
             .collect())
     }

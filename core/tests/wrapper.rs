@@ -74,15 +74,29 @@ fn eval_mode_gives_the_same_answer_alone_or_in_a_batch() {
 }
 
 #[test]
-fn post_process_is_a_softmax_and_an_argmax() {
+fn post_process_is_a_softmax_at_the_models_temperature_an_argmax_and_a_domain_check() {
     let assets = tempfile::tempdir().unwrap();
     let model = committed_model(assets.path());
+    let calibration = model.card().calibration.clone();
+    let temperature = calibration.temperature;
+    assert!(temperature > 1.0, "the committed model is calibrated: {calibration:?}");
     let mut logits = vec![0f32; 10];
     logits[4] = 3f32.ln();
     let predictions = model.post_process(&Tensor::from_slice(&logits).view([1, 10])).unwrap();
-    assert_eq!(predictions[0].class_index, 4);
-    assert!((predictions[0].probability - 3.0 / 12.0).abs() < 1e-6);
-    assert!((predictions[0].probabilities[0] - 1.0 / 12.0).abs() < 1e-6);
+    let prediction = &predictions[0];
+    assert_eq!(prediction.class_index, 4);
+    // softmax(logits / T): e^(ln 3 / T) for class 4 against 9 × e^0.
+    let winner = 3f32.powf(1.0 / temperature);
+    assert!((prediction.probability - winner / (winner + 9.0)).abs() < 1e-6, "{prediction:?}");
+    assert!((prediction.probabilities[0] - 1.0 / (winner + 9.0)).abs() < 1e-6, "{prediction:?}");
+    // The domain score is the log-sum-exp of the logits themselves: ln(3 + 9).
+    assert!((prediction.domain_score - 12f32.ln()).abs() < 1e-5, "{prediction:?}");
+    let threshold = calibration.domain_threshold.unwrap();
+    assert_eq!(prediction.in_domain, Some(12f32.ln() >= threshold));
+    // Ten times those logits: the same class, more confident, and further from the line.
+    let confident = model.post_process(&(Tensor::from_slice(&logits).view([1, 10]) * 10.0)).unwrap();
+    assert!(confident[0].probability > prediction.probability);
+    assert!(confident[0].domain_score > prediction.domain_score);
 }
 
 #[test]

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use max_mnist_artifacts::card::{ChannelNormalisation, ModelCard, TORCHSCRIPT_ARCHITECTURE};
-use max_mnist_artifacts::format::{InputShape, Preprocessing};
+use max_mnist_artifacts::format::{Calibration, InputShape, Preprocessing};
 use max_mnist_core::package;
 
 /// Package a TorchScript module (torch.jit.trace or torch.jit.script, then .save) with its
@@ -105,6 +105,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             Procedure::Digit => Preprocessing::Digit,
             Procedure::Image => Preprocessing::Image,
         },
+        calibration: Calibration::NONE,
     };
     let archive = package::package(&args.torchscript, &card, &args.name, &args.output)?;
     println!("{}", archive.display());

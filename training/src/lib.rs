@@ -9,6 +9,7 @@
 //! The server links none of this.
 
 pub mod augment;
+pub mod calibrate;
 pub mod data;
 mod error;
 mod monitor;

@@ -6,8 +6,8 @@
 //!
 //! The files, under `runs/<exp-name>/`:
 //! `events.out.tfevents.*`, `classification_report.json`, `classification_report.md`,
-//! `confusion_matrix.json`, `confusion_matrix.png`, `misclassified.png`,
-//! `projector_config.pbtxt` and `projector/`.
+//! `confusion_matrix.json`, `confusion_matrix.png`, `misclassified.png`, `calibration.json`,
+//! `calibration.md`, `reliability_diagram.png`, `projector_config.pbtxt` and `projector/`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -20,6 +20,7 @@ use tch::{Device, Kind, Tensor};
 use max_mnist_artifacts::format::Normalisation;
 use max_mnist_core::network::{INPUT_SHAPE, Net};
 
+use crate::calibrate::{CalibrationReport, ReliabilityBin};
 use crate::data::Split;
 use crate::render::{self, GridTile};
 use crate::report::ClassificationReport;
@@ -220,6 +221,38 @@ impl Monitor {
         self.projector(net, test, &report.labels, normalisation)?;
         self.events.end_session()?;
         self.events.flush()
+    }
+
+    /// Writes what calibration fitted and how it fares: `calibration.json` and `.md`, and
+    /// `reliability_diagram.png` (the test set and its user-like variants, before and after),
+    /// also in TensorBoard with the expected calibration errors.
+    pub(super) fn calibration(&mut self, report: &CalibrationReport, step: u32) -> Result<()> {
+        let step = i64::from(step);
+        let write = |name: &str, contents: String| {
+            let path = self.run_dir.join(name);
+            std::fs::write(&path, contents).map_err(Error::io("cannot write", &path))
+        };
+        write("calibration.json", report.to_json())?;
+        write("calibration.md", report.to_markdown())?;
+        let shown = report.sets.iter().filter(|set| set.name == "test" || set.name == "test, all variants");
+        let panels: Vec<(String, Vec<ReliabilityBin>)> = shown
+            .flat_map(|set| {
+                [
+                    (format!("{}: before, ECE {:.2}%", set.name, set.ece_before * 100.0), set.bins_before.clone()),
+                    (format!("{}: after, ECE {:.2}%", set.name, set.ece_after * 100.0), set.bins_after.clone()),
+                ]
+            })
+            .collect();
+        let diagram = render::reliability_diagram(&panels);
+        render::save_png(&diagram, &self.run_dir.join("reliability_diagram.png"))?;
+        self.image("calibration/reliability_diagram", step, &diagram)?;
+        for set in &report.sets {
+            let tag = set.name.replace(", ", "_").replace(' ', "_");
+            self.events.scalar(&format!("calibration/ece_before/{tag}"), step, set.ece_before as f32)?;
+            self.events.scalar(&format!("calibration/ece_after/{tag}"), step, set.ece_after as f32)?;
+        }
+        self.events.scalar("calibration/temperature", step, report.calibration.temperature)?;
+        self.events.text("calibration/report", step, &report.to_markdown())
     }
 
     /// The last hidden layer's activations for the first test images, with their true class's

@@ -71,6 +71,13 @@ pub struct Row {
     /// Its probability.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probability: Option<f32>,
+    /// Whether the image looks like one of the model's classes at all (none for a model
+    /// without a domain threshold).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_domain: Option<bool>,
+    /// How much it looks like the model's training data (the log-sum-exp of the logits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain_score: Option<f32>,
     /// The label the file's path names, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
@@ -110,9 +117,11 @@ pub fn classify(model: &ModelWrapper, files: &[PathBuf]) -> Result<Vec<Row>> {
         .collect())
 }
 
-/// The CSV header: file, prediction, probability, label, error, then one column per class.
+/// The CSV header: file, prediction, probability, in_domain, domain_score, label, error, then
+/// one column per class.
 pub fn csv_header(labels: &[String]) -> String {
-    let columns = ["file", "prediction", "probability", "label", "error"].map(str::to_owned);
+    let columns =
+        ["file", "prediction", "probability", "in_domain", "domain_score", "label", "error"].map(str::to_owned);
     let classes = labels.iter().map(|label| format!("p_{label}"));
     columns.into_iter().chain(classes).map(|column| csv_field(&column)).collect::<Vec<_>>().join(",")
 }
@@ -126,13 +135,22 @@ impl Row {
                 file,
                 prediction: Some(prediction.label),
                 probability: Some(prediction.probability),
+                in_domain: prediction.in_domain,
+                domain_score: Some(prediction.domain_score),
                 label,
                 error: None,
                 probabilities: prediction.probabilities,
             },
-            Err(error) => {
-                Row { file, prediction: None, probability: None, label, error: Some(error), probabilities: Vec::new() }
-            }
+            Err(error) => Row {
+                file,
+                prediction: None,
+                probability: None,
+                in_domain: None,
+                domain_score: None,
+                label,
+                error: Some(error),
+                probabilities: Vec::new(),
+            },
         }
     }
 
@@ -143,6 +161,8 @@ impl Row {
             csv_field(&self.file),
             optional(&self.prediction),
             self.probability.map(|probability| probability.to_string()).unwrap_or_default(),
+            self.in_domain.map(|in_domain| in_domain.to_string()).unwrap_or_default(),
+            self.domain_score.map(|score| score.to_string()).unwrap_or_default(),
             optional(&self.label),
             optional(&self.error),
         ];
@@ -197,7 +217,7 @@ mod tests {
         assert_eq!(csv_field("say \"7\""), "\"say \"\"7\"\"\"");
         assert_eq!(
             csv_header(&["T-shirt, top".to_owned()]),
-            "file,prediction,probability,label,error,\"p_T-shirt, top\""
+            "file,prediction,probability,in_domain,domain_score,label,error,\"p_T-shirt, top\""
         );
     }
 }

@@ -1,5 +1,5 @@
-//! PNG pictures for a training run: a confusion heat map, grids of digit images, and the sprite
-//! sheet that TensorBoard's embedding projector shows.
+//! PNG pictures for a training run: a confusion heat map, grids of digit images, the sprite
+//! sheet that TensorBoard's embedding projector shows, and reliability diagrams.
 //!
 //! A picture of where a model goes wrong is read at a glance, where a table of counts is not,
 //! and a grid of the misclassified digits shows whether the mistakes are the model's or the
@@ -14,6 +14,7 @@ use font8x8::{BASIC_FONTS, UnicodeFonts};
 use image::codecs::png::PngEncoder;
 use image::{GrayImage, ImageBuffer, Luma, PixelWithColorType, Rgb, RgbImage};
 
+use crate::calibrate::ReliabilityBin;
 use crate::{Error, Result};
 
 /// The side of one glyph of the bitmap font, in pixels at scale 1.
@@ -235,6 +236,53 @@ pub fn image_grid(tiles: &[GridTile], tile_side: u32, columns: u32, scale: u32) 
     image
 }
 
+/// Draws reliability diagrams side by side, one panel per `(title, bins)`: for each bin of
+/// top probability, a bar as high as the share of its answers that are right, over the
+/// diagonal a perfectly calibrated model would follow. A bar below the diagonal is
+/// overconfidence; an empty bin has no bar. Axes run from 0 to 1.
+pub fn reliability_diagram(panels: &[(String, Vec<ReliabilityBin>)]) -> RgbImage {
+    const PLOT: u32 = 240;
+    const GAP: u32 = 40;
+    const SCALE: u32 = 1;
+    const BAR: Rgb<u8> = Rgb([33, 113, 181]);
+    const DIAGONAL: Rgb<u8> = Rgb([220, 60, 40]);
+    let title_height = GLYPH * SCALE + 10;
+    let panel_width = GLYPH * SCALE + 6 + PLOT;
+    let widest_title = panels.iter().map(|(title, _)| text_width(title, SCALE)).max().unwrap_or(0);
+    let column = panel_width.max(widest_title);
+    let count = panels.len().max(1) as u32;
+    let width = 2 * MARGIN + count * column + (count - 1) * GAP;
+    let height = 2 * MARGIN + title_height + PLOT + 6 + 2 * (GLYPH * SCALE + 4);
+    let mut image = RgbImage::from_pixel(width, height, BACKGROUND);
+    for (index, (title, bins)) in panels.iter().enumerate() {
+        let left = MARGIN + index as u32 * (column + GAP);
+        draw_text(&mut image, left, MARGIN, title, SCALE, INK);
+        draw_text_up(&mut image, left, MARGIN + title_height + (PLOT - text_width("accuracy", SCALE)) / 2, "accuracy", SCALE, INK);
+        let (x0, y0) = (left + GLYPH * SCALE + 6, MARGIN + title_height);
+        for line in 0..=4 {
+            fill_rect(&mut image, x0, y0 + line * PLOT / 4, PLOT, 1, GRID_LINE);
+            fill_rect(&mut image, x0 + line * PLOT / 4, y0, 1, PLOT, GRID_LINE);
+        }
+        let bar_width = PLOT / bins.len().max(1) as u32;
+        for (bin_index, bin) in bins.iter().enumerate().filter(|(_, bin)| bin.count > 0) {
+            let bar_height = (bin.accuracy.clamp(0.0, 1.0) * f64::from(PLOT)).round() as u32;
+            let x = x0 + bin_index as u32 * bar_width;
+            fill_rect(&mut image, x + 1, y0 + PLOT - bar_height, bar_width.saturating_sub(2), bar_height, BAR);
+        }
+        for step in 0..PLOT {
+            fill_rect(&mut image, x0 + step, y0 + PLOT - 1 - step, 2, 2, DIAGONAL);
+        }
+        fill_rect(&mut image, x0, y0 + PLOT, PLOT, 1, INK);
+        fill_rect(&mut image, x0, y0, 1, PLOT, INK);
+        let axis_y = y0 + PLOT + 6;
+        draw_text(&mut image, x0, axis_y, "0", SCALE, INK);
+        draw_text(&mut image, x0 + PLOT - text_width("1", SCALE), axis_y, "1", SCALE, INK);
+        let caption = "top probability";
+        draw_text(&mut image, x0 + (PLOT - text_width(caption, SCALE)) / 2, axis_y + GLYPH * SCALE + 4, caption, SCALE, INK);
+    }
+    image
+}
+
 /// Packs tiles into the sprite sheet that TensorBoard's embedding projector expects: a square
 /// of `ceil(sqrt(n))` tiles a side, filled row by row from the top left, with no spacing, at
 /// scale 1, the unused tail black. Tile `i` then belongs to row `i` of the embeddings.
@@ -354,6 +402,20 @@ fn fill_rect(image: &mut RgbImage, x: u32, y: u32, width: u32, height: u32, colo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reliability_diagram_has_a_bar_per_filled_bin_up_to_its_accuracy() {
+        let mut bins = vec![ReliabilityBin { count: 0, confidence: 0.0, accuracy: 0.0 }; 15];
+        bins[14] = ReliabilityBin { count: 90, confidence: 0.98, accuracy: 0.5 };
+        let image = reliability_diagram(&[("test, before".into(), bins.clone()), ("test, after".into(), bins)]);
+        assert!(image.width() > 2 * 240 && image.height() > 240);
+        // The last bin's bar is blue halfway up its plot and white above three quarters.
+        let blue = |x: u32, y: u32| *image.get_pixel(x, y) == Rgb([33, 113, 181]);
+        let (x0, y0) = (MARGIN + GLYPH + 6, MARGIN + GLYPH + 10);
+        let bar_x = x0 + 14 * 16 + 4;
+        assert!(blue(bar_x, y0 + 240 - 60) && !blue(bar_x, y0 + 40));
+        assert!(!blue(x0 + 16 + 4, y0 + 240 - 2), "an empty bin has no bar");
+    }
 
     fn digits() -> Vec<String> {
         (0..10).map(|digit| digit.to_string()).collect()

@@ -23,6 +23,7 @@ use max_mnist_artifacts::format::{self, ModelMetadata, Normalisation, TrainingRe
 use max_mnist_core::network::{Architecture, INPUT_SHAPE, Net};
 
 use crate::augment::Augmentation;
+use crate::calibrate::{CalibrationReport, calibrate};
 use crate::data::{DatasetCard, IdxDataset, Split};
 use crate::monitor::Monitor;
 use crate::report::ClassificationReport;
@@ -143,6 +144,8 @@ pub struct TrainedModel {
     pub metadata: ModelMetadata,
     /// Per-class results on the test set.
     pub report: ClassificationReport,
+    /// The fitted temperature and domain threshold, and how they fare on the test set.
+    pub calibration: CalibrationReport,
 }
 
 impl TrainedModel {
@@ -169,6 +172,8 @@ pub(crate) struct Evaluation {
     pub(crate) loss: f64,
     pub(crate) accuracy: f64,
     pub(crate) predicted: Tensor,
+    /// `[N, classes]`, on the CPU.
+    pub(crate) logits: Tensor,
 }
 
 const EVAL_BATCH: i64 = 1000;
@@ -245,11 +250,16 @@ pub fn train(settings: &TrainSettings, data: &IdxDataset) -> Result<TrainedModel
     let best = best.ok_or_else(|| Error::InvalidSettings("no epoch ran".into()))?;
     restore(&mut store, &best.weights);
     // Measured again on the restored weights, so the metadata describes what is exported.
-    let validation = evaluate(&net, &validation, normalisation, device)?;
+    let checked = evaluate(&net, &validation, normalisation, device)?;
     let test = evaluate(&net, &data.test, normalisation, device)?;
     let labels = settings.dataset.labels.clone();
     let report = ClassificationReport::new(labels.clone(), &to_vec(&data.test.labels)?, &to_vec(&test.predicted)?);
+    // The variants draw from the generator: seeded again, calibration is the same in every run.
+    tch::manual_seed(settings.seed as i64);
+    let calibration = calibrate(&net, &validation, &data.test, normalisation, device)?;
+    monitor.calibration(&calibration, best.epoch)?;
     monitor.finish(&net, &data.test, &test.predicted, &report, normalisation, best.epoch)?;
+    let validation = checked;
 
     let metadata = ModelMetadata {
         architecture: settings.architecture.name().to_owned(),
@@ -266,6 +276,7 @@ pub fn train(settings: &TrainSettings, data: &IdxDataset) -> Result<TrainedModel
         training_data_sha256: data.sha256.clone(),
         parameters: store.trainable_variables().iter().map(|tensor| tensor.numel() as u64).sum(),
         weights_sha256: weights_sha256(&store)?,
+        calibration: calibration.calibration.clone(),
         recipe: TrainingRecipe {
             optimizer: settings.optimizer.describe(),
             learning_rate: settings.learning_rate,
@@ -279,7 +290,7 @@ pub fn train(settings: &TrainSettings, data: &IdxDataset) -> Result<TrainedModel
         },
         created: humantime::format_rfc3339_seconds(settings.created).to_string(),
     };
-    Ok(TrainedModel { store, metadata, report })
+    Ok(TrainedModel { store, metadata, report, calibration })
 }
 
 fn validate(settings: &TrainSettings) -> Result<()> {
@@ -361,10 +372,11 @@ fn split_off_validation(split: &Split, fraction: f64) -> (Split, Split) {
 }
 
 /// Loss, accuracy and predicted classes of `net` on `split`, in evaluation mode.
-fn evaluate(net: &Net, split: &Split, normalisation: Normalisation, device: Device) -> Result<Evaluation> {
+pub(crate) fn evaluate(net: &Net, split: &Split, normalisation: Normalisation, device: Device) -> Result<Evaluation> {
     let _no_grad = tch::no_grad_guard();
     let mut loss_sum = 0.0;
     let mut predicted = Vec::new();
+    let mut all_logits = Vec::new();
     let mut start = 0;
     while start < split.count() {
         let size = EVAL_BATCH.min(split.count() - start);
@@ -373,12 +385,14 @@ fn evaluate(net: &Net, split: &Split, normalisation: Normalisation, device: Devi
         let logits = net.forward_t(&inputs, false);
         loss_sum += logits.cross_entropy_for_logits(&targets).double_value(&[]) * size as f64;
         predicted.push(logits.argmax(-1, false).to_device(Device::Cpu));
+        all_logits.push(logits.to_device(Device::Cpu));
         start += size;
     }
     let predicted = Tensor::f_cat(&predicted, 0)?;
     let count = split.count() as f64;
     let correct = predicted.eq_tensor(&split.labels).sum(Kind::Int64).int64_value(&[]);
-    Ok(Evaluation { loss: loss_sum / count, accuracy: correct as f64 / count, predicted })
+    let logits = Tensor::f_cat(&all_logits, 0)?;
+    Ok(Evaluation { loss: loss_sum / count, accuracy: correct as f64 / count, predicted, logits })
 }
 
 pub(crate) fn normalise(images: &Tensor, normalisation: Normalisation) -> Tensor {

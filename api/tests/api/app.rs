@@ -167,6 +167,24 @@ async fn a_phone_photo_is_shrunk_upright_before_it_is_sent_and_a_file_too_big_is
 }
 
 #[tokio::test]
+async fn a_picture_of_no_digit_is_said_not_to_look_like_one_and_a_digit_after_it_is_read() {
+    let app = TestApp::spawn().await;
+    with_browser(&app, Screen::Desktop, "/app", async |page: &Page| {
+        let asked = page.upload(&repository().join("samples/fashion-trouser.png")).await;
+        let state = page.answer_to(asked).await;
+        assert_eq!(state.prediction, "?", "no digit is claimed: {state:?}");
+        assert!(state.status.contains("This doesn't look like a digit."), "{state:?}");
+        assert_eq!(state.bars, 10, "the probabilities are still shown: {state:?}");
+
+        let asked = page.upload(&repository().join("samples/photo-4-exif.jpg")).await;
+        page.expect_prediction(asked, 4, 0).await;
+        let state = page.state().await;
+        assert!(!state.status.contains("look like"), "the warning goes with the picture: {state:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn fits_a_phone_and_draws_with_a_finger() {
     let app = TestApp::spawn().await;
     with_browser(&app, Screen::Phone, "/app", async |page: &Page| {

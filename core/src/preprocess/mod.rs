@@ -23,7 +23,7 @@ use std::io::Cursor;
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 use max_mnist_artifacts::card::{ChannelNormalisation, ModelCard};
-use max_mnist_artifacts::format::{InputShape, Normalisation, Preprocessing};
+use max_mnist_artifacts::format::{Calibration, InputShape, Normalisation, Preprocessing};
 use tch::Tensor;
 
 use crate::{Error, LoadError, Result};
@@ -148,6 +148,7 @@ impl Preprocessor {
             input_shape: InputShape::grayscale(28),
             normalisation: ChannelNormalisation::uniform(1, MNIST_NORMALISATION.mean, MNIST_NORMALISATION.std),
             preprocessing: Preprocessing::Digit,
+            calibration: Calibration::NONE,
         };
         Preprocessor::new(&card, max_pixels).expect("MNIST's card makes an input")
     }
@@ -550,6 +551,7 @@ mod tests {
             input_shape: InputShape { channels: 3, height: 64, width: 96 },
             normalisation: ChannelNormalisation::uniform(3, 0.5, 0.25),
             preprocessing: Preprocessing::Image,
+            calibration: Calibration::NONE,
         };
         let preprocessor = Preprocessor::new(&card, 16_000_000).unwrap();
         let bytes = large_photo(4032, 3024, 40);

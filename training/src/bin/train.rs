@@ -245,6 +245,7 @@ fn train_and_publish(args: &Args) -> anyhow::Result<()> {
     println!("test accuracy: {:.2}% on {} images", metadata.test_accuracy * 100.0, data.test.count());
     println!("training time: {:.0} s", started.elapsed().as_secs_f64());
     println!("{}", trained.report.summary());
+    println!("calibration (reliability_diagram.png in the run directory):\n{}", trained.calibration.to_markdown());
 
     let weights = run_dir.join(&preset.weights_file);
     trained.save(&weights)?;

@@ -79,9 +79,9 @@ fn csv_output_has_a_column_per_class_of_the_model_chosen() {
     let stdout = succeeded(&output);
     let mut lines = stdout.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    assert_eq!(header[..5], ["file", "prediction", "probability", "label", "error"]);
+    assert_eq!(header[..7], ["file", "prediction", "probability", "in_domain", "domain_score", "label", "error"]);
     assert_eq!(
-        header[5..],
+        header[7..],
         [
             "p_T-shirt/top",
             "p_Trouser",
@@ -99,7 +99,8 @@ fn csv_output_has_a_column_per_class_of_the_model_chosen() {
     assert_eq!(rows.len(), 3);
     for row in rows {
         assert_eq!(row.len(), header.len(), "{row:?}");
-        assert_eq!(row[1], row[3], "the prediction is the folder's label: {row:?}");
+        assert_eq!(row[1], row[5], "the prediction is the folder's label: {row:?}");
+        assert!(row[4].parse::<f32>().unwrap().is_finite(), "a domain score: {row:?}");
     }
     assert!(scratch.path().join("runs/predict/confusion_matrix.png").is_file(), "the default report folder");
 }

@@ -131,10 +131,9 @@ impl ModelWrapper {
     /// threshold.
     pub fn post_process(&self, logits: &Tensor) -> Result<Vec<Prediction>> {
         let calibration = &self.card.calibration;
-        let logits = logits.to_device(Device::Cpu).to_kind(Kind::Float);
-        let probabilities = (&logits / f64::from(calibration.temperature)).softmax(-1, Kind::Float);
-        let rows = Vec::<Vec<f32>>::try_from(&probabilities)?;
-        let domain_scores = Vec::<f32>::try_from(&logits.logsumexp([-1], false))?;
+        let logits = logits.to_device(Device::Cpu);
+        let rows = Vec::<Vec<f32>>::try_from(&calibrated_probabilities(&logits, f64::from(calibration.temperature)))?;
+        let domain_scores = Vec::<f32>::try_from(&domain_scores(&logits))?;
         Ok(rows
             .into_iter()
             .zip(domain_scores)
@@ -150,4 +149,16 @@ impl ModelWrapper {
             })
             .collect())
     }
+}
+
+/// The probabilities served for `logits` (`[N, classes]`) at `temperature`: the softmax of the
+/// logits divided by it.
+pub fn calibrated_probabilities(logits: &Tensor, temperature: f64) -> Tensor {
+    (logits.to_kind(Kind::Float) / temperature).softmax(-1, Kind::Float)
+}
+
+/// The domain score of each row of `logits`: their log-sum-exp (the negative of their free
+/// energy).
+pub fn domain_scores(logits: &Tensor) -> Tensor {
+    logits.to_kind(Kind::Float).logsumexp([-1], false)
 }

@@ -19,6 +19,7 @@
 
 use max_mnist_artifacts::format::{Calibration, Normalisation};
 use max_mnist_core::network::Net;
+use max_mnist_core::wrapper::{calibrated_probabilities as probabilities, domain_scores};
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
@@ -108,22 +109,25 @@ pub(crate) fn calibrate(
     normalisation: Normalisation,
     device: Device,
 ) -> Result<CalibrationReport> {
-    let with_variants = |split: &Split| -> Result<Vec<(String, Split, Tensor)>> {
-        let itself = Split { images: split.images.shallow_clone(), labels: split.labels.shallow_clone() };
-        let mut sets = vec![(String::new(), itself, evaluate(net, split, normalisation, device)?.logits)];
+    // The logits of a split and of each of its variants, named ("" for the split itself); every
+    // variant has the split's labels.
+    let with_variants = |split: &Split| -> Result<Vec<(&'static str, Tensor)>> {
+        let mut named = vec![("", evaluate(net, split, normalisation, device)?.logits)];
         for (name, images) in user_like_variants(&split.images) {
             let variant = Split { images, labels: split.labels.shallow_clone() };
-            let logits = evaluate(net, &variant, normalisation, device)?.logits;
-            sets.push((name.to_owned(), variant, logits));
+            named.push((name, evaluate(net, &variant, normalisation, device)?.logits));
         }
-        Ok(sets)
+        Ok(named)
     };
+    let joined = |named: &[(&str, Tensor)]| {
+        Tensor::cat(&named.iter().map(|(_, logits)| logits.shallow_clone()).collect::<Vec<_>>(), 0)
+    };
+    let repeated = |labels: &Tensor, times: usize| labels.repeat([times as i64]);
+
     let fitting = with_variants(validation)?;
-    let all_logits = Tensor::cat(&fitting.iter().map(|(_, _, logits)| logits.shallow_clone()).collect::<Vec<_>>(), 0);
-    let all_labels =
-        Tensor::cat(&fitting.iter().map(|(_, split, _)| split.labels.shallow_clone()).collect::<Vec<_>>(), 0);
-    let temperature = fit_temperature(&all_logits, &all_labels);
-    let domain_threshold = threshold_passing(&Vec::<f32>::try_from(&domain_scores(&fitting[0].2))?, IN_DOMAIN_PASS_RATE);
+    let temperature = fit_temperature(&joined(&fitting), &repeated(&validation.labels, fitting.len()));
+    let domain_threshold =
+        threshold_passing(&Vec::<f32>::try_from(&domain_scores(&fitting[0].1))?, IN_DOMAIN_PASS_RATE);
     let calibration = Calibration {
         temperature: temperature as f32,
         domain_threshold,
@@ -136,20 +140,19 @@ pub(crate) fn calibrate(
     };
 
     let measured = with_variants(test)?;
-    let variants_logits = Tensor::cat(&measured[1..].iter().map(|(_, _, logits)| logits.shallow_clone()).collect::<Vec<_>>(), 0);
-    let variants_labels =
-        Tensor::cat(&measured[1..].iter().map(|(_, split, _)| split.labels.shallow_clone()).collect::<Vec<_>>(), 0);
     let mut sets = Vec::new();
-    for (name, logits, labels) in measured
-        .iter()
-        .map(|(name, split, logits)| {
-            let name = if name.is_empty() { "test".to_owned() } else { format!("test, {name}") };
-            (name, logits.shallow_clone(), split.labels.shallow_clone())
-        })
-        .chain([("test, all variants".to_owned(), variants_logits, variants_labels)])
-    {
-        sets.push(measure(name, &logits, &labels, &calibration)?);
+    for (name, logits) in &measured {
+        let name = if name.is_empty() { "test".to_owned() } else { format!("test, {name}") };
+        sets.push(measure(name, logits, &test.labels, &calibration)?);
     }
+    let variants = &measured[1..];
+    let all_variants = measure(
+        "test, all variants".to_owned(),
+        &joined(variants),
+        &repeated(&test.labels, variants.len()),
+        &calibration,
+    )?;
+    sets.push(all_variants);
     Ok(CalibrationReport { calibration, sets })
 }
 
@@ -216,16 +219,6 @@ pub fn expected_calibration_error(bins: &[ReliabilityBin]) -> f64 {
         return 0.0;
     }
     bins.iter().map(|bin| (bin.accuracy - bin.confidence).abs() * bin.count as f64 / total as f64).sum()
-}
-
-/// The served probabilities of `logits` at `temperature`.
-pub fn probabilities(logits: &Tensor, temperature: f64) -> Tensor {
-    (logits / temperature).softmax(-1, Kind::Float)
-}
-
-/// The domain score of each row of `logits`: their log-sum-exp.
-pub fn domain_scores(logits: &Tensor) -> Tensor {
-    logits.to_kind(Kind::Float).logsumexp([-1], false)
 }
 
 /// The temperature with the lowest mean cross-entropy of `logits / temperature` against

@@ -228,12 +228,8 @@ impl Monitor {
     /// also in TensorBoard with the expected calibration errors.
     pub(super) fn calibration(&mut self, report: &CalibrationReport, step: u32) -> Result<()> {
         let step = i64::from(step);
-        let write = |name: &str, contents: String| {
-            let path = self.run_dir.join(name);
-            std::fs::write(&path, contents).map_err(Error::io("cannot write", &path))
-        };
-        write("calibration.json", report.to_json())?;
-        write("calibration.md", report.to_markdown())?;
+        write_text(&self.run_dir, "calibration.json", report.to_json())?;
+        write_text(&self.run_dir, "calibration.md", report.to_markdown())?;
         let shown = report.sets.iter().filter(|set| set.name == "test" || set.name == "test, all variants");
         let panels: Vec<(String, Vec<ReliabilityBin>)> = shown
             .flat_map(|set| {
@@ -283,14 +279,17 @@ impl Monitor {
     }
 }
 
+/// Writes `contents` to the file `name` in `dir`.
+fn write_text(dir: &Path, name: &str, contents: String) -> Result<()> {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).map_err(Error::io("cannot write", &path))
+}
+
 /// Writes `report` into `dir` as the train bin leaves it: `classification_report.json` and
 /// `.md`, `confusion_matrix.json`, and `confusion_matrix.png`, a heat map titled `title`,
 /// which is returned.
 pub(crate) fn save_report(report: &ClassificationReport, dir: &Path, title: &str) -> Result<RgbImage> {
-    let write = |name: &str, contents: String| {
-        let path = dir.join(name);
-        std::fs::write(&path, contents).map_err(Error::io("cannot write", &path))
-    };
+    let write = |name: &str, contents: String| write_text(dir, name, contents);
     write("classification_report.json", report.to_json())?;
     write("classification_report.md", report.to_markdown())?;
     let confusion = ConfusionMatrix {

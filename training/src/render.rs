@@ -257,7 +257,14 @@ pub fn reliability_diagram(panels: &[(String, Vec<ReliabilityBin>)]) -> RgbImage
     for (index, (title, bins)) in panels.iter().enumerate() {
         let left = MARGIN + index as u32 * (column + GAP);
         draw_text(&mut image, left, MARGIN, title, SCALE, INK);
-        draw_text_up(&mut image, left, MARGIN + title_height + (PLOT - text_width("accuracy", SCALE)) / 2, "accuracy", SCALE, INK);
+        draw_text_up(
+            &mut image,
+            left,
+            MARGIN + title_height + (PLOT - text_width("accuracy", SCALE)) / 2,
+            "accuracy",
+            SCALE,
+            INK,
+        );
         let (x0, y0) = (left + GLYPH * SCALE + 6, MARGIN + title_height);
         for line in 0..=4 {
             fill_rect(&mut image, x0, y0 + line * PLOT / 4, PLOT, 1, GRID_LINE);
@@ -278,7 +285,14 @@ pub fn reliability_diagram(panels: &[(String, Vec<ReliabilityBin>)]) -> RgbImage
         draw_text(&mut image, x0, axis_y, "0", SCALE, INK);
         draw_text(&mut image, x0 + PLOT - text_width("1", SCALE), axis_y, "1", SCALE, INK);
         let caption = "top probability";
-        draw_text(&mut image, x0 + (PLOT - text_width(caption, SCALE)) / 2, axis_y + GLYPH * SCALE + 4, caption, SCALE, INK);
+        draw_text(
+            &mut image,
+            x0 + (PLOT - text_width(caption, SCALE)) / 2,
+            axis_y + GLYPH * SCALE + 4,
+            caption,
+            SCALE,
+            INK,
+        );
     }
     image
 }

@@ -115,7 +115,9 @@ fn tensorboard_reads_back_what_the_run_logged_and_the_reports_agree() {
     assert_eq!(curve("test/accuracy"), [(best, metadata.test_accuracy as f32 as f64)], "logged at the exported epoch");
     let at_best = curve("validation/accuracy").into_iter().find(|point| point.0 == best).unwrap().1;
     assert_eq!(at_best, metadata.validation_accuracy as f32 as f64, "the restored weights are the best epoch's");
-    for tag in ["train/augmented_samples", "test/confusion_matrix", "test/misclassified", "calibration/reliability_diagram"] {
+    for tag in
+        ["train/augmented_samples", "test/confusion_matrix", "test/misclassified", "calibration/reliability_diagram"]
+    {
         assert!(logged["images"][tag][0]["width"].as_u64().unwrap() > 0, "{tag}: {logged}");
     }
     assert!(logged["texts"]["recipe"][0][1].as_str().unwrap().contains("adamw"));
@@ -175,12 +177,15 @@ fn tensorboard_reads_back_what_the_run_logged_and_the_reports_agree() {
         serde_json::from_str(&std::fs::read_to_string(run.join("calibration.json")).unwrap()).unwrap();
     assert_eq!(calibration["calibration"]["temperature"].as_f64().unwrap() as f32, metadata.calibration.temperature);
     assert!(metadata.calibration.domain_threshold.is_some() && metadata.calibration.temperature > 0.0);
-    let sets: Vec<&str> = calibration["sets"].as_array().unwrap().iter().map(|set| set["name"].as_str().unwrap()).collect();
+    let sets: Vec<&str> =
+        calibration["sets"].as_array().unwrap().iter().map(|set| set["name"].as_str().unwrap()).collect();
     assert_eq!(sets, ["test", "test, low-res", "test, thick", "test, thin", "test, slanted", "test, all variants"]);
     assert_eq!(calibration["sets"][0]["bins_after"].as_array().unwrap().len(), 15);
     let ece = logged["scalars"]["calibration/ece_after/test"].as_array().unwrap();
     assert_eq!(ece[0][1].as_f64().unwrap(), calibration["sets"][0]["ece_after"].as_f64().unwrap() as f32 as f64);
-    for picture in ["confusion_matrix.png", "misclassified.png", "projector/hidden_layer-sprite.png", "reliability_diagram.png"] {
+    for picture in
+        ["confusion_matrix.png", "misclassified.png", "projector/hidden_layer-sprite.png", "reliability_diagram.png"]
+    {
         let bytes = std::fs::read(run.join(picture)).unwrap();
         assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{picture} is a PNG");
     }

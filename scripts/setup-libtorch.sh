@@ -20,7 +20,7 @@ PY
 if ! has_torch; then
     echo "Installing torch==$torch_version into $venv (about 70 s and 4.7 GB, once)"
     [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "torch==$torch_version"
+    "$venv/bin/python" -m pip install --quiet --no-cache-dir --disable-pip-version-check "torch==$torch_version"
 fi
 
 torch_dir=$("$venv/bin/python" -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("torch").origin))')

@@ -18,7 +18,7 @@ mkdir -p "$out"
 for round in $(seq "$rounds"); do
     echo "round $round/$rounds: train bin" >&2
     ./target/release/train --epochs "$epochs" --threads "$threads" --exp-name bench --runs-dir "$out/runs" \
-        --output "$out/bucket" --checksums "$out/sha512sums.txt" 2>/dev/null | grep '^epoch' >"$out/rust-$round.txt"
+        --output "$out/bucket" 2>/dev/null | grep '^epoch' >"$out/rust-$round.txt"
     echo "round $round/$rounds: PyTorch" >&2
     .venv/bin/python bench/train_pytorch.py data/mnist "$epochs" "$threads" 2>/dev/null | grep '^epoch' \
         >"$out/pytorch-$round.txt"

@@ -152,6 +152,11 @@ pub struct RecipeBody {
     pub batch_size: u32,
     /// How training images were randomly warped.
     pub augmentation: String,
+    /// Share of the target probability spread over the other classes (0: none).
+    pub label_smoothing: f64,
+    /// Whether the weights are an average over training steps (`none`, or an exponential
+    /// moving average and its decay).
+    pub weight_average: String,
     /// Fraction of the training set held back for validation.
     pub validation_split: f64,
     /// Random seed.
@@ -169,6 +174,8 @@ impl From<&TrainingRecipe> for RecipeBody {
             epochs: recipe.epochs,
             batch_size: recipe.batch_size,
             augmentation: recipe.augmentation.clone(),
+            label_smoothing: recipe.label_smoothing,
+            weight_average: recipe.weight_average.clone(),
             validation_split: recipe.validation_split,
             seed: recipe.seed,
             threads: recipe.threads,

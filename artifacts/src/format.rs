@@ -11,9 +11,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, TensorView};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
-use tch::{Device, Kind};
+use tch::{Device, Kind, Tensor};
 
 use crate::{Error, Result};
 
@@ -137,12 +138,25 @@ pub struct TrainingRecipe {
     pub batch_size: u32,
     /// How training images were randomly warped.
     pub augmentation: String,
+    /// Share of the target probability spread over the other classes (0: none; absent in
+    /// weights trained before it existed).
+    #[serde(default)]
+    pub label_smoothing: f64,
+    /// Whether the weights are an average over training steps, and which (`none`, or an
+    /// exponential moving average and its decay).
+    #[serde(default = "no_weight_average")]
+    pub weight_average: String,
     /// Fraction of the training set held back for validation.
     pub validation_split: f64,
     /// Random seed.
     pub seed: u64,
     /// libtorch intra-op threads (part of what makes a run reproducible).
     pub threads: usize,
+}
+
+/// What weights trained before weight averaging existed say.
+fn no_weight_average() -> String {
+    "none".to_owned()
 }
 
 /// Everything the weights carry besides tensors.
@@ -190,8 +204,19 @@ pub struct ModelMetadata {
 
 /// Writes the variables of `store` and `metadata` to a safetensors file at `path`.
 pub fn save(store: &VarStore, metadata: &ModelMetadata, path: &Path) -> Result<()> {
+    save_tensors(store.variables(), METADATA_KEY, metadata, path)
+}
+
+/// Writes named tensors, as f32, to a safetensors file at `path`, with `header` as JSON under
+/// `key` in the file's metadata.
+pub fn save_tensors(
+    tensors: impl IntoIterator<Item = (String, Tensor)>,
+    key: &str,
+    header: &impl Serialize,
+    path: &Path,
+) -> Result<()> {
     let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    for (name, tensor) in store.variables() {
+    for (name, tensor) in tensors {
         let values = tensor.to_device(Device::Cpu).to_kind(Kind::Float).contiguous().flatten(0, -1);
         let values = Vec::<f32>::try_from(&values)?;
         let shape = tensor.size().iter().map(|&dim| dim as usize).collect();
@@ -202,22 +227,27 @@ pub fn save(store: &VarStore, metadata: &ModelMetadata, path: &Path) -> Result<(
         .map(|(name, shape, bytes)| TensorView::new(Dtype::F32, shape.clone(), bytes).map(|view| (name.as_str(), view)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|error| invalid(path, error.to_string()))?;
-    let json = serde_json::to_string(metadata).map_err(|error| invalid(path, error.to_string()))?;
-    let header = HashMap::from([(METADATA_KEY.to_owned(), json)]);
+    let json = serde_json::to_string(header).map_err(|error| invalid(path, error.to_string()))?;
+    let header = HashMap::from([(key.to_owned(), json)]);
     safetensors::serialize_to_file(views, Some(header), path).map_err(|error| invalid(path, error.to_string()))
 }
 
 /// Reads only the metadata of a safetensors weights file.
 pub fn read_metadata(path: &Path) -> Result<ModelMetadata> {
+    read_header(path, METADATA_KEY)
+}
+
+/// Reads the JSON under `key` in the metadata of a safetensors file, without its tensors.
+pub fn read_header<T: DeserializeOwned>(path: &Path, key: &str) -> Result<T> {
     let bytes = std::fs::read(path).map_err(Error::io("cannot read", path))?;
     let (_, header) =
         safetensors::SafeTensors::read_metadata(&bytes).map_err(|error| invalid(path, error.to_string()))?;
     let json = header
         .metadata()
         .as_ref()
-        .and_then(|entries| entries.get(METADATA_KEY))
-        .ok_or_else(|| invalid(path, format!("no `{METADATA_KEY}` metadata in the header")))?;
-    serde_json::from_str(json).map_err(|error| invalid(path, format!("bad `{METADATA_KEY}` metadata: {error}")))
+        .and_then(|entries| entries.get(key))
+        .ok_or_else(|| invalid(path, format!("no `{key}` metadata in the header")))?;
+    serde_json::from_str(json).map_err(|error| invalid(path, format!("bad `{key}` metadata: {error}")))
 }
 
 /// An [`Error::InvalidArtifact`] for `path`.

@@ -33,6 +33,10 @@ pub enum Error {
     /// Training settings that cannot work (zero epochs, a validation split of 1, ...).
     #[error("invalid training settings: {0}")]
     InvalidSettings(String),
+    /// A checkpoint that cannot continue this run: missing, unreadable, or made with other
+    /// settings.
+    #[error("cannot resume: {0}")]
+    InvalidCheckpoint(String),
     /// Training produced a loss that is not a number; a lower learning rate usually helps.
     #[error(
         "training diverged at epoch {epoch} (train loss {train_loss}, validation loss {validation_loss}); \

@@ -64,9 +64,20 @@ impl Monitor {
                 std::fs::remove_file(&path).map_err(Error::io("cannot remove", &path))?;
             }
         }
+        Monitor::open(run_dir, progress)
+    }
+
+    /// Goes on with the run in `run_dir` in an event file of its own, beside the earlier
+    /// ones: TensorBoard reads all of a run directory's files as one run.
+    pub(super) fn open(run_dir: &Path, progress: bool) -> Result<Monitor> {
         let events = EventWriter::create(run_dir)?;
         tracing::info!(events = %events.path().display(), "TensorBoard: tensorboard --logdir {}", parent_or_self(run_dir));
         Ok(Monitor { run_dir: run_dir.to_owned(), events, progress })
+    }
+
+    /// Writes out what is buffered, so that what a checkpoint holds is also in TensorBoard.
+    pub(super) fn flush(&mut self) -> Result<()> {
+        self.events.flush()
     }
 
     /// Records the settings in the HPARAMS tab and as text.
@@ -80,13 +91,16 @@ impl Monitor {
             ("epochs", HParam::Number(f64::from(settings.epochs))),
             ("validation_split", HParam::Number(settings.validation_split)),
             ("augmentation", HParam::Bool(settings.augmentation.is_enabled())),
+            ("label_smoothing", HParam::Number(settings.label_smoothing)),
+            ("weight_average", HParam::Number(settings.weight_average.unwrap_or(0.0))),
             ("seed", HParam::Number(settings.seed as f64)),
             ("threads", HParam::Number(settings.threads as f64)),
         ];
         self.events.hparams(&hparams, &METRICS)?;
         let recipe = format!(
             "| setting | value |\n|---|---|\n| dataset | {} |\n| architecture | {} |\n| optimizer | {} |\n| learning rate | {} |\n\
-             | batch size | {} |\n| epochs | {} |\n| augmentation | {} |\n| training images | {training} |\n\
+             | batch size | {} |\n| epochs | {} |\n| augmentation | {} |\n| label smoothing | {} |\n\
+             | weight average | {} |\n| training images | {training} |\n\
              | validation images | {validation} |\n| seed | {} |\n| threads | {} |\n| device | {:?} |\n",
             settings.dataset.name,
             settings.architecture.name(),
@@ -95,6 +109,8 @@ impl Monitor {
             settings.batch_size,
             settings.epochs,
             settings.augmentation.describe(),
+            settings.label_smoothing,
+            crate::train::describe_weight_average(settings.weight_average),
             settings.seed,
             settings.threads,
             settings.device,

@@ -13,6 +13,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost::Message;
@@ -324,12 +325,21 @@ pub struct EventWriter {
 
 impl EventWriter {
     /// Creates `dir` if needed and a new event file in it, named like TensorBoard's own writer
-    /// (`events.out.tfevents.<unix-secs>.<hostname>`), and writes the version header event that
-    /// readers expect first. An existing file of the same name is never truncated: that is an
-    /// error.
+    /// (`events.out.tfevents.<unix-secs>.<hostname>.<pid>.<n>`, the last two so that a run
+    /// resumed within the same second gets a file of its own), and writes the version header
+    /// event that readers expect first. An existing file of the same name is never truncated:
+    /// that is an error.
     pub fn create(dir: &Path) -> Result<EventWriter> {
+        static WRITERS: AtomicU64 = AtomicU64::new(0);
         fs::create_dir_all(dir).map_err(Error::io("cannot create", dir))?;
-        let path = dir.join(format!("events.out.tfevents.{}.{}", now_secs() as u64, hostname()));
+        let name = format!(
+            "events.out.tfevents.{}.{}.{}.{}",
+            now_secs() as u64,
+            hostname(),
+            std::process::id(),
+            WRITERS.fetch_add(1, Ordering::Relaxed)
+        );
+        let path = dir.join(name);
         let file =
             OpenOptions::new().write(true).create_new(true).open(&path).map_err(Error::io("cannot create", &path))?;
         let mut writer = EventWriter { path, out: BufWriter::new(file) };

@@ -8,15 +8,20 @@
 //! [`crate::monitor`]), and the kept weights are measured on the test images with a
 //! per-class [`crate::report`].
 //!
+//! Every epoch ends with a [`checkpoint`]; a run stopped after any epoch (interrupted, or by
+//! [`TrainSettings::stop_after_epochs`]) and resumed from it ([`TrainSettings::resume`]) ends
+//! with the same weights as one that never stopped: each epoch draws its shuffle,
+//! augmentation and dropout from a generator seeded for that epoch alone.
+//!
 //! With the same seed, thread count and machine, two runs give the same weights
 //! ([`TrainedModel::weights_sha256`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
-use tch::nn::{self, ModuleT, OptimizerConfig};
+use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
 use max_mnist_artifacts::format::{self, ModelMetadata, Normalisation, TrainingRecipe};
@@ -24,83 +29,12 @@ use max_mnist_core::network::{Architecture, INPUT_SHAPE, Net};
 
 use crate::augment::Augmentation;
 use crate::calibrate::{CalibrationReport, calibrate};
+use crate::checkpoint::{self, Progress};
 use crate::data::{DatasetCard, IdxDataset, Split};
 use crate::monitor::Monitor;
+use crate::optimizer::Optimizer;
 use crate::report::ClassificationReport;
 use crate::{Error, Result};
-
-/// The optimiser and its settings.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Optimizer {
-    /// Stochastic gradient descent with momentum and (L2) weight decay.
-    Sgd {
-        /// Momentum factor.
-        momentum: f64,
-        /// L2 penalty.
-        weight_decay: f64,
-        /// Nesterov momentum.
-        nesterov: bool,
-    },
-    /// Adam with L2 weight decay added to the gradient.
-    Adam {
-        /// Decay of the first-moment estimate.
-        beta1: f64,
-        /// Decay of the second-moment estimate.
-        beta2: f64,
-        /// L2 penalty.
-        weight_decay: f64,
-    },
-    /// Adam with decoupled weight decay (Loshchilov and Hutter).
-    AdamW {
-        /// Decay of the first-moment estimate.
-        beta1: f64,
-        /// Decay of the second-moment estimate.
-        beta2: f64,
-        /// Decoupled weight decay.
-        weight_decay: f64,
-    },
-}
-
-impl Optimizer {
-    fn build(&self, store: &nn::VarStore, learning_rate: f64) -> Result<nn::Optimizer> {
-        let optimizer = match *self {
-            Optimizer::Sgd { momentum, weight_decay, nesterov } => {
-                nn::Sgd { momentum, dampening: 0.0, wd: weight_decay, nesterov }.build(store, learning_rate)
-            }
-            Optimizer::Adam { beta1, beta2, weight_decay } => {
-                nn::Adam { beta1, beta2, wd: weight_decay, ..Default::default() }.build(store, learning_rate)
-            }
-            Optimizer::AdamW { beta1, beta2, weight_decay } => {
-                nn::AdamW { beta1, beta2, wd: weight_decay, ..Default::default() }.build(store, learning_rate)
-            }
-        };
-        Ok(optimizer?)
-    }
-
-    /// A one-line description for the weights' metadata and TensorBoard.
-    pub fn describe(&self) -> String {
-        match *self {
-            Optimizer::Sgd { momentum, weight_decay, nesterov } => {
-                format!("sgd(momentum={momentum}, weight_decay={weight_decay}, nesterov={nesterov})")
-            }
-            Optimizer::Adam { beta1, beta2, weight_decay } => {
-                format!("adam(betas=({beta1}, {beta2}), weight_decay={weight_decay})")
-            }
-            Optimizer::AdamW { beta1, beta2, weight_decay } => {
-                format!("adamw(betas=({beta1}, {beta2}), weight_decay={weight_decay})")
-            }
-        }
-    }
-
-    /// The optimiser's short name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Optimizer::Sgd { .. } => "sgd",
-            Optimizer::Adam { .. } => "adam",
-            Optimizer::AdamW { .. } => "adamw",
-        }
-    }
-}
 
 /// What to train and how.
 #[derive(Clone, Debug)]
@@ -119,6 +53,11 @@ pub struct TrainSettings {
     pub optimizer: Optimizer,
     /// Random warps of training images.
     pub augmentation: Augmentation,
+    /// Share of each target's probability spread evenly over the other classes, in [0, 1).
+    pub label_smoothing: f64,
+    /// Judge and export an exponential moving average of the weights with this decay per
+    /// step, rather than the weights themselves.
+    pub weight_average: Option<f64>,
     /// Fraction of the training set held back to choose the best epoch, in [0, 1).
     pub validation_split: f64,
     /// Seed for the split, initialisation, shuffling, augmentation and dropout.
@@ -134,6 +73,24 @@ pub struct TrainSettings {
     pub created: SystemTime,
     /// Show progress bars.
     pub progress: bool,
+    /// Continue from the checkpoint in `run_dir` instead of starting afresh; the other
+    /// settings must be those it was made with.
+    pub resume: bool,
+    /// End the run cleanly after this epoch, leaving its checkpoint to resume from.
+    pub stop_after_epochs: Option<u32>,
+}
+
+/// How a run ended.
+pub enum TrainOutcome {
+    /// All epochs ran: the model of the best one.
+    Finished(Box<TrainedModel>),
+    /// Stopped by [`TrainSettings::stop_after_epochs`] after `epoch`, with its checkpoint.
+    Stopped {
+        /// The last epoch that ran.
+        epoch: u32,
+        /// The checkpoint to resume from.
+        checkpoint: std::path::PathBuf,
+    },
 }
 
 /// The trained network, its metadata and how it did on the test set.
@@ -180,9 +137,10 @@ const EVAL_BATCH: i64 = 1000;
 /// How many augmented training images TensorBoard shows.
 const SAMPLE_IMAGES: i64 = 64;
 
-/// Trains a fresh network on `data.train` (less the validation split), keeps the epoch with
-/// the lowest validation loss and measures it on `data.test`, logging to `settings.run_dir`.
-pub fn train(settings: &TrainSettings, data: &IdxDataset) -> Result<TrainedModel> {
+/// Trains a fresh network on `data.train` (less the validation split), or goes on with the
+/// one checkpointed in `settings.run_dir`, keeps the epoch with the lowest validation loss and
+/// measures it on `data.test`, logging to `settings.run_dir`.
+pub fn train(settings: &TrainSettings, data: &IdxDataset) -> Result<TrainOutcome> {
     validate(settings)?;
     let classes = settings.dataset.labels.len() as i64;
     for (name, split) in [("training", &data.train), ("test", &data.test)] {
@@ -200,14 +158,38 @@ pub fn train(settings: &TrainSettings, data: &IdxDataset) -> Result<TrainedModel
     }
     let (images, labels) = (training.images.to_device(device), training.labels.to_device(device));
 
-    let mut store = nn::VarStore::new(device);
+    let store = nn::VarStore::new(device);
     let net = Net::new(&store.root(), settings.architecture, classes);
-    let mut optimizer = settings.optimizer.build(&store, settings.learning_rate)?;
-    let mut monitor = Monitor::create(&settings.run_dir, settings.progress)?;
-    monitor.hyperparameters(settings, count, validation.count())?;
-    monitor.graph(&net)?;
-    let samples = images.narrow(0, 0, count.min(SAMPLE_IMAGES));
-    monitor.sample_images("train/augmented_samples", &settings.augmentation.apply(&samples))?;
+    let mut optimizer = settings.optimizer.start(&store);
+    let mut average = settings.weight_average.map(|decay| WeightAverage::start(&store, decay));
+    let checkpoint_path = checkpoint::path_in(&settings.run_dir);
+    let recipe = recipe(settings, data);
+    let mut best: Option<BestEpoch> = None;
+    let mut first_epoch = 1;
+    let mut monitor = if settings.resume {
+        let saved = checkpoint::load(&checkpoint_path)?;
+        checkpoint::check_recipe(&checkpoint_path, &saved.progress.recipe, &recipe)?;
+        copy_all(&shallow(&store), &saved.model)?;
+        optimizer.restore(&saved.optimizer, saved.progress.steps)?;
+        if let Some(average) = &average {
+            copy_all(&average.averages(), &saved.average)?;
+        }
+        best = Some(BestEpoch {
+            epoch: saved.progress.best_epoch,
+            validation_loss: saved.progress.best_validation_loss,
+            weights: saved.best,
+        });
+        first_epoch = saved.progress.epoch + 1;
+        tracing::info!(checkpoint = %checkpoint_path.display(), "resuming after epoch {}", saved.progress.epoch);
+        Monitor::open(&settings.run_dir, settings.progress)?
+    } else {
+        let mut monitor = Monitor::create(&settings.run_dir, settings.progress)?;
+        monitor.hyperparameters(settings, count, validation.count())?;
+        monitor.graph(&net)?;
+        let samples = images.narrow(0, 0, count.min(SAMPLE_IMAGES));
+        monitor.sample_images("train/augmented_samples", &settings.augmentation.apply(&samples))?;
+        monitor
+    };
 
     let batch_size = i64::from(settings.batch_size);
     let steps_per_epoch = (count + batch_size - 1) / batch_size;
@@ -216,10 +198,9 @@ pub fn train(settings: &TrainSettings, data: &IdxDataset) -> Result<TrainedModel
         warmup_steps: steps_per_epoch,
         total_steps: steps_per_epoch * i64::from(settings.epochs),
     };
-    let mut best: Option<BestEpoch> = None;
-    let mut step = 0;
-    for epoch in 1..=settings.epochs {
+    for epoch in first_epoch..=settings.epochs {
         let started = Instant::now();
+        tch::manual_seed(epoch_seed(settings.seed, epoch));
         let mut bar = monitor.epoch_bar(epoch, settings.epochs, steps_per_epoch as u64);
         let order = Tensor::randperm(count, (Kind::Int64, device));
         let mut loss_sum = 0.0;
@@ -227,17 +208,30 @@ pub fn train(settings: &TrainSettings, data: &IdxDataset) -> Result<TrainedModel
             let size = batch_size.min(count - batch * batch_size);
             let indices = order.narrow(0, batch * batch_size, size);
             let inputs = normalise(&settings.augmentation.apply(&images.index_select(0, &indices)), normalisation);
+            let step = optimizer.steps();
             let learning_rate = schedule.at(step);
-            optimizer.set_lr(learning_rate);
-            let loss = net.forward_t(&inputs, true).cross_entropy_for_logits(&labels.index_select(0, &indices));
-            optimizer.backward_step(&loss);
+            let loss = net.forward_t(&inputs, true).cross_entropy_loss::<Tensor>(
+                &labels.index_select(0, &indices),
+                None,
+                tch::Reduction::Mean,
+                -100,
+                settings.label_smoothing,
+            );
+            optimizer.backward_step(&loss, learning_rate);
+            if let Some(average) = &mut average {
+                average.update();
+            }
             let loss = loss.double_value(&[]);
             loss_sum += loss * size as f64;
             monitor.step(&mut bar, step, loss, learning_rate, batch * batch_size + size)?;
-            step += 1;
         }
         let train_loss = loss_sum / count as f64;
         let seconds = started.elapsed().as_secs_f64();
+        // The weights judged and kept: the average's, when there is one.
+        let trained = average.as_ref().map(|_| snapshot(&store));
+        if let Some(average) = &average {
+            copy_all(&shallow(&store), &average.averages().into_iter().collect())?;
+        }
         let checked = evaluate(&net, &validation, normalisation, device)?;
         monitor.epoch(bar, epoch, train_loss, &checked, seconds, count)?;
         if !(train_loss.is_finite() && checked.loss.is_finite()) {
@@ -246,9 +240,31 @@ pub fn train(settings: &TrainSettings, data: &IdxDataset) -> Result<TrainedModel
         if best.as_ref().is_none_or(|best| checked.loss < best.validation_loss) {
             best = Some(BestEpoch { epoch, validation_loss: checked.loss, weights: snapshot(&store) });
         }
+        if let Some(trained) = &trained {
+            copy_all(&shallow(&store), trained)?;
+        }
+        let kept = best.as_ref().expect("set above");
+        let progress = Progress {
+            epoch,
+            steps: optimizer.steps(),
+            best_epoch: kept.epoch,
+            best_validation_loss: kept.validation_loss,
+            recipe: recipe.clone(),
+        };
+        let tensors = checkpoint::Tensors {
+            model: shallow(&store),
+            best: &kept.weights,
+            optimizer: optimizer.state(),
+            average: average.as_ref().map_or_else(Vec::new, WeightAverage::averages),
+        };
+        checkpoint::save(&checkpoint_path, &progress, tensors)?;
+        monitor.flush()?;
+        if settings.stop_after_epochs == Some(epoch) && epoch < settings.epochs {
+            return Ok(TrainOutcome::Stopped { epoch, checkpoint: checkpoint_path });
+        }
     }
     let best = best.ok_or_else(|| Error::InvalidSettings("no epoch ran".into()))?;
-    restore(&mut store, &best.weights);
+    copy_all(&shallow(&store), &best.weights)?;
     // Measured again on the restored weights, so the metadata describes what is exported.
     let checked = evaluate(&net, &validation, normalisation, device)?;
     let test = evaluate(&net, &data.test, normalisation, device)?;
@@ -284,13 +300,88 @@ pub fn train(settings: &TrainSettings, data: &IdxDataset) -> Result<TrainedModel
             epochs: settings.epochs,
             batch_size: settings.batch_size,
             augmentation: settings.augmentation.describe(),
+            label_smoothing: settings.label_smoothing,
+            weight_average: describe_weight_average(settings.weight_average),
             validation_split: settings.validation_split,
             seed: settings.seed,
             threads: settings.threads,
         },
         created: humantime::format_rfc3339_seconds(settings.created).to_string(),
     };
-    Ok(TrainedModel { store, metadata, report, calibration })
+    Ok(TrainOutcome::Finished(Box::new(TrainedModel { store, metadata, report, calibration })))
+}
+
+/// Every setting that decides the weights, as a checkpoint records them: resuming with any
+/// other value would not give the weights of an uninterrupted run.
+fn recipe(settings: &TrainSettings, data: &IdxDataset) -> BTreeMap<String, String> {
+    [
+        ("dataset", settings.dataset.name.clone()),
+        ("training data sha256", data.sha256.clone()),
+        ("architecture", settings.architecture.name().to_owned()),
+        ("epochs", settings.epochs.to_string()),
+        ("lr", settings.learning_rate.to_string()),
+        ("batch size", settings.batch_size.to_string()),
+        ("optimizer", settings.optimizer.describe()),
+        ("augmentation", settings.augmentation.describe()),
+        ("label smoothing", settings.label_smoothing.to_string()),
+        ("weight average", describe_weight_average(settings.weight_average)),
+        ("validation split", settings.validation_split.to_string()),
+        ("seed", settings.seed.to_string()),
+        ("threads", settings.threads.to_string()),
+        ("device", format!("{:?}", settings.device)),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect()
+}
+
+/// What [`TrainSettings::weight_average`] does, for the metadata.
+pub fn describe_weight_average(decay: Option<f64>) -> String {
+    decay.map_or_else(|| "none".to_owned(), |decay| format!("exponential moving average, decay {decay} per step"))
+}
+
+/// An exponential moving average of every variable of a network (weights and batch-norm
+/// statistics), moved towards them after each step.
+struct WeightAverage {
+    decay: f64,
+    /// (name, the network's variable, its average), by name.
+    pairs: Vec<(String, Tensor, Tensor)>,
+}
+
+impl WeightAverage {
+    fn start(store: &nn::VarStore, decay: f64) -> WeightAverage {
+        let mut pairs: Vec<_> = store
+            .variables()
+            .into_iter()
+            .map(|(name, variable)| {
+                let average = variable.detach().copy();
+                (name, variable, average)
+            })
+            .collect();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        WeightAverage { decay, pairs }
+    }
+
+    fn update(&mut self) {
+        let _no_grad = tch::no_grad_guard();
+        for (_, variable, average) in &mut self.pairs {
+            let _ = average.g_mul_scalar_(self.decay).g_add_(&(&*variable * (1.0 - self.decay)));
+        }
+    }
+
+    /// The averages by name, sharing their storage.
+    fn averages(&self) -> Vec<(String, Tensor)> {
+        self.pairs.iter().map(|(name, _, average)| (name.clone(), average.shallow_clone())).collect()
+    }
+}
+
+/// The generator's seed for one epoch: the run's seed and the epoch mixed by SplitMix64, so
+/// that an epoch draws the same numbers whether or not the run stopped before it.
+fn epoch_seed(seed: u64, epoch: u32) -> i64 {
+    let mut mixed = seed.wrapping_add(u64::from(epoch).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (mixed ^ (mixed >> 31)) as i64
 }
 
 fn validate(settings: &TrainSettings) -> Result<()> {
@@ -316,6 +407,12 @@ fn validate(settings: &TrainSettings) -> Result<()> {
     }
     if !(settings.learning_rate > 0.0 && settings.learning_rate.is_finite()) {
         return invalid("--lr must be a positive number");
+    }
+    if !(0.0..1.0).contains(&settings.label_smoothing) {
+        return invalid("--label-smoothing must be in [0, 1)");
+    }
+    if settings.weight_average.is_some_and(|decay| !(decay > 0.0 && decay < 1.0)) {
+        return invalid("--weight-average must be a decay between 0 and 1 (exclusive), or 0 for none");
     }
     Ok(())
 }
@@ -404,13 +501,24 @@ fn snapshot(store: &nn::VarStore) -> HashMap<String, Tensor> {
     store.variables().into_iter().map(|(name, tensor)| (name, tensor.detach().copy())).collect()
 }
 
-fn restore(store: &mut nn::VarStore, saved: &HashMap<String, Tensor>) {
+/// The variables of `store` by name, sharing their storage.
+fn shallow(store: &nn::VarStore) -> Vec<(String, Tensor)> {
+    store.variables().into_iter().collect()
+}
+
+/// Sets each of `targets` to its saved value, refusing a set that misses one or has another
+/// shape (a checkpoint of another network).
+fn copy_all(targets: &[(String, Tensor)], saved: &HashMap<String, Tensor>) -> Result<()> {
     let _no_grad = tch::no_grad_guard();
-    for (name, mut tensor) in store.variables() {
-        if let Some(value) = saved.get(&name) {
-            tensor.copy_(value);
+    for (name, tensor) in targets {
+        let value = saved.get(name).ok_or_else(|| Error::InvalidCheckpoint(format!("no `{name}` tensor")))?;
+        if value.size() != tensor.size() {
+            let reason = format!("`{name}` is {:?}, the network's is {:?}", value.size(), tensor.size());
+            return Err(Error::InvalidCheckpoint(reason));
         }
+        tensor.shallow_clone().copy_(value);
     }
+    Ok(())
 }
 
 /// SHA-256 over every variable's name, shape and little-endian f32 values, in name order:
@@ -462,6 +570,8 @@ mod tests {
             batch_size: 8,
             optimizer: Optimizer::Adam { beta1: 0.9, beta2: 0.999, weight_decay: 0.0 },
             augmentation: Augmentation::NONE,
+            label_smoothing: 0.0,
+            weight_average: None,
             validation_split: 0.9,
             seed: 1,
             threads: 1,
@@ -469,6 +579,8 @@ mod tests {
             run_dir: run_dir.path().to_owned(),
             created: SystemTime::UNIX_EPOCH,
             progress: false,
+            resume: false,
+            stop_after_epochs: None,
         };
         let error = train(&settings, &data).err().unwrap().to_string();
         assert!(error.contains("leaves no training images"), "{error}");
@@ -498,6 +610,8 @@ mod tests {
             ),
             (TrainSettings { learning_rate: f64::NAN, ..settings.clone() }, "--lr"),
             (TrainSettings { threads: 0, ..settings.clone() }, "--threads"),
+            (TrainSettings { label_smoothing: 1.0, ..settings.clone() }, "--label-smoothing"),
+            (TrainSettings { weight_average: Some(1.0), ..settings.clone() }, "--weight-average"),
         ] {
             let error = train(&broken, &data).err().unwrap().to_string();
             assert!(error.contains(expected), "{error}");
@@ -506,17 +620,30 @@ mod tests {
 
     #[test]
     fn restoring_a_snapshot_brings_back_every_variable() {
-        let mut store = nn::VarStore::new(Device::Cpu);
+        let store = nn::VarStore::new(Device::Cpu);
         let net = Net::new(&store.root(), Architecture::default(), 10);
         let saved = snapshot(&store);
         let before = weights_sha256(&store).unwrap();
         // One training-mode forward moves the batch-norm statistics; a step moves the weights.
-        let mut optimizer = nn::Sgd::default().build(&store, 0.1).unwrap();
+        let mut optimizer = Optimizer::Sgd { momentum: 0.0, weight_decay: 0.0, nesterov: false }.start(&store);
         let inputs = Tensor::randn([4, 1, 28, 28], tch::kind::FLOAT_CPU);
-        optimizer.backward_step(&net.forward_t(&inputs, true).sum(Kind::Float));
+        optimizer.backward_step(&net.forward_t(&inputs, true).sum(Kind::Float), 0.1);
         assert_ne!(weights_sha256(&store).unwrap(), before);
-        restore(&mut store, &saved);
+        copy_all(&shallow(&store), &saved).unwrap();
         assert_eq!(weights_sha256(&store).unwrap(), before);
+    }
+
+    #[test]
+    fn the_weight_average_moves_each_variable_a_share_of_the_way() {
+        let store = nn::VarStore::new(Device::Cpu);
+        let mut weight = store.root().var("weight", &[2], nn::Init::Const(1.0));
+        let mut average = WeightAverage::start(&store, 0.75);
+        tch::no_grad(|| weight.copy_(&Tensor::from_slice(&[5.0f32, -3.0])));
+        average.update();
+        let averaged = &average.averages()[0];
+        assert_eq!(averaged.0, "weight");
+        assert_eq!(Vec::<f32>::try_from(&averaged.1).unwrap(), [2.0, 0.0]);
+        assert_eq!(describe_weight_average(Some(0.75)), "exponential moving average, decay 0.75 per step");
     }
 
     #[test]

@@ -17,8 +17,9 @@ use max_mnist_artifacts::download::DownloadPolicy;
 use max_mnist_core::network::Architecture;
 use max_mnist_training::augment::Augmentation;
 use max_mnist_training::data::{DatasetCard, IdxDataset, KnownDataset, mirrors};
+use max_mnist_training::optimizer::Optimizer;
 use max_mnist_training::preset::Preset;
-use max_mnist_training::train::{self, Optimizer, TrainSettings};
+use max_mnist_training::train::{self, TrainOutcome, TrainSettings};
 use tracing_subscriber::EnvFilter;
 
 /// Train an image classifier, report on it, and publish it to its local bucket.
@@ -120,6 +121,14 @@ struct Args {
     /// Train on the images as they are.
     #[arg(long)]
     no_augment: bool,
+    /// Share of each target's probability spread over the other classes (0 to turn it off).
+    #[arg(long, env = "LABEL_SMOOTHING", default_value_t = 0.0)]
+    label_smoothing: f64,
+    /// Judge and export an exponential moving average of the weights, with this decay per
+    /// step (0.999 averages over about the last 1,000 steps); 0 to export the weights
+    /// themselves.
+    #[arg(long, env = "WEIGHT_AVERAGE", value_name = "DECAY", default_value_t = 0.0)]
+    weight_average: f64,
     /// Fraction of the training set held back to pick the best epoch.
     #[arg(long, env = "VALIDATION_SPLIT", default_value_t = 0.1)]
     validation_split: f64,
@@ -143,6 +152,15 @@ struct Args {
     /// The archive's file name (default: <dataset>-classifier.tar.gz).
     #[arg(long, env = "MODEL_FILE")]
     model_file: Option<String>,
+    /// Continue the interrupted or stopped run in RUN_DIR (`runs/mnist`) from its last
+    /// checkpoint, instead of starting afresh. Give the flags it was started with: a setting
+    /// that differs is named and refused. The result is the uninterrupted run's.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "exp_name")]
+    resume: Option<PathBuf>,
+    /// End the run cleanly after N epochs, with a checkpoint to `--resume` from (for
+    /// time-boxed runs and tests); nothing is published.
+    #[arg(long, value_name = "N")]
+    stop_after_epochs: Option<u32>,
     /// Export date as Unix seconds, for a byte-identical file (the reproducible-builds
     /// convention); the current time when absent.
     #[arg(long, env = "SOURCE_DATE_EPOCH")]
@@ -211,7 +229,10 @@ fn train_and_publish(args: &Args) -> anyhow::Result<()> {
         (None, Some(labels), Some(name)) => DatasetCard::custom(name, labels, &data)?,
         (None, _, _) => bail!("--dataset idx needs --labels and --dataset-name"),
     };
-    let run_dir = args.runs_dir.join(args.exp_name.as_deref().unwrap_or(&preset.exp_name));
+    let run_dir = match &args.resume {
+        Some(run_dir) => run_dir.clone(),
+        None => args.runs_dir.join(args.exp_name.as_deref().unwrap_or(&preset.exp_name)),
+    };
     let epochs = args.epochs.unwrap_or(preset.epochs);
     let settings = TrainSettings {
         dataset,
@@ -221,6 +242,8 @@ fn train_and_publish(args: &Args) -> anyhow::Result<()> {
         batch_size: args.batch_size,
         optimizer: optimizer(args),
         augmentation: augmentation(args, preset.augmentation),
+        label_smoothing: args.label_smoothing,
+        weight_average: (args.weight_average != 0.0).then_some(args.weight_average),
         validation_split: args.validation_split,
         seed: args.seed,
         threads: args.threads,
@@ -230,9 +253,18 @@ fn train_and_publish(args: &Args) -> anyhow::Result<()> {
             .source_date_epoch
             .map_or_else(SystemTime::now, |seconds| SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)),
         progress: true,
+        resume: args.resume.is_some(),
+        stop_after_epochs: args.stop_after_epochs,
     };
     let started = Instant::now();
-    let trained = train::train(&settings, &data)?;
+    let trained = match train::train(&settings, &data)? {
+        TrainOutcome::Finished(trained) => trained,
+        TrainOutcome::Stopped { epoch, checkpoint } => {
+            println!("stopped after epoch {epoch} of {epochs}; checkpoint: {}", checkpoint.display());
+            println!("to go on: the same command with --resume {}", run_dir.display());
+            return Ok(());
+        }
+    };
     let metadata = &trained.metadata;
     println!(
         "{}, {}: best epoch {} of {epochs}: validation loss {:.4}, validation accuracy {:.2}%",

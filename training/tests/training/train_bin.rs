@@ -1,5 +1,5 @@
 //! The train bin as a user runs it: what it publishes the server serves, a seed and thread
-//! count give the same weights again, TensorBoard reads back what it logged, and bad data is
+//! count give the same weights again, also when the run is stopped and resumed, TensorBoard reads back what it logged, and bad data is
 //! named in one message.
 
 use std::io::{BufRead, BufReader};
@@ -79,6 +79,44 @@ fn the_same_seed_and_threads_give_the_same_weights_and_another_seed_does_not() {
     assert_ne!(weights_hash(&first), weights_hash(&other));
     let metadata = metadata(&scratch.path().join("runs/again").join(TINY_WEIGHTS));
     assert_eq!(metadata.weights_sha256, weights_hash(&first));
+}
+
+#[test]
+fn a_run_stopped_and_resumed_ends_with_the_weights_of_one_that_never_stopped() {
+    let scratch = scratch_with_tiny_data();
+    let run = |extra: &[&str]| {
+        let mut command = train_in(scratch.path());
+        command.args(["--epochs", "3", "--batch-size", "32", "--threads", "1", "--seed", "9"]);
+        // With a weight average and label smoothing, so the checkpoint must carry the average too.
+        command.args(["--weight-average", "0.9", "--label-smoothing", "0.1"]).args(extra);
+        command.output().unwrap()
+    };
+    let whole = succeeded(&run(&["--exp-name", "whole"]));
+    let checkpoint = scratch.path().join("runs/parts/checkpoint.safetensors");
+
+    let first = succeeded(&run(&["--exp-name", "parts", "--stop-after-epochs", "1"]));
+    assert!(first.contains("stopped after epoch 1 of 3"), "{first}");
+    assert!(!first.contains("weights sha256"), "a stopped run publishes nothing: {first}");
+    assert!(checkpoint.is_file());
+    let parts = scratch.path().join("runs/parts");
+    let resume = ["--resume", parts.to_str().unwrap()];
+    let other_settings = failed(&run(&[&resume[..], &["--lr", "0.01"]].concat()));
+    assert!(other_settings.contains("lr was 0.003, now 0.01"), "{other_settings}");
+    let second = succeeded(&run(&[&resume[..], &["--stop-after-epochs", "2"]].concat()));
+    assert!(second.contains("stopped after epoch 2 of 3"), "{second}");
+    let last = succeeded(&run(&resume));
+    assert_eq!(weights_hash(&last), weights_hash(&whole));
+    let event_files = std::fs::read_dir(&parts)
+        .unwrap()
+        .filter(|entry| entry.as_ref().unwrap().file_name().to_string_lossy().starts_with("events.out.tfevents."))
+        .count();
+    assert_eq!(event_files, 3, "one event file for each part of the run");
+
+    let nothing_to_resume = failed(&run(&["--resume", scratch.path().join("runs/none").to_str().unwrap()]));
+    assert!(nothing_to_resume.contains("checkpoint.safetensors does not exist"), "{nothing_to_resume}");
+    std::fs::write(&checkpoint, b"not a checkpoint").unwrap();
+    let broken = failed(&run(&resume));
+    assert!(broken.contains("cannot resume") && broken.contains("checkpoint.safetensors"), "{broken}");
 }
 
 #[test]

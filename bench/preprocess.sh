@@ -18,6 +18,10 @@
 # Usage: bench/preprocess.sh [BEFORE_REV=58bc64a]
 #   SEED=1 COUNT=1000   the sets' seed and images per realistic set
 #   BEFORE_ONLY=1       score only the before server (e.g. while the change is unfinished)
+#   AFTER_ONLY=1        score only this checkout (accuracy, calibration and "not a digit" of
+#                       the committed model; no before build)
+# Each server's own table (accuracy, ECE before and after its temperature, share flagged
+# "not a digit", AUROC of the out-of-domain sets) is in NAME.md beside its JSON.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -28,7 +32,7 @@ out=bench/results/preprocess
 mkdir -p "$out"
 
 # libtorch for the builds, MNIST's raw files (fetched and verified, or just verified).
-make --quiet libtorch data >/dev/null
+make --quiet libtorch data fashion-data >/dev/null
 
 # The Python tools' venv, reinstalled whenever the pins change.
 source bench/venv.sh
@@ -48,27 +52,13 @@ if [ "$(cat "$out/sets/stamp" 2>/dev/null)" != "$stamp" ]; then
     echo "$stamp" >"$out/sets/stamp"
 fi
 
-# The before server: BEFORE_REV checked out in a worktree that borrows this checkout's libtorch
-# and venv, built into its own target dir so that its dependencies compile only once.
-src=$out/before-src
-git worktree prune
-if [ -e "$src/.git" ]; then
-    git -C "$src" checkout --quiet --detach "$before_rev"
-else
-    git worktree add --quiet --detach "$src" "$before_rev"
-fi
-ln -sfn "$root/.libtorch" "$src/.libtorch"
-ln -sfn "$root/.venv" "$src/.venv"
-echo "Building the before server ($before_rev)" >&2
-(cd "$src" && CARGO_TARGET_DIR="$root/target/bench-before" cargo build --quiet --release --bin max-mnist)
-
 scratch=$(mktemp -d)
 server_pid=
 trap '[ -z "$server_pid" ] || kill "$server_pid" 2>/dev/null; rm -rf "$scratch"' EXIT
 
 # serve_and_score NAME DIR BINARY LABEL: runs BINARY from DIR on a free port with scratch
 # assets (fetched and verified from DIR's pretrained-model/), waits until it answers, scores
-# every set as LABEL into $out/NAME.json, and stops it.
+# every set as LABEL into $out/NAME.json and its table into $out/NAME.md, and stops it.
 serve_and_score() {
     local name=$1 dir=$2 binary=$3 label=$4 port
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -85,19 +75,42 @@ serve_and_score() {
     done
     echo "Scoring the $name server ($label) on port $port" >&2
     "$venv/bin/python" bench/preprocess/score.py --url "http://127.0.0.1:$port" --sets "$out/sets" \
-        --label "$label" --out "$out/$name.json"
+        --label "$label" --out "$out/$name.json" | tee "$out/$name.md"
     kill "$server_pid"
     wait "$server_pid" || true
     server_pid=
 }
 
+score_after() {
+    echo "Building the after server (this checkout)" >&2
+    cargo build --quiet --release --bin max-mnist
+    after_label="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- || echo ' + changes')"
+    serve_and_score after "$root" "$root/target/release/max-mnist" "$after_label"
+}
+
+if [ -n "${AFTER_ONLY:-}" ]; then
+    score_after
+    exit 0
+fi
+
+# The before server: BEFORE_REV checked out in a worktree that borrows this checkout's libtorch
+# and venv, built into its own target dir so that its dependencies compile only once.
+src=$out/before-src
+git worktree prune
+if [ -e "$src/.git" ]; then
+    git -C "$src" checkout --quiet --detach "$before_rev"
+else
+    git worktree add --quiet --detach "$src" "$before_rev"
+fi
+ln -sfn "$root/.libtorch" "$src/.libtorch"
+ln -sfn "$root/.venv" "$src/.venv"
+echo "Building the before server ($before_rev)" >&2
+(cd "$src" && CARGO_TARGET_DIR="$root/target/bench-before" cargo build --quiet --release --bin max-mnist)
+
 serve_and_score before "$src" "$root/target/bench-before/release/max-mnist" "$(git rev-parse --short "$before_rev")"
 [ -z "${BEFORE_ONLY:-}" ] || exit 0
 
-echo "Building the after server (this checkout)" >&2
-cargo build --quiet --release --bin max-mnist
-after_label="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- || echo ' + changes')"
-serve_and_score after "$root" "$root/target/release/max-mnist" "$after_label"
+score_after
 
 {
     echo "Top-1 accuracy through POST /model/predict, sets of seed $seed, $count per realistic set"

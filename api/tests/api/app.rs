@@ -170,7 +170,7 @@ async fn a_phone_photo_is_shrunk_upright_before_it_is_sent_and_a_file_too_big_is
 async fn a_picture_of_no_digit_is_said_not_to_look_like_one_and_a_digit_after_it_is_read() {
     let app = TestApp::spawn().await;
     with_browser(&app, Screen::Desktop, "/app", async |page: &Page| {
-        let asked = page.upload(&repository().join("samples/fashion-trouser.png")).await;
+        let asked = page.upload(&repository().join("samples/fashion-bag.png")).await;
         let state = page.answer_to(asked).await;
         assert_eq!(state.prediction, "?", "no digit is claimed: {state:?}");
         assert!(state.status.contains("This doesn't look like a digit."), "{state:?}");

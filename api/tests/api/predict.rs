@@ -170,9 +170,9 @@ async fn digits_are_in_domain_and_clothes_are_not_by_the_models_own_threshold() 
             assert_eq!(prediction.in_domain, Some(true), "every digit sample is a digit: {name}: {prediction:?}");
         }
     }
-    // 88.6% of Fashion-MNIST's test set is flagged (BENCHMARKS.md); of the 11 samples, 9.
-    assert!(clothes_flagged.len() >= 9, "{clothes_flagged:?}");
-    for name in ["fashion-trouser.png", "fashion-bag.png", "fashion-sneaker.png", "fashion-ankle-boot.png"] {
+    // 83% of Fashion-MNIST's test set is flagged (BENCHMARKS.md); of the 11 samples, 8.
+    assert!(clothes_flagged.len() >= 8, "{clothes_flagged:?}");
+    for name in ["fashion-bag.png", "fashion-sneaker.png", "fashion-ankle-boot.png", "fashion-coat.png"] {
         assert!(clothes_flagged.contains(&name), "{name}: {clothes_flagged:?}");
     }
 }

@@ -100,20 +100,23 @@ impl CalibrationReport {
     }
 }
 
-/// Fits the temperature on `validation` and its user-like variants, and the domain threshold
-/// on `validation` alone, then measures both on `test` and its own variants.
+/// Fits the temperature on `validation` and, for `digits`, its user-like variants (which are
+/// digit variants: they say nothing of other pictures), and the domain threshold on
+/// `validation` alone, then measures both on `test` and its own variants.
 pub(crate) fn calibrate(
     net: &Net,
     validation: &Split,
     test: &Split,
     normalisation: Normalisation,
     device: Device,
+    digits: bool,
 ) -> Result<CalibrationReport> {
     // The logits of a split and of each of its variants, named ("" for the split itself); every
     // variant has the split's labels.
     let with_variants = |split: &Split| -> Result<Vec<(&'static str, Tensor)>> {
         let mut named = vec![("", evaluate(net, split, normalisation, device)?.logits)];
-        for (name, images) in user_like_variants(&split.images) {
+        let variants = if digits { user_like_variants(&split.images) } else { Vec::new() };
+        for (name, images) in variants {
             let variant = Split { images, labels: split.labels.shallow_clone() };
             named.push((name, evaluate(net, &variant, normalisation, device)?.logits));
         }
@@ -132,9 +135,10 @@ pub(crate) fn calibrate(
         temperature: temperature as f32,
         domain_threshold,
         fitted_on: format!(
-            "temperature: the lowest cross-entropy on the {} validation images and their low-res, thick, thin and \
-             slanted variants; domain threshold: passes {}% of the validation images",
+            "temperature: the lowest cross-entropy on the {} validation images{}; domain threshold: passes {}% of \
+             the validation images",
             validation.count(),
+            if digits { " and their low-res, thick, thin and slanted variants" } else { "" },
             IN_DOMAIN_PASS_RATE * 100.0
         ),
     };
@@ -146,13 +150,10 @@ pub(crate) fn calibrate(
         sets.push(measure(name, logits, &test.labels, &calibration)?);
     }
     let variants = &measured[1..];
-    let all_variants = measure(
-        "test, all variants".to_owned(),
-        &joined(variants),
-        &repeated(&test.labels, variants.len()),
-        &calibration,
-    )?;
-    sets.push(all_variants);
+    if !variants.is_empty() {
+        let labels = repeated(&test.labels, variants.len());
+        sets.push(measure("test, all variants".to_owned(), &joined(variants), &labels, &calibration)?);
+    }
     Ok(CalibrationReport { calibration, sets })
 }
 
@@ -296,6 +297,34 @@ pub fn user_like_variants(images: &Tensor) -> Vec<(&'static str, Tensor)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_digits_are_calibrated_on_digit_variants() {
+        tch::manual_seed(5);
+        let store = tch::nn::VarStore::new(Device::Cpu);
+        let net = Net::new(&store.root(), max_mnist_core::network::Architecture::default(), 10);
+        let split = || Split {
+            images: Tensor::rand([40, 1, 28, 28], tch::kind::FLOAT_CPU),
+            labels: Tensor::randint(10, [40], (Kind::Int64, Device::Cpu)),
+        };
+        let (validation, test) = (split(), split());
+        let normalisation = Normalisation { mean: 0.5, std: 0.5 };
+        let names = |report: &CalibrationReport| report.sets.iter().map(|set| set.name.clone()).collect::<Vec<_>>();
+
+        let digits = calibrate(&net, &validation, &test, normalisation, Device::Cpu, true).unwrap();
+        assert_eq!(
+            names(&digits),
+            ["test", "test, low-res", "test, thick", "test, thin", "test, slanted", "test, all variants"]
+        );
+        assert!(digits.calibration.fitted_on.contains("slanted variants"), "{}", digits.calibration.fitted_on);
+
+        let clothes = calibrate(&net, &validation, &test, normalisation, Device::Cpu, false).unwrap();
+        assert_eq!(names(&clothes), ["test"]);
+        assert!(!clothes.calibration.fitted_on.contains("variants"), "{}", clothes.calibration.fitted_on);
+        assert!(
+            clothes.calibration.fitted_on.starts_with("temperature: the lowest cross-entropy on the 40 validation")
+        );
+    }
 
     #[test]
     fn the_fitted_temperature_is_the_one_the_labels_were_drawn_with() {

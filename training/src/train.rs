@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
-use max_mnist_artifacts::format::{self, ModelMetadata, Normalisation, TrainingRecipe};
+use max_mnist_artifacts::format::{self, ModelMetadata, Normalisation, Preprocessing, TrainingRecipe};
 use max_mnist_core::network::{Architecture, INPUT_SHAPE, Net};
 
 use crate::augment::Augmentation;
@@ -272,7 +272,8 @@ pub fn train(settings: &TrainSettings, data: &IdxDataset) -> Result<TrainOutcome
     let report = ClassificationReport::new(labels.clone(), &to_vec(&data.test.labels)?, &to_vec(&test.predicted)?);
     // The variants draw from the generator: seeded again, calibration is the same in every run.
     tch::manual_seed(settings.seed as i64);
-    let calibration = calibrate(&net, &validation, &data.test, normalisation, device)?;
+    let digits = settings.dataset.preprocessing == Preprocessing::Digit;
+    let calibration = calibrate(&net, &validation, &data.test, normalisation, device, digits)?;
     monitor.calibration(&calibration, best.epoch)?;
     monitor.finish(&net, &data.test, &test.predicted, &report, normalisation, best.epoch)?;
     let validation = checked;

@@ -85,6 +85,19 @@ pub fn save(path: &Path, progress: &Progress, tensors: Tensors) -> Result<()> {
     std::fs::rename(&partial, path).map_err(Error::io("cannot move into place", path))
 }
 
+/// Removes the checkpoint at `path` left by an earlier run of the same name, if any, so that
+/// a fresh run that stops before its first epoch ends leaves nothing to resume in its name.
+pub fn discard(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {
+            tracing::info!(checkpoint = %path.display(), "removed the checkpoint of an earlier run");
+            Ok(())
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(Error::io("cannot remove", path)(error)),
+    }
+}
+
 /// Reads the checkpoint at `path`.
 pub fn load(path: &Path) -> Result<Checkpoint> {
     if !path.is_file() {
@@ -165,6 +178,16 @@ mod tests {
         assert!(saved.average.is_empty());
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|entry| entry.unwrap().file_name()).collect();
         assert_eq!(left, [CHECKPOINT_FILE], "no partial file is left behind");
+    }
+
+    #[test]
+    fn a_fresh_run_discards_an_earlier_checkpoint_and_none_is_fine() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_in(dir.path());
+        std::fs::write(&path, b"an earlier run's").unwrap();
+        discard(&path).unwrap();
+        assert!(!path.exists());
+        discard(&path).unwrap();
     }
 
     #[test]

@@ -183,6 +183,7 @@ pub fn train(settings: &TrainSettings, data: &IdxDataset) -> Result<TrainOutcome
         tracing::info!(checkpoint = %checkpoint_path.display(), "resuming after epoch {}", saved.progress.epoch);
         Monitor::open(&settings.run_dir, settings.progress)?
     } else {
+        checkpoint::discard(&checkpoint_path)?;
         let mut monitor = Monitor::create(&settings.run_dir, settings.progress)?;
         monitor.hyperparameters(settings, count, validation.count())?;
         monitor.graph(&net)?;

@@ -27,6 +27,8 @@ const MODEL: &str = "model/";
 const BEST: &str = "best/";
 const OPTIMIZER: &str = "optimizer/";
 const AVERAGE: &str = "average/";
+/// The prefixes of the tensor groups, in the order [`save`] writes and [`load`] reads them.
+const GROUPS: [&str; 4] = [MODEL, BEST, OPTIMIZER, AVERAGE];
 
 /// How far a run got, and with which settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -77,8 +79,9 @@ pub fn path_in(run_dir: &Path) -> PathBuf {
 /// Writes a checkpoint to `path` atomically.
 pub fn save(path: &Path, progress: &Progress, tensors: Tensors) -> Result<()> {
     let best = tensors.best.iter().map(|(name, tensor)| (name.clone(), tensor.shallow_clone())).collect();
-    let tensors = [(MODEL, tensors.model), (BEST, best), (OPTIMIZER, tensors.optimizer), (AVERAGE, tensors.average)]
+    let tensors = GROUPS
         .into_iter()
+        .zip([tensors.model, best, tensors.optimizer, tensors.average])
         .flat_map(|(prefix, group)| group.into_iter().map(move |(name, tensor)| (format!("{prefix}{name}"), tensor)));
     let partial = path.with_extension("safetensors.partial");
     format::save_tensors(tensors, PROGRESS_KEY, progress, &partial)?;
@@ -109,14 +112,29 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     let tensors = Tensor::read_safetensors(path).map_err(|error| invalid(error.to_string()))?;
     let mut groups = [HashMap::new(), HashMap::new(), HashMap::new(), HashMap::new()];
     for (name, tensor) in tensors {
-        let prefixes = [MODEL, BEST, OPTIMIZER, AVERAGE];
-        let Some(group) = prefixes.iter().position(|prefix| name.starts_with(prefix)) else {
+        let Some(group) = GROUPS.iter().position(|prefix| name.starts_with(prefix)) else {
             return Err(invalid(format!("unexpected tensor `{name}`")));
         };
-        groups[group].insert(name[prefixes[group].len()..].to_owned(), tensor);
+        groups[group].insert(name[GROUPS[group].len()..].to_owned(), tensor);
     }
     let [model, best, optimizer, average] = groups;
     Ok(Checkpoint { progress, model, best, optimizer, average })
+}
+
+/// Sets each of `targets` (tensors sharing the storage of a network's variables or an
+/// optimiser's state) to the saved tensor of the same name, refusing a set that misses one or
+/// has another shape (a checkpoint of another network).
+pub fn copy_into(targets: &[(String, Tensor)], saved: &HashMap<String, Tensor>) -> Result<()> {
+    let _no_grad = tch::no_grad_guard();
+    for (name, tensor) in targets {
+        let value = saved.get(name).ok_or_else(|| Error::InvalidCheckpoint(format!("no `{name}` tensor")))?;
+        if value.size() != tensor.size() {
+            let reason = format!("`{name}` is {:?}, the network's is {:?}", value.size(), tensor.size());
+            return Err(Error::InvalidCheckpoint(reason));
+        }
+        tensor.shallow_clone().copy_(value);
+    }
+    Ok(())
 }
 
 /// Refuses to resume with other settings than the checkpoint's, naming each that differs.

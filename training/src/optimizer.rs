@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use tch::{Tensor, nn};
 
-use crate::{Error, Result};
+use crate::Result;
 
 /// The optimiser and its settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -161,18 +161,7 @@ impl OptimizerState {
     /// Sets the state to what [`OptimizerState::state`] returned after `steps` steps, refusing
     /// a state that misses a variable or has another shape.
     pub fn restore(&mut self, state: &HashMap<String, Tensor>, steps: i64) -> Result<()> {
-        let _no_grad = tch::no_grad_guard();
-        for (prefix, tensors) in [(FIRST, &mut self.first), (SECOND, &mut self.second)] {
-            for ((name, _), tensor) in self.variables.iter().zip(tensors.iter_mut()) {
-                let key = format!("{prefix}{name}");
-                let saved = state.get(&key).ok_or_else(|| Error::InvalidCheckpoint(format!("no `{key}` tensor")))?;
-                if saved.size() != tensor.size() {
-                    let reason = format!("`{key}` is {:?}, the network's is {:?}", saved.size(), tensor.size());
-                    return Err(Error::InvalidCheckpoint(reason));
-                }
-                tensor.copy_(saved);
-            }
-        }
+        crate::checkpoint::copy_into(&self.state(), state)?;
         self.steps = steps;
         Ok(())
     }

@@ -169,10 +169,10 @@ pub fn train(settings: &TrainSettings, data: &IdxDataset) -> Result<TrainOutcome
     let mut monitor = if settings.resume {
         let saved = checkpoint::load(&checkpoint_path)?;
         checkpoint::check_recipe(&checkpoint_path, &saved.progress.recipe, &recipe)?;
-        copy_all(&shallow(&store), &saved.model)?;
+        checkpoint::copy_into(&shallow(&store), &saved.model)?;
         optimizer.restore(&saved.optimizer, saved.progress.steps)?;
         if let Some(average) = &average {
-            copy_all(&average.averages(), &saved.average)?;
+            checkpoint::copy_into(&average.averages(), &saved.average)?;
         }
         best = Some(BestEpoch {
             epoch: saved.progress.best_epoch,
@@ -231,7 +231,7 @@ pub fn train(settings: &TrainSettings, data: &IdxDataset) -> Result<TrainOutcome
         // The weights judged and kept: the average's, when there is one.
         let trained = average.as_ref().map(|_| snapshot(&store));
         if let Some(average) = &average {
-            copy_all(&shallow(&store), &average.averages().into_iter().collect())?;
+            checkpoint::copy_into(&shallow(&store), &average.averages().into_iter().collect())?;
         }
         let checked = evaluate(&net, &validation, normalisation, device)?;
         monitor.epoch(bar, epoch, train_loss, &checked, seconds, count)?;
@@ -242,7 +242,7 @@ pub fn train(settings: &TrainSettings, data: &IdxDataset) -> Result<TrainOutcome
             best = Some(BestEpoch { epoch, validation_loss: checked.loss, weights: snapshot(&store) });
         }
         if let Some(trained) = &trained {
-            copy_all(&shallow(&store), trained)?;
+            checkpoint::copy_into(&shallow(&store), trained)?;
         }
         let kept = best.as_ref().expect("set above");
         let progress = Progress {
@@ -265,7 +265,7 @@ pub fn train(settings: &TrainSettings, data: &IdxDataset) -> Result<TrainOutcome
         }
     }
     let best = best.ok_or_else(|| Error::InvalidSettings("no epoch ran".into()))?;
-    copy_all(&shallow(&store), &best.weights)?;
+    checkpoint::copy_into(&shallow(&store), &best.weights)?;
     // Measured again on the restored weights, so the metadata describes what is exported.
     let checked = evaluate(&net, &validation, normalisation, device)?;
     let test = evaluate(&net, &data.test, normalisation, device)?;
@@ -508,21 +508,6 @@ fn shallow(store: &nn::VarStore) -> Vec<(String, Tensor)> {
     store.variables().into_iter().collect()
 }
 
-/// Sets each of `targets` to its saved value, refusing a set that misses one or has another
-/// shape (a checkpoint of another network).
-fn copy_all(targets: &[(String, Tensor)], saved: &HashMap<String, Tensor>) -> Result<()> {
-    let _no_grad = tch::no_grad_guard();
-    for (name, tensor) in targets {
-        let value = saved.get(name).ok_or_else(|| Error::InvalidCheckpoint(format!("no `{name}` tensor")))?;
-        if value.size() != tensor.size() {
-            let reason = format!("`{name}` is {:?}, the network's is {:?}", value.size(), tensor.size());
-            return Err(Error::InvalidCheckpoint(reason));
-        }
-        tensor.shallow_clone().copy_(value);
-    }
-    Ok(())
-}
-
 /// SHA-256 over every variable's name, shape and little-endian f32 values, in name order:
 /// the weights' identity, whatever the file's metadata says.
 pub fn weights_sha256(store: &nn::VarStore) -> Result<String> {
@@ -631,7 +616,7 @@ mod tests {
         let inputs = Tensor::randn([4, 1, 28, 28], tch::kind::FLOAT_CPU);
         optimizer.backward_step(&net.forward_t(&inputs, true).sum(Kind::Float), 0.1);
         assert_ne!(weights_sha256(&store).unwrap(), before);
-        copy_all(&shallow(&store), &saved).unwrap();
+        checkpoint::copy_into(&shallow(&store), &saved).unwrap();
         assert_eq!(weights_sha256(&store).unwrap(), before);
     }
 

@@ -223,20 +223,23 @@ impl Illumination {
         let blocks = Illumination::block_levels(plane, grid);
         let mut levels: Vec<f64> = blocks.iter().map(|block| block.2).collect();
         let median_level = quantile(&mut levels, 1, 2, f64::total_cmp);
-        // Block levels are background wherever ink covers less than 60% of the block, so a
-        // fit to all of them is close; blocks far above it (thick strokes) are then left out.
+        // Block levels are background wherever ink covers less than 60% of the block. Blocks
+        // far above the current fit (thick strokes, which fill whole blocks) are left out of
+        // the next one. The first fit is the median level, which ink covering fewer than half
+        // the blocks cannot move: a least-squares fit to every block would rise under a
+        // marker's strokes, widen the spread with them and keep them as background.
         let mut background = vec![true; blocks.len()];
         let mut fitted = Illumination { degree: 0, coefficients: vec![median_level], width, height };
         for _ in 0..4 {
-            let Some(better) = Illumination::least_squares(&blocks, &background, degree, width, height) else {
-                break;
-            };
-            fitted = better;
             let residuals: Vec<f64> = blocks.iter().map(|&(x, y, level)| level - fitted.at_f64(x, y)).collect();
             let mut spread: Vec<f64> =
                 residuals.iter().zip(&background).filter(|(_, inside)| **inside).map(|(r, _)| r.abs()).collect();
             let spread = (MAD_TO_DEVIATION * quantile(&mut spread, 1, 2, f64::total_cmp)).max(Self::MIN_SPREAD);
             background = residuals.iter().map(|residual| *residual <= Self::INK_DEVIATIONS * spread).collect();
+            let Some(better) = Illumination::least_squares(&blocks, &background, degree, width, height) else {
+                break;
+            };
+            fitted = better;
         }
         fitted
     }
@@ -904,6 +907,26 @@ mod tests {
         // Every block at one point: a cubic cannot be told from a constant.
         let one_point = vec![(10.0, 10.0, 0.5); 16];
         assert!(Illumination::least_squares(&one_point, &[true; 16], 3, 300, 200).is_none());
+    }
+
+    #[test]
+    fn a_markers_thick_strokes_stay_solid_and_the_page_stays_background() {
+        // A 0 drawn with a marker (a ring 60 px wide, 40% of a clean 300×300 page), inverted as
+        // `ink_bright` leaves it: bright ink on a dark page.
+        let plane = Plane::from_fn(300, 300, |x, y| {
+            let radius = (x as f32 - 150.0).hypot(y as f32 - 150.0);
+            Luma([if (60.0..120.0).contains(&radius) { 0.96 } else { 0.02 }])
+        });
+        let contrast = remove_background(&plane);
+        let level = |x: u32, y: u32| contrast.get_pixel(x, y).0[0];
+        // The middle of the stroke as bright as its edges: the illumination did not rise under it.
+        for (x, y) in [(150, 60), (150, 240), (60, 150), (240, 150), (86, 86)] {
+            assert!(level(x, y) > 0.9, "stroke at ({x}, {y}): {}", level(x, y));
+        }
+        // The page, its corners and the ring's hole stay background.
+        for (x, y) in [(2, 2), (297, 2), (2, 297), (297, 297), (150, 150)] {
+            assert!(level(x, y) < 0.05, "page at ({x}, {y}): {}", level(x, y));
+        }
     }
 
     #[test]

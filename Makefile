@@ -13,7 +13,7 @@ test: libtorch test-tools
 	cargo test --release --workspace --lib --bins --tests
 
 # Retrain MNIST with the default recipe and republish pretrained-model/mnist/.
-train: libtorch data
+train: libtorch data fashion-data
 	cargo run --release --bin train
 	$(MAKE) checksums
 

@@ -22,7 +22,7 @@ if [ $# -eq 0 ]; then
         "wide=--architecture cnn-bn-16-32-64"
 fi
 
-make --quiet libtorch data >/dev/null
+make --quiet libtorch data fashion-data >/dev/null
 cargo build --quiet --release --bin train
 
 for row in "$@"; do

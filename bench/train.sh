@@ -17,7 +17,9 @@ out="bench/results/train-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
 for round in $(seq "$rounds"); do
     echo "round $round/$rounds: train bin" >&2
+    # The PyTorch loop has the affine warp alone: the bin's redrawn digits and outliers are off.
     ./target/release/train --epochs "$epochs" --threads "$threads" --exp-name bench --runs-dir "$out/runs" \
+        --augment-thick-strokes 0 --augment-low-resolution 0 --outliers none \
         --output "$out/bucket" 2>/dev/null | grep '^epoch' >"$out/rust-$round.txt"
     echo "round $round/$rounds: PyTorch" >&2
     .venv/bin/python bench/train_pytorch.py data/mnist "$epochs" "$threads" 2>/dev/null | grep '^epoch' \

@@ -157,6 +157,9 @@ pub struct RecipeBody {
     /// Whether the weights are an average over training steps (`none`, or an exponential
     /// moving average and its decay).
     pub weight_average: String,
+    /// Pictures of no class the network learnt to answer with even probabilities (outlier
+    /// exposure), and their weight; `none`.
+    pub outliers: String,
     /// Fraction of the training set held back for validation.
     pub validation_split: f64,
     /// Random seed.
@@ -176,6 +179,7 @@ impl From<&TrainingRecipe> for RecipeBody {
             augmentation: recipe.augmentation.clone(),
             label_smoothing: recipe.label_smoothing,
             weight_average: recipe.weight_average.clone(),
+            outliers: recipe.outliers.clone(),
             validation_split: recipe.validation_split,
             seed: recipe.seed,
             threads: recipe.threads,

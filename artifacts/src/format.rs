@@ -144,8 +144,12 @@ pub struct TrainingRecipe {
     pub label_smoothing: f64,
     /// Whether the weights are an average over training steps, and which (`none`, or an
     /// exponential moving average and its decay).
-    #[serde(default = "no_weight_average")]
+    #[serde(default = "none")]
     pub weight_average: String,
+    /// Pictures of no class the network learnt to answer with even probabilities (outlier
+    /// exposure), and their weight; `none`.
+    #[serde(default = "none")]
+    pub outliers: String,
     /// Fraction of the training set held back for validation.
     pub validation_split: f64,
     /// Random seed.
@@ -154,8 +158,8 @@ pub struct TrainingRecipe {
     pub threads: usize,
 }
 
-/// What weights trained before weight averaging existed say.
-fn no_weight_average() -> String {
+/// What weights trained before a setting existed say of it.
+fn none() -> String {
     "none".to_owned()
 }
 

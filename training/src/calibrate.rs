@@ -290,7 +290,7 @@ pub fn user_like_variants(images: &Tensor) -> Vec<(&'static str, Tensor)> {
     });
     let thin = images.pow_tensor_scalar(4);
     let slanted =
-        Augmentation { max_rotation_degrees: 20.0, max_scale: 0.2, max_shift: 0.1, flip: false }.apply(images);
+        Augmentation { max_rotation_degrees: 20.0, max_scale: 0.2, max_shift: 0.1, ..Augmentation::NONE }.apply(images);
     vec![("low-res", low_res), ("thick", thick), ("thin", thin), ("slanted", slanted)]
 }
 

@@ -1,6 +1,6 @@
 //! Training: the [`data`] sets (IDX files and their mirrors, MNIST, Fashion-MNIST or any other
 //! with a labels file), each with its [`preset`] recipe, the [`train`] loop with its
-//! [`augment`]ation and [`optimizer`], resumable from its [`checkpoint`], and what a run
+//! [`augment`]ation, [`optimizer`] and [`outliers`], resumable from its [`checkpoint`], and what a run
 //! leaves behind: a per-class [`report`], the pictures in it ([`render`]) and TensorBoard files
 //! ([`tensorboard`], written through [`monitor`]). The `train` bin (`cargo run --release --bin
 //! train`) drives it and publishes the weights through the artifacts crate. The `predict` bin
@@ -16,6 +16,7 @@ pub mod data;
 mod error;
 mod monitor;
 pub mod optimizer;
+pub mod outliers;
 pub mod predict;
 pub mod preset;
 pub mod render;

@@ -34,10 +34,21 @@ pub struct Preset {
     pub epochs: u32,
     /// Random warps of the training images.
     pub augmentation: Augmentation,
+    /// The known data set whose training images are the outliers the network learns to
+    /// answer with even probabilities; none for no outlier exposure.
+    pub outliers: Option<KnownDataset>,
 }
 
-/// Digits: a little rotation, scale and shift, never a mirror image.
-const DIGITS: Augmentation = Augmentation { max_rotation_degrees: 12.0, max_scale: 0.1, max_shift: 0.075, flip: false };
+/// Digits: a little rotation, scale and shift, never a mirror image; some redrawn with a
+/// marker's strokes and some as thumbnails, as users send them and MNIST has few.
+const DIGITS: Augmentation = Augmentation {
+    max_rotation_degrees: 12.0,
+    max_scale: 0.1,
+    max_shift: 0.075,
+    flip: false,
+    thick_strokes: 0.15,
+    low_resolution: 0.15,
+};
 /// Clothes, shoes and bags: photographed upright and centred, facing either way, so flipped
 /// and shifted by at most ±5% (1.4 pixels).
 const PRODUCTS: Augmentation = Augmentation { max_shift: 0.05, flip: true, ..Augmentation::NONE };
@@ -53,6 +64,9 @@ impl Preset {
                 data_hint: "run `make data`, or pass --download",
                 epochs: 40,
                 augmentation: DIGITS,
+                // Clothes are no digits: the energy score flags them once the network has
+                // learnt to be unsure of them.
+                outliers: Some(KnownDataset::FashionMnist),
                 ..Preset::named("mnist")
             },
             KnownDataset::FashionMnist => Preset {
@@ -86,6 +100,7 @@ impl Preset {
             weights_file: format!("{slug}-classifier.safetensors"),
             epochs: 40,
             augmentation: UNKNOWN,
+            outliers: None,
         }
     }
 }
@@ -114,7 +129,11 @@ mod tests {
             ("mnist-classifier.tar.gz", "mnist-classifier.safetensors")
         );
         assert_eq!(mnist.epochs, 40);
-        assert_eq!(mnist.augmentation.describe(), "random affine: rotation ±12°, scale ±10%, shift ±7.5% of the side");
+        assert_eq!(mnist.outliers, Some(KnownDataset::FashionMnist));
+        assert_eq!(
+            mnist.augmentation.describe(),
+            "random affine: rotation ±12°, scale ±10%, shift ±7.5% of the side; thick strokes for 15%; thumbnails for 15%"
+        );
     }
 
     #[test]
@@ -124,6 +143,7 @@ mod tests {
         assert_eq!(fashion.archive, "fashion-mnist-classifier.tar.gz");
         assert!(fashion.augmentation.flip && fashion.augmentation.max_rotation_degrees == 0.0);
         assert_eq!(fashion.architecture, Architecture::CnnBn16x32x64);
+        assert_eq!(fashion.outliers, None);
     }
 
     #[test]

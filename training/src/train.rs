@@ -2,7 +2,9 @@
 //!
 //! A seeded split holds back part of the data set's training images for validation; the
 //! network trains on the rest with random [`augment`]ation, the chosen [`Optimizer`] and a
-//! learning rate that warms up linearly for one epoch and then follows a cosine to zero. After every
+//! learning rate that warms up linearly for one epoch and then follows a cosine to zero; with
+//! [`TrainSettings::outliers`], each batch also holds pictures of no class, to be answered
+//! with even probabilities. After every
 //! epoch the validation loss decides which weights are kept: the export is the best epoch,
 //! not the last. Everything is logged for TensorBoard under the run directory (see
 //! [`crate::monitor`]), and the kept weights are measured on the test images with a
@@ -33,6 +35,7 @@ use crate::checkpoint::{self, Progress};
 use crate::data::{DatasetCard, IdxDataset, Split};
 use crate::monitor::Monitor;
 use crate::optimizer::Optimizer;
+use crate::outliers::{Outliers, loss_towards_even};
 use crate::report::ClassificationReport;
 use crate::{Error, Result};
 
@@ -58,6 +61,9 @@ pub struct TrainSettings {
     /// Judge and export an exponential moving average of the weights with this decay per
     /// step, rather than the weights themselves.
     pub weight_average: Option<f64>,
+    /// Pictures of none of the classes, half a batch of them beside each batch (outlier
+    /// exposure).
+    pub outliers: Option<Outliers>,
     /// Fraction of the training set held back to choose the best epoch, in [0, 1).
     pub validation_split: f64,
     /// Seed for the split, initialisation, shuffling, augmentation and dropout.
@@ -146,6 +152,9 @@ pub fn train(settings: &TrainSettings, data: &IdxDataset) -> Result<TrainOutcome
     for (name, split) in [("training", &data.train), ("test", &data.test)] {
         check_fits_the_network(name, split, classes)?;
     }
+    if let Some(outliers) = &settings.outliers {
+        check_side("outlier", &outliers.images)?;
+    }
     tch::set_num_threads(settings.threads as i32); // Fits: checked by `validate`.
     tch::manual_seed(settings.seed as i64);
     let device = settings.device;
@@ -211,13 +220,7 @@ pub fn train(settings: &TrainSettings, data: &IdxDataset) -> Result<TrainOutcome
             let inputs = normalise(&settings.augmentation.apply(&images.index_select(0, &indices)), normalisation);
             let step = optimizer.steps();
             let learning_rate = schedule.at(step);
-            let loss = net.forward_t(&inputs, true).cross_entropy_loss::<Tensor>(
-                &labels.index_select(0, &indices),
-                None,
-                tch::Reduction::Mean,
-                -100,
-                settings.label_smoothing,
-            );
+            let loss = batch_loss(&net, settings, &inputs, &labels.index_select(0, &indices));
             optimizer.backward_step(&loss, learning_rate);
             if let Some(average) = &mut average {
                 average.update();
@@ -304,6 +307,7 @@ pub fn train(settings: &TrainSettings, data: &IdxDataset) -> Result<TrainOutcome
             augmentation: settings.augmentation.describe(),
             label_smoothing: settings.label_smoothing,
             weight_average: describe_weight_average(settings.weight_average),
+            outliers: Outliers::describe(settings.outliers.as_ref()),
             validation_split: settings.validation_split,
             seed: settings.seed,
             threads: settings.threads,
@@ -311,6 +315,23 @@ pub fn train(settings: &TrainSettings, data: &IdxDataset) -> Result<TrainOutcome
         created: humantime::format_rfc3339_seconds(settings.created).to_string(),
     };
     Ok(TrainOutcome::Finished(Box::new(TrainedModel { store, metadata, report, calibration })))
+}
+
+/// The loss of one training batch: the cross-entropy of `inputs` (normalised) against
+/// `labels`, plus, with outliers, the weighted cross-entropy of half as many outliers (augmented
+/// as the inputs are, in the same forward pass) against even probabilities.
+fn batch_loss(net: &Net, settings: &TrainSettings, inputs: &Tensor, labels: &Tensor) -> Tensor {
+    let count = inputs.size()[0];
+    let classes_loss = |logits: &Tensor| {
+        logits.cross_entropy_loss::<Tensor>(labels, None, tch::Reduction::Mean, -100, settings.label_smoothing)
+    };
+    let Some(outliers) = &settings.outliers else {
+        return classes_loss(&net.forward_t(inputs, true));
+    };
+    let drawn = settings.augmentation.apply(&outliers.draw((count / 2).max(1), inputs.device()));
+    let logits = net.forward_t(&Tensor::cat(&[inputs, &normalise(&drawn, settings.dataset.normalisation)], 0), true);
+    let outlier_logits = logits.narrow(0, count, logits.size()[0] - count);
+    classes_loss(&logits.narrow(0, 0, count)) + loss_towards_even(&outlier_logits) * outliers.weight
 }
 
 /// Every setting that decides the weights, as a checkpoint records them: resuming with any
@@ -327,6 +348,7 @@ fn recipe(settings: &TrainSettings, data: &IdxDataset) -> BTreeMap<String, Strin
         ("augmentation", settings.augmentation.describe()),
         ("label smoothing", settings.label_smoothing.to_string()),
         ("weight average", describe_weight_average(settings.weight_average)),
+        ("outliers", Outliers::describe(settings.outliers.as_ref())),
         ("validation split", settings.validation_split.to_string()),
         ("seed", settings.seed.to_string()),
         ("threads", settings.threads.to_string()),
@@ -400,12 +422,16 @@ fn validate(settings: &TrainSettings) -> Result<()> {
     if settings.threads == 0 || i32::try_from(settings.threads).is_err() {
         return invalid("--threads must be between 1 and 2^31 - 1");
     }
-    let Augmentation { max_rotation_degrees, max_scale, max_shift, .. } = settings.augmentation;
+    let Augmentation { max_rotation_degrees, max_scale, max_shift, thick_strokes, low_resolution, .. } =
+        settings.augmentation;
     if !(0.0..=180.0).contains(&max_rotation_degrees) {
         return invalid("--augment-rotation must be between 0 and 180 degrees");
     }
     if !(0.0..1.0).contains(&max_scale) || !(0.0..1.0).contains(&max_shift) {
         return invalid("--augment-scale and --augment-shift must be in [0, 1)");
+    }
+    if !(0.0..=1.0).contains(&thick_strokes) || !(0.0..=1.0).contains(&low_resolution) {
+        return invalid("--augment-thick-strokes and --augment-low-resolution must be shares in [0, 1]");
     }
     if !(settings.learning_rate > 0.0 && settings.learning_rate.is_finite()) {
         return invalid("--lr must be a positive number");
@@ -416,24 +442,38 @@ fn validate(settings: &TrainSettings) -> Result<()> {
     if settings.weight_average.is_some_and(|decay| !(decay > 0.0 && decay < 1.0)) {
         return invalid("--weight-average must be a decay between 0 and 1 (exclusive), or 0 for none");
     }
+    if let Some(outliers) = &settings.outliers {
+        if !(outliers.weight > 0.0 && outliers.weight.is_finite()) {
+            return invalid("--outlier-weight must be a positive number");
+        }
+        if outliers.images.size().first().is_none_or(|&count| count == 0) {
+            return invalid("the outlier set has no images");
+        }
+    }
     Ok(())
 }
 
 /// Refuses data the network cannot take: images of another size than its input, labels
 /// outside `0..classes` (the data set's card names `classes` labels).
 fn check_fits_the_network(name: &str, split: &Split, classes: i64) -> Result<()> {
-    let size = split.images.size();
-    let side = i64::from(INPUT_SHAPE.height);
-    if size[2..] != [side, side] {
-        let reason = format!("the {name} images are {}x{}; the network takes {side}x{side}", size[3], size[2]);
-        return Err(Error::InvalidSettings(reason));
-    }
+    check_side(name, &split.images)?;
     let (lowest, highest) = (split.labels.min().int64_value(&[]), split.labels.max().int64_value(&[]));
     if lowest < 0 || highest >= classes {
         let reason = format!(
             "the {name} labels run from {lowest} to {highest}, but the data set names {classes} classes (0 to {})",
             classes - 1
         );
+        return Err(Error::InvalidSettings(reason));
+    }
+    Ok(())
+}
+
+/// Whether `images` `[N, C, H, W]` are as large as the network's input.
+fn check_side(name: &str, images: &Tensor) -> Result<()> {
+    let size = images.size();
+    let side = i64::from(INPUT_SHAPE.height);
+    if size[2..] != [side, side] {
+        let reason = format!("the {name} images are {}x{}; the network takes {side}x{side}", size[3], size[2]);
         return Err(Error::InvalidSettings(reason));
     }
     Ok(())
@@ -541,15 +581,9 @@ mod tests {
         assert!(schedule.at(109) < 0.001);
     }
 
-    #[test]
-    fn settings_that_cannot_train_are_refused_before_anything_runs() {
-        let split = || Split {
-            images: Tensor::zeros([2, 1, 28, 28], tch::kind::FLOAT_CPU),
-            labels: Tensor::zeros([2], (Kind::Int64, Device::Cpu)),
-        };
-        let data = IdxDataset { train: split(), test: split(), sha256: String::new() };
-        let run_dir = tempfile::tempdir().unwrap();
-        let settings = TrainSettings {
+    /// Settings for a run of one epoch on a few images, on the CPU, with nothing but Adam.
+    fn small_run(run_dir: &Path) -> TrainSettings {
+        TrainSettings {
             dataset: DatasetCard::mnist(),
             architecture: Architecture::default(),
             epochs: 1,
@@ -559,16 +593,28 @@ mod tests {
             augmentation: Augmentation::NONE,
             label_smoothing: 0.0,
             weight_average: None,
-            validation_split: 0.9,
+            outliers: None,
+            validation_split: 0.25,
             seed: 1,
             threads: 1,
             device: Device::Cpu,
-            run_dir: run_dir.path().to_owned(),
+            run_dir: run_dir.to_owned(),
             created: SystemTime::UNIX_EPOCH,
             progress: false,
             resume: false,
             stop_after_epochs: None,
+        }
+    }
+
+    #[test]
+    fn settings_that_cannot_train_are_refused_before_anything_runs() {
+        let split = || Split {
+            images: Tensor::zeros([2, 1, 28, 28], tch::kind::FLOAT_CPU),
+            labels: Tensor::zeros([2], (Kind::Int64, Device::Cpu)),
         };
+        let data = IdxDataset { train: split(), test: split(), sha256: String::new() };
+        let run_dir = tempfile::tempdir().unwrap();
+        let settings = TrainSettings { validation_split: 0.9, ..small_run(run_dir.path()) };
         let error = train(&settings, &data).err().unwrap().to_string();
         assert!(error.contains("leaves no training images"), "{error}");
         let small_images = Split { images: Tensor::zeros([2, 1, 2, 2], tch::kind::FLOAT_CPU), ..split() };
@@ -595,14 +641,88 @@ mod tests {
                 },
                 "--augment-scale",
             ),
+            (
+                TrainSettings {
+                    augmentation: Augmentation { low_resolution: 1.5, ..Augmentation::NONE },
+                    ..settings.clone()
+                },
+                "--augment-low-resolution",
+            ),
             (TrainSettings { learning_rate: f64::NAN, ..settings.clone() }, "--lr"),
             (TrainSettings { threads: 0, ..settings.clone() }, "--threads"),
             (TrainSettings { label_smoothing: 1.0, ..settings.clone() }, "--label-smoothing"),
             (TrainSettings { weight_average: Some(1.0), ..settings.clone() }, "--weight-average"),
+            (
+                TrainSettings {
+                    outliers: Some(Outliers {
+                        name: "none".into(),
+                        images: Tensor::zeros([0, 1, 28, 28], tch::kind::FLOAT_CPU),
+                        weight: 0.5,
+                    }),
+                    ..settings.clone()
+                },
+                "the outlier set has no images",
+            ),
+            (
+                TrainSettings {
+                    outliers: Some(Outliers {
+                        name: "small".into(),
+                        images: Tensor::zeros([3, 1, 8, 8], tch::kind::FLOAT_CPU),
+                        weight: 0.5,
+                    }),
+                    ..settings.clone()
+                },
+                "the outlier images are 8x8",
+            ),
         ] {
             let error = train(&broken, &data).err().unwrap().to_string();
             assert!(error.contains(expected), "{error}");
         }
+    }
+
+    /// `count` images of bars: a vertical one (label 0) or a horizontal one (label 1) at a
+    /// random place.
+    fn bars(count: i64) -> Split {
+        let images = Tensor::zeros([count, 1, 28, 28], tch::kind::FLOAT_CPU);
+        let labels = Tensor::randint(2, [count], (Kind::Int64, Device::Cpu));
+        let places = Tensor::randint_low(6, 20, [count], (Kind::Int64, Device::Cpu));
+        for index in 0..count {
+            let (label, place) = (labels.int64_value(&[index]), places.int64_value(&[index]));
+            let (dim, across) = if label == 0 { (2, 1) } else { (1, 2) };
+            let _ = images.get(index).narrow(dim, place, 3).narrow(across, 4, 20).fill_(1.0);
+        }
+        Split { images, labels }
+    }
+
+    #[test]
+    fn outlier_exposure_makes_the_network_unsure_of_what_is_no_class() {
+        let noise = |count: i64| Tensor::rand([count, 1, 28, 28], tch::kind::FLOAT_CPU).gt(0.8).to_kind(Kind::Float);
+        tch::manual_seed(11);
+        let data = IdxDataset { train: bars(512), test: bars(64), sha256: String::new() };
+        let (outlier_images, unseen_noise) = (noise(256), noise(64));
+        let run_dir = tempfile::tempdir().unwrap();
+        // The highest probability the trained network gives to pictures of noise it never saw.
+        let confidence_on_noise = |outliers: Option<Outliers>| {
+            let settings = TrainSettings {
+                epochs: 3,
+                learning_rate: 3e-3,
+                batch_size: 32,
+                outliers,
+                seed: 2,
+                ..small_run(run_dir.path())
+            };
+            let TrainOutcome::Finished(trained) = train(&settings, &data).unwrap() else { panic!("stopped") };
+            assert!(trained.metadata.test_accuracy > 0.95, "the bars are learnt: {}", trained.metadata.test_accuracy);
+            let weights = run_dir.path().join("weights.safetensors");
+            trained.save(&weights).unwrap();
+            let net = max_mnist_core::network::load(&weights, &trained.metadata, Device::Cpu).unwrap();
+            let logits = net.forward(&normalise(&unseen_noise, settings.dataset.normalisation));
+            logits.softmax(1, Kind::Float).max_dim(1, false).0.mean(Kind::Float).double_value(&[])
+        };
+        let without = confidence_on_noise(None);
+        let with = confidence_on_noise(Some(Outliers { name: "noise".into(), images: outlier_images, weight: 0.5 }));
+        assert!(without > 0.5, "trained on two classes alone, it picks one of them: {without}");
+        assert!(with < 0.25, "taught that noise is no class, it spreads its answer over the ten: {with}");
     }
 
     #[test]

@@ -19,6 +19,7 @@ use max_mnist_core::network::Architecture;
 use max_mnist_training::augment::Augmentation;
 use max_mnist_training::data::{DatasetCard, IdxDataset, KnownDataset, mirrors};
 use max_mnist_training::optimizer::Optimizer;
+use max_mnist_training::outliers::Outliers;
 use max_mnist_training::preset::Preset;
 use max_mnist_training::train::{self, TrainOutcome, TrainSettings};
 use tracing_subscriber::EnvFilter;
@@ -119,6 +120,23 @@ struct Args {
     /// set's; true only for fashion-mnist).
     #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
     augment_flip: Option<bool>,
+    /// Share of the training images redrawn with thicker strokes, as a marker draws them
+    /// (default: the data set's).
+    #[arg(long, value_name = "SHARE")]
+    augment_thick_strokes: Option<f64>,
+    /// Share of the training images made thumbnails, shrunk and enlarged back (default: the
+    /// data set's).
+    #[arg(long, value_name = "SHARE")]
+    augment_low_resolution: Option<f64>,
+    /// Pictures of no class that the network learns to answer with even probabilities, so
+    /// that the "not a digit" score flags such pictures (outlier exposure): `fashion-mnist`'s
+    /// training images, read from their default place and verified, or `none` (default: the
+    /// data set's; fashion-mnist for mnist, none for the others).
+    #[arg(long, value_enum)]
+    outliers: Option<OutliersArg>,
+    /// Weight of the outliers' loss beside the classes'.
+    #[arg(long, env = "OUTLIER_WEIGHT", default_value_t = Outliers::WEIGHT)]
+    outlier_weight: f64,
     /// Train on the images as they are.
     #[arg(long)]
     no_augment: bool,
@@ -174,6 +192,13 @@ enum DatasetArg {
     Mnist,
     FashionMnist,
     Idx,
+}
+
+/// `--outliers`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum OutliersArg {
+    None,
+    FashionMnist,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -245,6 +270,7 @@ fn train_and_publish(args: &Args) -> anyhow::Result<()> {
         augmentation: augmentation(args, preset.augmentation),
         label_smoothing: args.label_smoothing,
         weight_average: (args.weight_average != 0.0).then_some(args.weight_average),
+        outliers: outliers(args, &preset)?,
         validation_split: args.validation_split,
         seed: args.seed,
         threads: args.threads,
@@ -315,6 +341,30 @@ fn optimizer(args: &Args) -> Optimizer {
     }
 }
 
+/// The outliers `--outliers` names, or the data set's: the training images of a known data
+/// set, read from its default place and verified.
+fn outliers(args: &Args, preset: &Preset) -> anyhow::Result<Option<Outliers>> {
+    let known = match args.outliers {
+        Some(OutliersArg::None) => None,
+        Some(OutliersArg::FashionMnist) => Some(KnownDataset::FashionMnist),
+        None => preset.outliers,
+    };
+    let Some(known) = known else { return Ok(None) };
+    let name = known.card().name;
+    let dir = Preset::known(known).data_dir.context("a known data set has its place")?;
+    let data = IdxDataset::load_dir(&dir, Some(known.files())).with_context(|| {
+        format!(
+            "cannot read the outliers, {name}, from {} (install it with `make fashion-data`, or pass --outliers none)",
+            dir.display()
+        )
+    })?;
+    Ok(Some(Outliers {
+        name: format!("{name} training images ({}, sha256 {})", data.train.count(), data.sha256),
+        images: data.train.images,
+        weight: args.outlier_weight,
+    }))
+}
+
 /// The data set's augmentation, with each range the flags give instead.
 fn augmentation(args: &Args, preset: Augmentation) -> Augmentation {
     if args.no_augment {
@@ -325,5 +375,7 @@ fn augmentation(args: &Args, preset: Augmentation) -> Augmentation {
         max_scale: args.augment_scale.unwrap_or(preset.max_scale),
         max_shift: args.augment_shift.unwrap_or(preset.max_shift),
         flip: args.augment_flip.unwrap_or(preset.flip),
+        thick_strokes: args.augment_thick_strokes.unwrap_or(preset.thick_strokes),
+        low_resolution: args.augment_low_resolution.unwrap_or(preset.low_resolution),
     }
 }

@@ -110,3 +110,30 @@ fn fashion_mnist_trains_from_debians_gzipped_files_with_its_class_names() {
     let report = std::fs::read_to_string(run.join("classification_report.md")).unwrap();
     assert!(report.contains("| Ankle boot |") && report.contains("| **T-shirt/top** |"), "{report}");
 }
+
+#[test]
+fn fashion_mnist_can_be_the_outliers_of_any_data_set_and_the_recipe_names_them() {
+    assert!(
+        std::path::Path::new(DEBIAN_FASHION_MNIST).is_dir(),
+        "this test reads Fashion-MNIST from {DEBIAN_FASHION_MNIST}: apt-get install dataset-fashion-mnist"
+    );
+    let scratch = scratch_with_tiny_data();
+    let output = train_in(scratch.path())
+        .args(["--outliers", "fashion-mnist", "--outlier-weight", "0.25", "--epochs", "1", "--threads", "1"])
+        .output()
+        .unwrap();
+    let stdout = succeeded(&output);
+    let weights = scratch.path().join("runs/bars/bars-classifier.safetensors");
+    assert!(weights.is_file(), "{stdout}");
+    let outliers = metadata(&weights).recipe.outliers;
+    assert_eq!(
+        outliers,
+        "Fashion-MNIST training images (60000, sha256 14410854cf7a289477dcfc7df3f8ec24741e281cdcc425ede0d9a748ca630214), \
+         weight 0.25, towards even probabilities"
+    );
+    // A weight that cannot count is refused before anything runs.
+    let stderr = failed(
+        &train_in(scratch.path()).args(["--outliers", "fashion-mnist", "--outlier-weight", "0"]).output().unwrap(),
+    );
+    assert!(stderr.contains("--outlier-weight must be a positive number"), "{stderr}");
+}

@@ -1,0 +1,81 @@
+//! Outlier exposure (Hendrycks, Mazeika and Dietterich, 2019): besides its classes, the
+//! network sees pictures of none of them, such as clothes for a digit model, and learns to
+//! answer those with even probabilities. Its scores then stay low on what it was never
+//! meant to classify, which is what the served "not a digit" score (the log-sum-exp of the
+//! scores) looks at.
+
+use tch::{Device, Kind, Tensor};
+
+/// Pictures of none of the classes, and how much their loss counts.
+#[derive(Debug)]
+pub struct Outliers {
+    /// What they are, for the weights' recipe, e.g. `Fashion-MNIST training images (60000,
+    /// sha256 …)`.
+    pub name: String,
+    /// `[N, C, H, W]` in [0, 1], drawn as the classes' images are (for digits: bright on dark).
+    pub images: Tensor,
+    /// Weight of their loss beside the classes' cross-entropy.
+    pub weight: f64,
+}
+
+impl Clone for Outliers {
+    fn clone(&self) -> Outliers {
+        Outliers { name: self.name.clone(), images: self.images.shallow_clone(), weight: self.weight }
+    }
+}
+
+impl Outliers {
+    /// The standard weight: the paper's 0.5.
+    pub const WEIGHT: f64 = 0.5;
+
+    /// `count` of the images, drawn with replacement from libtorch's seeded generator, on
+    /// `device`.
+    pub fn draw(&self, count: i64, device: Device) -> Tensor {
+        let picked = Tensor::randint(self.images.size()[0], [count], (Kind::Int64, self.images.device()));
+        self.images.index_select(0, &picked).to_device(device)
+    }
+
+    /// How the recipe describes them.
+    pub fn describe(outliers: Option<&Outliers>) -> String {
+        outliers.map_or_else(
+            || "none".to_owned(),
+            |outliers| format!("{}, weight {}, towards even probabilities", outliers.name, outliers.weight),
+        )
+    }
+}
+
+/// The cross-entropy between the softmax of `logits` `[N, classes]` and even probabilities,
+/// averaged over the batch: at its least, `ln(classes)`, when every class scores the same.
+pub fn loss_towards_even(logits: &Tensor) -> Tensor {
+    -logits.log_softmax(1, Kind::Float).mean_dim(1, false, Kind::Float).mean(Kind::Float)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loss_is_least_when_every_class_scores_the_same() {
+        let even = Tensor::full([4, 10], 3.0, tch::kind::FLOAT_CPU);
+        assert!((loss_towards_even(&even).double_value(&[]) - 10f64.ln()).abs() < 1e-6);
+        let confident = Tensor::from_slice(&[9.0f32, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]).view([1, 10]);
+        assert!(loss_towards_even(&confident).double_value(&[]) > 10f64.ln() + 1.0);
+    }
+
+    #[test]
+    fn draws_come_from_the_images_and_follow_the_seed() {
+        let images = Tensor::arange(5, tch::kind::FLOAT_CPU).view([5, 1, 1, 1]);
+        let outliers = Outliers { name: "five".into(), images, weight: Outliers::WEIGHT };
+        tch::manual_seed(4);
+        let first = outliers.draw(32, Device::Cpu);
+        tch::manual_seed(4);
+        assert!(first.equal(&outliers.draw(32, Device::Cpu)));
+        assert_eq!(first.size(), [32, 1, 1, 1]);
+        let values = Vec::<f32>::try_from(first.flatten(0, -1)).unwrap();
+        assert!(
+            values.iter().all(|value| (0.0..5.0).contains(value)) && values.iter().any(|value| *value != values[0])
+        );
+        assert_eq!(Outliers::describe(None), "none");
+        assert_eq!(Outliers::describe(Some(&outliers)), "five, weight 0.5, towards even probabilities");
+    }
+}

@@ -5,7 +5,7 @@
 # wall time) and writes it to bench/results/ablation/table.md; each run's output and run
 # directory are beside it. Nothing is published outside bench/results/ablation/.
 #
-# Each run takes 6-14 min on 2 cores (the wide network twice as long as the others). Runs whose log already holds a result are not
+# Each run takes 9-19 min on 2 cores (the wide network twice as long as the others). Runs whose log already holds a result are not
 # repeated: delete bench/results/ablation/NAME.log to run one again.
 #
 # Usage: bench/ablation.sh [NAME=FLAGS ...]   (default: the rows below)
@@ -19,7 +19,10 @@ if [ $# -eq 0 ]; then
         "default=" \
         "ema=--weight-average 0.999" \
         "smoothing=--label-smoothing 0.1" \
-        "wide=--architecture cnn-bn-16-32-64"
+        "wide=--architecture cnn-bn-16-32-64" \
+        "no-outliers=--outliers none" \
+        "no-outliers-12-24-48=--outliers none --architecture cnn-bn-12-24-48" \
+        "quarter-redrawn=--augment-thick-strokes 0.25 --augment-low-resolution 0.25"
 fi
 
 make --quiet libtorch data fashion-data >/dev/null

@@ -34,7 +34,7 @@ use crate::calibrate::{CalibrationReport, calibrate};
 use crate::checkpoint::{self, Progress};
 use crate::data::{DatasetCard, IdxDataset, Split};
 use crate::monitor::Monitor;
-use crate::optimizer::Optimizer;
+use crate::optimizer::{Optimizer, OptimizerState};
 use crate::outliers::{Outliers, loss_towards_even};
 use crate::report::ClassificationReport;
 use crate::{Error, Result};
@@ -248,20 +248,7 @@ pub fn train(settings: &TrainSettings, data: &IdxDataset) -> Result<TrainOutcome
             checkpoint::copy_into(&shallow(&store), trained)?;
         }
         let kept = best.as_ref().expect("set above");
-        let progress = Progress {
-            epoch,
-            steps: optimizer.steps(),
-            best_epoch: kept.epoch,
-            best_validation_loss: kept.validation_loss,
-            recipe: recipe.clone(),
-        };
-        let tensors = checkpoint::Tensors {
-            model: shallow(&store),
-            best: &kept.weights,
-            optimizer: optimizer.state(),
-            average: average.as_ref().map_or_else(Vec::new, WeightAverage::averages),
-        };
-        checkpoint::save(&checkpoint_path, &progress, tensors)?;
+        save_checkpoint(&checkpoint_path, epoch, &recipe, &store, kept, &optimizer, average.as_ref())?;
         monitor.flush()?;
         if settings.stop_after_epochs == Some(epoch) && epoch < settings.epochs {
             return Ok(TrainOutcome::Stopped { epoch, checkpoint: checkpoint_path });
@@ -298,23 +285,55 @@ pub fn train(settings: &TrainSettings, data: &IdxDataset) -> Result<TrainOutcome
         parameters: store.trainable_variables().iter().map(|tensor| tensor.numel() as u64).sum(),
         weights_sha256: weights_sha256(&store)?,
         calibration: calibration.calibration.clone(),
-        recipe: TrainingRecipe {
-            optimizer: settings.optimizer.describe(),
-            learning_rate: settings.learning_rate,
-            schedule: Schedule::DESCRIPTION.into(),
-            epochs: settings.epochs,
-            batch_size: settings.batch_size,
-            augmentation: settings.augmentation.describe(),
-            label_smoothing: settings.label_smoothing,
-            weight_average: describe_weight_average(settings.weight_average),
-            outliers: Outliers::describe(settings.outliers.as_ref()),
-            validation_split: settings.validation_split,
-            seed: settings.seed,
-            threads: settings.threads,
-        },
+        recipe: training_recipe(settings),
         created: humantime::format_rfc3339_seconds(settings.created).to_string(),
     };
     Ok(TrainOutcome::Finished(Box::new(TrainedModel { store, metadata, report, calibration })))
+}
+
+/// How the weights were trained, for their metadata.
+fn training_recipe(settings: &TrainSettings) -> TrainingRecipe {
+    TrainingRecipe {
+        optimizer: settings.optimizer.describe(),
+        learning_rate: settings.learning_rate,
+        schedule: Schedule::DESCRIPTION.into(),
+        epochs: settings.epochs,
+        batch_size: settings.batch_size,
+        augmentation: settings.augmentation.describe(),
+        label_smoothing: settings.label_smoothing,
+        weight_average: describe_weight_average(settings.weight_average),
+        outliers: Outliers::describe(settings.outliers.as_ref()),
+        validation_split: settings.validation_split,
+        seed: settings.seed,
+        threads: settings.threads,
+    }
+}
+
+/// Writes the checkpoint of the run after `epoch`: the network in `store`, the `kept` best
+/// epoch, the optimiser's state and the weight average, with the run's `recipe`.
+fn save_checkpoint(
+    path: &Path,
+    epoch: u32,
+    recipe: &BTreeMap<String, String>,
+    store: &nn::VarStore,
+    kept: &BestEpoch,
+    optimizer: &OptimizerState,
+    average: Option<&WeightAverage>,
+) -> Result<()> {
+    let progress = Progress {
+        epoch,
+        steps: optimizer.steps(),
+        best_epoch: kept.epoch,
+        best_validation_loss: kept.validation_loss,
+        recipe: recipe.clone(),
+    };
+    let tensors = checkpoint::Tensors {
+        model: shallow(store),
+        best: &kept.weights,
+        optimizer: optimizer.state(),
+        average: average.map_or_else(Vec::new, WeightAverage::averages),
+    };
+    checkpoint::save(path, &progress, tensors)
 }
 
 /// The loss of one training batch: the cross-entropy of `inputs` (normalised) against

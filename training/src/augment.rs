@@ -44,7 +44,7 @@ const THUMBNAIL_SIDES: [i64; 4] = [11, 14, 17, 20];
 
 /// How a thumbnail is enlarged back.
 #[derive(Clone, Copy)]
-enum Enlargement {
+pub(crate) enum Enlargement {
     /// Each pixel a block.
     Blocky,
     /// Bilinear.
@@ -99,10 +99,7 @@ impl Augmentation {
         if self.thick_strokes > 0.0 {
             let choice = draw_choice(count, self.thick_strokes, WIDENINGS.len(), options);
             for (index, radius) in WIDENINGS.into_iter().enumerate() {
-                let kernel = 2 * radius + 1;
-                images = change_chosen(&images, &choice, index, |chosen| {
-                    chosen.max_pool2d([kernel, kernel], [1, 1], [radius, radius], [1, 1], false)
-                });
+                images = change_chosen(&images, &choice, index, |chosen| widened(chosen, radius));
                 let shrink = (DIGIT_SIDE + 2.0 * radius as f64) / DIGIT_SIDE;
                 scale = change_chosen(&scale, &choice, index, |chosen| chosen * shrink);
             }
@@ -168,34 +165,45 @@ fn change_chosen(batch: &Tensor, choice: &Tensor, index: usize, change: impl Fn(
     batch.index_copy(0, &chosen, &change(&batch.index_select(0, &chosen)))
 }
 
-/// A `share` of the batch `images` shrunk by area averaging to one of [`THUMBNAIL_SIDES`] and
+/// A `share` of the batch `images` made a [`thumbnail`] of one of [`THUMBNAIL_SIDES`],
 /// enlarged back by one of [`ENLARGEMENTS`], as an upscaled thumbnail or tiny scan looks.
 fn thumbnails(images: &Tensor, share: f64) -> Tensor {
-    let size = images.size();
-    let (count, side) = (size[0], [size[2], size[3]]);
     let combinations = THUMBNAIL_SIDES.len() * ENLARGEMENTS.len();
-    let choice = draw_choice(count, share, combinations, (Kind::Float, images.device()));
+    let choice = draw_choice(images.size()[0], share, combinations, (Kind::Float, images.device()));
     let mut result = images.shallow_clone();
     for (index, (small, enlargement)) in
         THUMBNAIL_SIDES.iter().flat_map(|small| ENLARGEMENTS.iter().map(move |how| (*small, *how))).enumerate()
     {
-        result = change_chosen(&result, &choice, index, |chosen| {
-            let thumbnail = chosen.adaptive_avg_pool2d([small, small]);
-            match enlargement {
-                Enlargement::Blocky => thumbnail.upsample_nearest2d(side, None, None),
-                Enlargement::Smooth => thumbnail.upsample_bilinear2d(side, false, None, None),
-                Enlargement::Blurred => thumbnail.upsample_bilinear2d(side, false, None, None).avg_pool2d(
-                    [3, 3],
-                    [1, 1],
-                    [1, 1],
-                    false,
-                    false,
-                    None::<i64>,
-                ),
-            }
-        });
+        result = change_chosen(&result, &choice, index, |chosen| thumbnail(chosen, small, enlargement));
     }
     result
+}
+
+/// `images` `[N, C, H, W]` with their strokes widened by `radius` pixels on every side (grey
+/// dilation), as a marker draws them.
+pub(crate) fn widened(images: &Tensor, radius: i64) -> Tensor {
+    let kernel = 2 * radius + 1;
+    images.max_pool2d([kernel, kernel], [1, 1], [radius, radius], [1, 1], false)
+}
+
+/// `images` `[N, C, H, W]` shrunk by area averaging to `small` pixels a side and enlarged back
+/// to their size by `enlargement`.
+pub(crate) fn thumbnail(images: &Tensor, small: i64, enlargement: Enlargement) -> Tensor {
+    let size = images.size();
+    let side = [size[2], size[3]];
+    let shrunk = images.adaptive_avg_pool2d([small, small]);
+    match enlargement {
+        Enlargement::Blocky => shrunk.upsample_nearest2d(side, None, None),
+        Enlargement::Smooth => shrunk.upsample_bilinear2d(side, false, None, None),
+        Enlargement::Blurred => shrunk.upsample_bilinear2d(side, false, None, None).avg_pool2d(
+            [3, 3],
+            [1, 1],
+            [1, 1],
+            false,
+            false,
+            None::<i64>,
+        ),
+    }
 }
 
 #[cfg(test)]

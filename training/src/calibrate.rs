@@ -24,7 +24,7 @@ use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
 use crate::Result;
-use crate::augment::Augmentation;
+use crate::augment::{Augmentation, Enlargement, thumbnail, widened};
 use crate::data::Split;
 use crate::train::evaluate;
 
@@ -268,7 +268,6 @@ pub fn threshold_passing(scores: &[f32], pass_rate: f64) -> Option<f32> {
 ///   as a photo taken at an angle.
 pub fn user_like_variants(images: &Tensor) -> Vec<(&'static str, Tensor)> {
     let count = images.size()[0];
-    let side = images.size()[2];
     let quarters = |transform: &dyn Fn(i64, &Tensor) -> Tensor| {
         let parts: Vec<Tensor> = (0..4)
             .map(|quarter| {
@@ -278,16 +277,11 @@ pub fn user_like_variants(images: &Tensor) -> Vec<(&'static str, Tensor)> {
             .collect();
         Tensor::cat(&parts, 0)
     };
-    let blur = |images: &Tensor| images.avg_pool2d([3, 3], [1, 1], [1, 1], false, false, None::<i64>);
     let low_res = quarters(&|quarter, part| {
-        let small = part.adaptive_avg_pool2d([LOW_RES_SIDES[quarter as usize]; 2]);
-        let enlarged = small.upsample_bilinear2d([side, side], false, None, None);
-        if quarter % 2 == 0 { enlarged } else { blur(&enlarged) }
+        let enlargement = if quarter % 2 == 0 { Enlargement::Smooth } else { Enlargement::Blurred };
+        thumbnail(part, LOW_RES_SIDES[quarter as usize], enlargement)
     });
-    let thick = quarters(&|quarter, part| {
-        let (kernel, padding) = if quarter % 2 == 0 { (3, 1) } else { (5, 2) };
-        part.max_pool2d([kernel, kernel], [1, 1], [padding, padding], [1, 1], false)
-    });
+    let thick = quarters(&|quarter, part| widened(part, if quarter % 2 == 0 { 1 } else { 2 }));
     let thin = images.pow_tensor_scalar(4);
     let slanted =
         Augmentation { max_rotation_degrees: 20.0, max_scale: 0.2, max_shift: 0.1, ..Augmentation::NONE }.apply(images);

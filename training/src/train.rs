@@ -356,21 +356,37 @@ fn batch_loss(net: &Net, settings: &TrainSettings, inputs: &Tensor, labels: &Ten
 /// Every setting that decides the weights, as a checkpoint records them: resuming with any
 /// other value would not give the weights of an uninterrupted run.
 fn recipe(settings: &TrainSettings, data: &IdxDataset) -> BTreeMap<String, String> {
+    // Taken apart field by field, so that a setting added to the weights' recipe cannot be
+    // left out of the checkpoint's.
+    let TrainingRecipe {
+        optimizer,
+        learning_rate,
+        schedule: _, // Fixed: the same in every run.
+        epochs,
+        batch_size,
+        augmentation,
+        label_smoothing,
+        weight_average,
+        outliers,
+        validation_split,
+        seed,
+        threads,
+    } = training_recipe(settings);
     [
         ("dataset", settings.dataset.name.clone()),
         ("training data sha256", data.sha256.clone()),
         ("architecture", settings.architecture.name().to_owned()),
-        ("epochs", settings.epochs.to_string()),
-        ("lr", settings.learning_rate.to_string()),
-        ("batch size", settings.batch_size.to_string()),
-        ("optimizer", settings.optimizer.describe()),
-        ("augmentation", settings.augmentation.describe()),
-        ("label smoothing", settings.label_smoothing.to_string()),
-        ("weight average", describe_weight_average(settings.weight_average)),
-        ("outliers", Outliers::describe(settings.outliers.as_ref())),
-        ("validation split", settings.validation_split.to_string()),
-        ("seed", settings.seed.to_string()),
-        ("threads", settings.threads.to_string()),
+        ("epochs", epochs.to_string()),
+        ("lr", learning_rate.to_string()),
+        ("batch size", batch_size.to_string()),
+        ("optimizer", optimizer),
+        ("augmentation", augmentation),
+        ("label smoothing", label_smoothing.to_string()),
+        ("weight average", weight_average),
+        ("outliers", outliers),
+        ("validation split", validation_split.to_string()),
+        ("seed", seed.to_string()),
+        ("threads", threads.to_string()),
         ("device", format!("{:?}", settings.device)),
     ]
     .into_iter()

@@ -1,7 +1,8 @@
 """The Open Inference Protocol as tritonclient's documentation uses it, against a running
 max-mnist: health, metadata, and `infer` with JSON and with binary tensor data, for pixels
-[N, 1, 28, 28] and [N, 784] and for encoded images as BYTES. Every answer is checked against
-the MNIST labels and against what `/model/predict` says of the same image.
+[N, 1, 28, 28] and [N, 784] and for encoded images as BYTES, and the "not a digit" outputs.
+Every answer is checked against the MNIST labels and against what `/model/predict` says of the
+same image.
 
 Usage: tritonclient_checks.py HOST:PORT (run from the repository root, with data/mnist).
 Exits non-zero, naming the check, at the first failure.
@@ -34,14 +35,19 @@ def mnist_test_set(count):
     return (pixels / 255).astype(np.float32).reshape(count, 1, 28, 28), digits
 
 
-def predict(name):
-    """The probabilities `/model/predict` gives for the sample `name`, posted as a form."""
+def prediction(name):
+    """What `/model/predict` answers for the sample `name`, posted as a form."""
     body, content_type = encode_multipart_formdata({"image": (name, Path("samples", name).read_bytes())})
     request = urllib.request.Request(
         f"http://{ADDRESS}/model/predict", data=body, headers={"Content-Type": content_type}
     )
     with urllib.request.urlopen(request) as answer:
-        return np.array(json.load(answer)["predictions"][0]["probabilities"], np.float32)
+        return json.load(answer)["predictions"][0]
+
+
+def predict(name):
+    """The probabilities `/model/predict` gives for the sample `name`."""
+    return np.array(prediction(name)["probabilities"], np.float32)
 
 
 def close(left, right, tolerance, what):
@@ -107,6 +113,27 @@ for index, name in enumerate(SAMPLES):
     close(binary_images[index], expected, 1e-5, f"{name} in binary against /model/predict")
     close(json_images[index], expected, 1e-5, f"{name} in JSON against /model/predict")
 check([int(name.split("-")[1].split(".")[0]) for name in SAMPLES] == list(binary_images.argmax(axis=1)), "images")
+
+# "Not a digit": `in_domain` (BOOL) and `domain_score` (FP32), asked for by name, in binary and
+# in JSON, say what /model/predict says of a digit and of a bag.
+outputs = {tensor["name"]: (tensor["datatype"], tensor["shape"]) for tensor in metadata["outputs"]}
+check(
+    outputs == {"probabilities": ("FP32", [-1, 10]), "domain_score": ("FP32", [-1]), "in_domain": ("BOOL", [-1])},
+    f"outputs: {outputs}",
+)
+names = ["digit-7.png", "fashion-bag.png"]
+images = httpclient.InferInput("images", [len(names)], "BYTES")
+images.set_data_from_numpy(np.array([Path("samples", name).read_bytes() for name in names], dtype=np.object_))
+expected = [prediction(name) for name in names]
+for binary_output in (True, False):
+    asked = [httpclient.InferRequestedOutput(name, binary_data=binary_output) for name in ("in_domain", "domain_score")]
+    result = client.infer(MODEL, [images], outputs=asked)
+    flags = result.as_numpy("in_domain")
+    check(flags.dtype == np.bool_ and flags.tolist() == [True, False], f"in_domain, binary {binary_output}: {flags}")
+    check(flags.tolist() == [answer["in_domain"] for answer in expected], "in_domain as /model/predict says")
+    scores = np.array([answer["domain_score"] for answer in expected], np.float32)
+    close(result.as_numpy("domain_score"), scores, 1e-3, f"domain_score, binary {binary_output}")
+    check(result.as_numpy("probabilities") is None, "only the outputs asked for")
 
 # A refusal reaches the client as the server's message.
 try:

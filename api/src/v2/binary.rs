@@ -15,8 +15,8 @@ use poem::http::HeaderValue;
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::{ApiResponse, Object, ResponseContent};
 
-use super::request::{ParsedInput, ParsedRequest, TensorData};
-use super::{InferenceResponse, OUTPUT_NAME};
+use super::request::{ParsedInput, TensorData};
+use super::{InferenceResponse, OutputData};
 use crate::error::ApiError;
 
 /// The header that gives the length of a body's JSON part.
@@ -48,22 +48,34 @@ pub enum InferenceAnswer {
 }
 
 impl InferenceAnswer {
-    /// `answer` in JSON, or with its outputs' data after the JSON header when `in_binary`.
-    pub fn new(answer: InferenceResponse, in_binary: bool) -> Result<InferenceAnswer, ApiError> {
-        if !in_binary {
+    /// `answer` in JSON, with the data of each output whose flag in `in_binary` is set (one
+    /// flag per output, in order) moved after the JSON header instead.
+    pub fn new(answer: InferenceResponse, in_binary: &[bool]) -> Result<InferenceAnswer, ApiError> {
+        if !in_binary.contains(&true) {
             return Ok(InferenceAnswer::Ok(InferenceContent::Json(Json(answer)), None));
         }
         let mut answer = answer;
         let mut data = Vec::new();
-        for output in &mut answer.outputs {
-            let values = std::mem::take(&mut output.data);
-            output.parameters = Some(BinaryDataSize { binary_data_size: (values.len() * size_of::<f32>()) as u64 });
-            data.extend(values.iter().flat_map(|value| value.to_le_bytes()));
+        for (output, _) in answer.outputs.iter_mut().zip(in_binary).filter(|(_, in_binary)| **in_binary) {
+            let bytes = output.data.take().map(OutputData::into_le_bytes).unwrap_or_default();
+            output.parameters = Some(BinaryDataSize { binary_data_size: bytes.len() as u64 });
+            data.extend(bytes);
         }
         let mut body = serde_json::to_vec(&answer).map_err(ApiError::internal)?;
         let json_length = body.len() as u64;
         body.extend(data);
         Ok(InferenceAnswer::Ok(InferenceContent::Binary(Binary(body)), Some(json_length)))
+    }
+}
+
+impl OutputData {
+    /// The elements as the extension sends them: each `FP32` as 4 little-endian bytes, each
+    /// `BOOL` as one byte, 0 or 1.
+    pub fn into_le_bytes(self) -> Vec<u8> {
+        match self {
+            OutputData::Numbers(numbers) => numbers.iter().flat_map(|number| number.to_le_bytes()).collect(),
+            OutputData::Flags(flags) => flags.into_iter().map(u8::from).collect(),
+        }
     }
 }
 
@@ -79,24 +91,6 @@ pub fn json_length(header: &HeaderValue, body_length: usize) -> Result<usize, Ap
         )));
     }
     Ok(length)
-}
-
-/// Whether the answer's output goes as binary data: as the request's `outputs` entry says,
-/// else as its `binary_data_output` parameter says, else not.
-pub fn output_in_binary(request: &ParsedRequest) -> Result<bool, ApiError> {
-    let asked = request.outputs.iter().flatten().filter(|output| output.name == OUTPUT_NAME);
-    let mut in_binary = None;
-    for parameters in asked.filter_map(|output| output.parameters.as_ref()) {
-        if parameters.classification.is_some_and(|classes| classes > 0) {
-            return Err(ApiError::bad_request(format!(
-                "the classification extension is not supported: the top classes are the largest values of \
-                 `{OUTPUT_NAME}`"
-            )));
-        }
-        in_binary = in_binary.or(parameters.binary_data);
-    }
-    let by_default = request.parameters.as_ref().and_then(|parameters| parameters.binary_data_output);
-    Ok(in_binary.or(by_default).unwrap_or(false))
 }
 
 /// Where an input's elements are: in its JSON `data`, or in the body's binary part.

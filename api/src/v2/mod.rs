@@ -11,9 +11,12 @@
 //! - `BYTES` of shape `[N]`: base64-encoded images (PNG, JPEG, …), preprocessed exactly as
 //!   `/models/{model}/predict` does.
 //!
-//! The answer is the `FP32` output `probabilities`, `[N, classes]`. Errors are the server's
-//! JSON error body, whose `error` field is the protocol's. Inputs and the output can also
-//! travel as raw bytes after the JSON, as Triton's clients send them by default: the
+//! The answer has the outputs the request names, or all of them: `probabilities` (`FP32`,
+//! `[N, classes]`, calibrated as `/models/{model}/predict`'s), `domain_score` (`FP32`, `[N]`:
+//! how much each image looks like any class at all) and, for a model with a domain threshold,
+//! `in_domain` (`BOOL`, `[N]`: false for "this doesn't look like a digit"). Errors are the
+//! server's JSON error body, whose `error` field is the protocol's. Inputs and outputs can
+//! also travel as raw bytes after the JSON, as Triton's clients send them by default: the
 //! [`binary`] tensor data extension.
 
 use base64::Engine;
@@ -23,19 +26,21 @@ use max_mnist_core::inference::Classification;
 use max_mnist_core::preprocess::ModelInput;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags, Union};
 
+use self::binary::InputData;
 pub use self::binary::{BinaryDataSize, InferenceAnswer, InferenceContent};
-use self::binary::{InputData, output_in_binary};
-use self::request::{InferenceBody, ParsedInput, TensorData};
+use self::request::{InferenceBody, ParsedInput, ParsedRequest, TensorData};
 use crate::error::ApiError;
 use crate::state::{Readiness, ServedModel, ServerState};
 
 mod binary;
 mod request;
 
-/// The one output.
-const OUTPUT_NAME: &str = "probabilities";
+/// The outputs, in the order an answer gives them when the request names none.
+const PROBABILITIES: &str = "probabilities";
+const DOMAIN_SCORE: &str = "domain_score";
+const IN_DOMAIN: &str = "in_domain";
 /// Standard base64, padded or not (clients differ).
 const BASE64_PADDING_OPTIONAL: GeneralPurpose = GeneralPurpose::new(
     &BASE64_ALPHABET,
@@ -155,7 +160,7 @@ pub struct OutputParameters {
 /// An output a client asks for.
 #[derive(Object, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RequestOutput {
-    /// The output's name (`probabilities`).
+    /// The output's name (`probabilities`, `domain_score` or `in_domain`).
     pub name: String,
     /// How to send it.
     pub parameters: Option<OutputParameters>,
@@ -169,7 +174,7 @@ pub struct InferenceRequest {
     pub id: Option<String>,
     /// Exactly one input.
     pub inputs: Vec<RequestInput>,
-    /// The outputs wanted (default: all, that is `probabilities`).
+    /// The outputs wanted, each once (default: all of the model's).
     pub outputs: Option<Vec<RequestOutput>>,
     /// How to answer.
     pub parameters: Option<RequestParameters>,
@@ -178,21 +183,49 @@ pub struct InferenceRequest {
 /// One output tensor of an answer.
 #[derive(Object, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ResponseOutput {
-    /// `probabilities`.
+    /// `probabilities`, `domain_score` or `in_domain`.
     pub name: String,
-    /// `[N, classes]`.
+    /// `[N, classes]` for `probabilities`, `[N]` for the others.
     pub shape: Vec<i64>,
-    /// `FP32`.
+    /// `FP32`, or `BOOL` for `in_domain`.
     pub datatype: String,
-    /// The probabilities of the classes for each image, row by row; empty when they follow
-    /// the JSON header as binary data.
-    #[oai(default, skip_serializing_if_is_empty)]
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub data: Vec<f32>,
+    /// The elements, row by row; absent when they follow the JSON header as binary data.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<OutputData>,
     /// With binary data: the size in bytes of this output's elements after the JSON header.
     #[oai(skip_serializing_if_is_none)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<BinaryDataSize>,
+}
+
+/// The elements of an output: numbers for `FP32`, booleans for `BOOL`.
+#[derive(Union, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[oai(one_of)]
+#[serde(untagged)]
+pub enum OutputData {
+    /// `FP32` elements.
+    Numbers(Vec<f32>),
+    /// `BOOL` elements.
+    Flags(Vec<bool>),
+}
+
+impl OutputData {
+    /// The `FP32` elements; none for `BOOL` ones.
+    pub fn numbers(&self) -> Option<&[f32]> {
+        match self {
+            OutputData::Numbers(numbers) => Some(numbers),
+            OutputData::Flags(_) => None,
+        }
+    }
+
+    /// The `BOOL` elements; none for `FP32` ones.
+    pub fn flags(&self) -> Option<&[bool]> {
+        match self {
+            OutputData::Flags(flags) => Some(flags),
+            OutputData::Numbers(_) => None,
+        }
+    }
 }
 
 /// The answer of `POST /v2/models/{model}/infer`.
@@ -247,12 +280,6 @@ impl OpenInferenceApi {
     /// The model's inputs, one image each, checked against the protocol and the limits.
     fn inputs(&self, model: &ServedModel, body: InferenceBody) -> Result<Inputs, ApiError> {
         let InferenceBody { request, binary } = body;
-        if let Some(unknown) = request.outputs.iter().flatten().find(|output| output.name != OUTPUT_NAME) {
-            return Err(ApiError::bad_request(format!(
-                "unknown output `{}`: the model has one, `{OUTPUT_NAME}`",
-                unknown.name
-            )));
-        }
         let [input] = <[ParsedInput; 1]>::try_from(request.inputs)
             .map_err(|inputs| ApiError::bad_request(format!("send exactly one input tensor, not {}", inputs.len())))?;
         let shape = model.engine.card().input_shape;
@@ -374,7 +401,7 @@ impl OpenInferenceApi {
     /// Model metadata
     ///
     /// The model's versions, its inputs (`FP32` pixels of its input shape, or `BYTES` images)
-    /// and its output.
+    /// and its outputs.
     #[oai(path = "/v2/models/:model", method = "get")]
     async fn model_metadata(&self, model: Path<String>) -> Result<Json<ModelMetadataV2>, ApiError> {
         Ok(Json(model_metadata(&*self.state.model(Some(&model))?)))
@@ -417,11 +444,14 @@ impl OpenInferenceApi {
     /// One input tensor: `FP32` pixels in [0, 1] of shape `[N, C, H, W]` or `[N, C·H·W]`, the
     /// model's input shape (`[N, 1, 28, 28]` for MNIST and Fashion-MNIST), or `BYTES` of shape
     /// `[N]`, each element a base64-encoded image (PNG, JPEG, GIF, BMP, WebP or TIFF)
-    /// preprocessed as by `/models/{model}/predict`. Answers the `FP32` output
-    /// `probabilities` of shape `[N, classes]`. With the binary tensor data extension
+    /// preprocessed as by `/models/{model}/predict`. Answers the outputs asked for, or all:
+    /// `probabilities` (`FP32`, `[N, classes]`), `domain_score` (`FP32`, `[N]`) and, for a
+    /// model with a domain threshold, `in_domain` (`BOOL`, `[N]`; false: the image looks like
+    /// none of the classes). With the binary tensor data extension
     /// (`Inference-Header-Content-Length`), an input's elements (FP32 little-endian, or BYTES
-    /// as raw images, each after its `u32` length) follow the JSON instead of `data`, and the
-    /// output follows the JSON answer when asked with `binary_data`.
+    /// as raw images, each after its `u32` length) follow the JSON instead of `data`, and an
+    /// output's (FP32 little-endian, BOOL one byte each) follow the JSON answer when asked
+    /// with `binary_data`.
     #[oai(path = "/v2/models/:model/infer", method = "post")]
     async fn infer(&self, model: Path<String>, request: InferenceBody) -> Result<InferenceAnswer, ApiError> {
         let served = self.state.model(Some(&model))?;
@@ -460,33 +490,112 @@ impl OpenInferenceApi {
     /// Runs an inference request on `served`.
     async fn infer_with(&self, served: &ServedModel, body: InferenceBody) -> Result<InferenceAnswer, ApiError> {
         let id = body.request.id.clone();
-        let in_binary = output_in_binary(&body.request)?;
+        let wanted = wanted_outputs(&body.request, &output_tensors(served))?;
         let results = match self.inputs(served, body)? {
             Inputs::Pixels(inputs) => served.engine.classify_pixels(inputs).await,
             Inputs::Images(images) => served.engine.classify_all(images).await,
         };
         let count = results.len();
         let classes = served.labels.count as usize;
-        let mut data = Vec::with_capacity(count * classes);
+        let (mut probabilities, mut scores, mut in_domain) =
+            (Vec::with_capacity(count * classes), Vec::with_capacity(count), Vec::with_capacity(count));
         for (index, result) in results.into_iter().enumerate() {
             let Classification { prediction, .. } =
                 result.map_err(|error| ApiError::for_image(&format!("image {index}"), error))?;
-            data.extend(prediction.probabilities);
+            probabilities.extend(prediction.probabilities);
+            scores.push(prediction.domain_score);
+            in_domain.push(prediction.in_domain.unwrap_or(true));
         }
+        let outputs = wanted
+            .iter()
+            .map(|output| {
+                let (shape, data) = match output.name {
+                    PROBABILITIES => {
+                        (vec![count as i64, classes as i64], OutputData::Numbers(std::mem::take(&mut probabilities)))
+                    }
+                    DOMAIN_SCORE => (vec![count as i64], OutputData::Numbers(std::mem::take(&mut scores))),
+                    _ => (vec![count as i64], OutputData::Flags(std::mem::take(&mut in_domain))),
+                };
+                ResponseOutput {
+                    name: output.name.into(),
+                    shape,
+                    datatype: output.datatype.into(),
+                    data: Some(data),
+                    parameters: None,
+                }
+            })
+            .collect();
         let answer = InferenceResponse {
             model_name: served.name.clone(),
             model_version: served.metadata.version.clone(),
             id,
-            outputs: vec![ResponseOutput {
-                name: OUTPUT_NAME.into(),
-                shape: vec![count as i64, classes as i64],
-                datatype: "FP32".into(),
-                data,
-                parameters: None,
-            }],
+            outputs,
         };
-        InferenceAnswer::new(answer, in_binary)
+        InferenceAnswer::new(answer, &wanted.iter().map(|output| output.in_binary).collect::<Vec<_>>())
     }
+}
+
+/// An output tensor of a model: its name, its element type, and whether it has a value per
+/// class (`[N, classes]`) rather than one per image (`[N]`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct OutputTensor {
+    name: &'static str,
+    datatype: &'static str,
+    per_class: bool,
+}
+
+/// The outputs `served` gives: its probabilities and domain scores, and `in_domain` when it
+/// has a domain threshold.
+fn output_tensors(served: &ServedModel) -> Vec<OutputTensor> {
+    let mut outputs = vec![
+        OutputTensor { name: PROBABILITIES, datatype: "FP32", per_class: true },
+        OutputTensor { name: DOMAIN_SCORE, datatype: "FP32", per_class: false },
+    ];
+    if served.engine.card().calibration.domain_threshold.is_some() {
+        outputs.push(OutputTensor { name: IN_DOMAIN, datatype: "BOOL", per_class: false });
+    }
+    outputs
+}
+
+/// An output an answer carries, and whether its elements go as binary data.
+#[derive(Debug, PartialEq)]
+struct WantedOutput {
+    name: &'static str,
+    datatype: &'static str,
+    in_binary: bool,
+}
+
+/// The outputs `request` asks for, in its order, each of the model's `outputs` at most once;
+/// all of them when it names none. Each goes as binary data as its own `binary_data` says,
+/// else as the request's `binary_data_output` says, else in JSON.
+fn wanted_outputs(request: &ParsedRequest, outputs: &[OutputTensor]) -> Result<Vec<WantedOutput>, ApiError> {
+    let by_default = request.parameters.as_ref().and_then(|parameters| parameters.binary_data_output).unwrap_or(false);
+    let Some(asked) = request.outputs.as_ref().filter(|asked| !asked.is_empty()) else {
+        return Ok(outputs
+            .iter()
+            .map(|output| WantedOutput { name: output.name, datatype: output.datatype, in_binary: by_default })
+            .collect());
+    };
+    let names = || outputs.iter().map(|output| format!("`{}`", output.name)).collect::<Vec<_>>().join(", ");
+    let mut wanted: Vec<WantedOutput> = Vec::with_capacity(asked.len());
+    for output in asked {
+        let known = outputs.iter().find(|known| known.name == output.name).ok_or_else(|| {
+            ApiError::bad_request(format!("unknown output `{}`: the model has {}", output.name, names()))
+        })?;
+        if wanted.iter().any(|earlier| earlier.name == known.name) {
+            return Err(ApiError::bad_request(format!("output `{}` is asked for twice", known.name)));
+        }
+        let parameters = output.parameters.as_ref();
+        if parameters.and_then(|parameters| parameters.classification).is_some_and(|classes| classes > 0) {
+            return Err(ApiError::bad_request(format!(
+                "the classification extension is not supported: the top classes are the largest values of \
+                 `{PROBABILITIES}`"
+            )));
+        }
+        let in_binary = parameters.and_then(|parameters| parameters.binary_data).unwrap_or(by_default);
+        wanted.push(WantedOutput { name: known.name, datatype: known.datatype, in_binary });
+    }
+    Ok(wanted)
 }
 
 /// What `served` takes and gives, in the protocol's terms.
@@ -504,10 +613,13 @@ fn model_metadata(served: &ServedModel) -> ModelMetadataV2 {
             },
             TensorMetadata { name: "images".into(), datatype: "BYTES".into(), shape: vec![-1] },
         ],
-        outputs: vec![TensorMetadata {
-            name: OUTPUT_NAME.into(),
-            datatype: "FP32".into(),
-            shape: vec![-1, served.labels.count.into()],
-        }],
+        outputs: output_tensors(served)
+            .into_iter()
+            .map(|output| TensorMetadata {
+                name: output.name.into(),
+                datatype: output.datatype.into(),
+                shape: if output.per_class { vec![-1, served.labels.count.into()] } else { vec![-1] },
+            })
+            .collect(),
     }
 }

@@ -4,7 +4,7 @@
 //! model label of the metrics; and the model names in the OpenAPI document.
 
 use max_mnist_api::types::{LabelsResponse, ModelMetadataResponse, PredictResponse};
-use max_mnist_api::v2::InferenceResponse;
+use max_mnist_api::v2::{InferenceResponse, OutputData};
 use serde_json::{Value, json};
 
 use crate::helpers::{COMMITTED_MODELS, TestApp, committed_bucket, expect_error, model, sample};
@@ -159,7 +159,8 @@ async fn the_open_inference_protocol_serves_each_model_and_its_version() {
             ("fashion-mnist", metadata.version.as_str())
         );
         assert_eq!(answer.outputs[0].shape, [1, 10]);
-        for (v2, form) in answer.outputs[0].data.iter().zip(&form.predictions[0].probabilities) {
+        let probabilities = answer.outputs[0].data.as_ref().and_then(OutputData::numbers).expect("FP32 data");
+        for (v2, form) in probabilities.iter().zip(&form.predictions[0].probabilities) {
             assert!((v2 - form).abs() < 1e-4, "{path}: {v2} against {form}");
         }
     }

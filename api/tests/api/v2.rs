@@ -1,11 +1,14 @@
 //! The Open Inference Protocol (KServe v2) routes: metadata and health as the protocol words
-//! them, inference on FP32 pixels and on base64 images agreeing with `/model/predict`, and a
-//! JSON error with an `error` field for every request the protocol or the model refuses.
+//! them, inference on FP32 pixels and on base64 images agreeing with `/model/predict` (the
+//! probabilities, the domain score and "in domain"), and a JSON error with an `error` field for
+//! every request the protocol or the model refuses.
 
 use base64::Engine;
 use base64::prelude::{BASE64_STANDARD, BASE64_STANDARD_NO_PAD};
 use max_mnist_api::types::ModelMetadataResponse;
-use max_mnist_api::v2::{InferenceResponse, ModelMetadataV2, ServerMetadata, TensorMetadata};
+use max_mnist_api::v2::{
+    InferenceResponse, ModelMetadataV2, OutputData, ResponseOutput, ServerMetadata, TensorMetadata,
+};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, expect_error, repository, sample};
@@ -68,7 +71,17 @@ fn pixels_request(names: &[&str]) -> Value {
 /// Asserts that the server still classifies a good request after the bad ones.
 async fn assert_still_answers(app: &TestApp) {
     let answer = infer(app, &pixels_request(&["digit-7.png"])).await;
-    assert_eq!(argmax(&answer.outputs[0].data), 7);
+    assert_eq!(argmax(probabilities(&answer)), 7);
+}
+
+/// The output called `name` of `answer`.
+fn output<'a>(answer: &'a InferenceResponse, name: &str) -> &'a ResponseOutput {
+    answer.outputs.iter().find(|output| output.name == name).unwrap_or_else(|| panic!("no `{name}`: {answer:?}"))
+}
+
+/// The `probabilities` output's elements.
+fn probabilities(answer: &InferenceResponse) -> &[f32] {
+    output(answer, "probabilities").data.as_ref().and_then(OutputData::numbers).expect("FP32 data")
 }
 
 /// The index of the largest value.
@@ -77,21 +90,30 @@ fn argmax(values: &[f32]) -> usize {
 }
 
 /// Asserts that `answer` holds one probability row per sample of `names`, each row within
-/// `tolerance` of what `/model/predict` says of the same file.
+/// `tolerance` of what `/model/predict` says of the same file, and, where the answer has
+/// them, the same domain scores (within `tolerance` × 10) and "in domain" flags.
 async fn assert_agrees_with_predict(app: &TestApp, answer: &InferenceResponse, names: &[&str], tolerance: f32) {
     assert_eq!(answer.model_name, "mnist");
-    assert_eq!(answer.outputs.len(), 1);
-    let output = &answer.outputs[0];
-    assert_eq!(output.name, "probabilities");
-    assert_eq!(output.datatype, "FP32");
-    assert_eq!(output.shape, [names.len() as i64, 10]);
-    assert_eq!(output.data.len(), names.len() * 10);
-    for (row, name) in output.data.chunks(10).zip(names) {
+    let rows = output(answer, "probabilities");
+    assert_eq!((rows.datatype.as_str(), rows.shape.as_slice()), ("FP32", [names.len() as i64, 10].as_slice()));
+    assert_eq!(probabilities(answer).len(), names.len() * 10);
+    let scores = answer.outputs.iter().find(|output| output.name == "domain_score");
+    let flags = answer.outputs.iter().find(|output| output.name == "in_domain");
+    for (index, (row, name)) in probabilities(answer).chunks(10).zip(names).enumerate() {
         assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-4, "{name}: {row:?}");
-        let predicted = app.prediction_of(name).await.probabilities;
-        assert_eq!(argmax(row), argmax(&predicted), "{name}");
-        for (digit, (left, right)) in row.iter().zip(&predicted).enumerate() {
+        let predicted = app.prediction_of(name).await;
+        assert_eq!(argmax(row), argmax(&predicted.probabilities), "{name}");
+        for (digit, (left, right)) in row.iter().zip(&predicted.probabilities).enumerate() {
             assert!((left - right).abs() < tolerance, "{name}, digit {digit}: {left} against /model/predict's {right}");
+        }
+        if let Some(scores) = scores {
+            let score = scores.data.as_ref().and_then(OutputData::numbers).expect("FP32 scores")[index];
+            let expected = predicted.domain_score;
+            assert!((score - expected).abs() < tolerance * 10.0, "{name}: domain score {score} against {expected}");
+        }
+        if let Some(flags) = flags {
+            let flag = flags.data.as_ref().and_then(OutputData::flags).expect("BOOL flags")[index];
+            assert_eq!(Some(flag), predicted.in_domain, "{name}: in_domain");
         }
     }
 }
@@ -116,7 +138,7 @@ async fn health_live_and_ready_say_true_once_the_model_is_loaded() {
 }
 
 #[tokio::test]
-async fn model_metadata_lists_the_served_version_both_inputs_and_the_output() {
+async fn model_metadata_lists_the_served_version_both_inputs_and_the_outputs() {
     let app = TestApp::spawn().await;
     let served: ModelMetadataResponse =
         app.client.get(format!("{}/model/metadata", app.url)).send().await.unwrap().json().await.unwrap();
@@ -131,7 +153,18 @@ async fn model_metadata_lists_the_served_version_both_inputs_and_the_output() {
         shape: shape.to_vec(),
     };
     assert_eq!(metadata.inputs, [tensor("pixels", "FP32", &[-1, 1, 28, 28]), tensor("images", "BYTES", &[-1])]);
-    assert_eq!(metadata.outputs, [tensor("probabilities", "FP32", &[-1, 10])]);
+    assert_eq!(
+        metadata.outputs,
+        [
+            tensor("probabilities", "FP32", &[-1, 10]),
+            tensor("domain_score", "FP32", &[-1]),
+            tensor("in_domain", "BOOL", &[-1])
+        ]
+    );
+    // A model with no domain threshold has no `in_domain`.
+    let (_, fashion) = get_json(&app, "/v2/models/fashion-mnist").await;
+    let fashion: ModelMetadataV2 = serde_json::from_value(fashion).unwrap();
+    assert_eq!(fashion.outputs, [tensor("probabilities", "FP32", &[-1, 10]), tensor("domain_score", "FP32", &[-1])]);
 }
 
 #[tokio::test]
@@ -162,7 +195,7 @@ async fn fp32_rows_of_784_nested_get_the_same_answer_as_flat_images() {
     let answer = infer(&app, &request(json!([names.len(), 784]), "FP32", json!(rows))).await;
     assert_agrees_with_predict(&app, &answer, &names, 1e-4).await;
     let flat = infer(&app, &pixels_request(&names)).await;
-    for (left, right) in answer.outputs[0].data.iter().zip(&flat.outputs[0].data) {
+    for (left, right) in probabilities(&answer).iter().zip(probabilities(&flat)) {
         assert!((left - right).abs() < 1e-6, "{left} against {right}");
     }
 }
@@ -180,12 +213,38 @@ async fn the_request_id_is_echoed_and_absent_without_one() {
 }
 
 #[tokio::test]
-async fn asking_for_the_probabilities_output_by_name_is_accepted() {
+async fn every_output_comes_by_default_and_only_those_asked_for_in_their_order() {
     let app = TestApp::spawn().await;
-    let mut body = pixels_request(&["digit-9.png"]);
-    body["outputs"] = json!([{"name": "probabilities"}]);
+    let names = ["digit-9.png", "fashion-bag.png", "digit-2.png"];
+    let encoded: Vec<String> = names.iter().map(|name| BASE64_STANDARD.encode(sample(name))).collect();
+    let mut body = request(json!([names.len()]), "BYTES", json!(encoded));
     let answer = infer(&app, &body).await;
-    assert_agrees_with_predict(&app, &answer, &["digit-9.png"], 1e-4).await;
+    let outputs: Vec<(&str, &str, &[i64])> = answer
+        .outputs
+        .iter()
+        .map(|output| (output.name.as_str(), output.datatype.as_str(), output.shape.as_slice()))
+        .collect();
+    assert_eq!(
+        outputs,
+        [("probabilities", "FP32", &[3, 10][..]), ("domain_score", "FP32", &[3][..]), ("in_domain", "BOOL", &[3][..])]
+    );
+    // A bag is no digit.
+    assert_eq!(output(&answer, "in_domain").data, Some(OutputData::Flags(vec![true, false, true])));
+    assert_agrees_with_predict(&app, &answer, &names, 1e-5).await;
+
+    body["outputs"] = json!([{"name": "in_domain"}, {"name": "probabilities"}]);
+    let answer = infer(&app, &body).await;
+    let asked: Vec<&str> = answer.outputs.iter().map(|output| output.name.as_str()).collect();
+    assert_eq!(asked, ["in_domain", "probabilities"]);
+    assert_agrees_with_predict(&app, &answer, &names, 1e-5).await;
+
+    body["outputs"] = json!([{"name": "domain_score"}, {"name": "domain_score"}]);
+    expect_error(infer_on(&app, "mnist", &body).await, 400, "output `domain_score` is asked for twice").await;
+    // The model without a domain threshold has no `in_domain` to give.
+    body["outputs"] = json!([{"name": "in_domain"}]);
+    let response = infer_on(&app, "fashion-mnist", &body).await;
+    expect_error(response, 400, "unknown output `in_domain`: the model has `probabilities`, `domain_score`").await;
+    assert_still_answers(&app).await;
 }
 
 #[tokio::test]
@@ -311,7 +370,7 @@ async fn more_images_than_the_per_request_limit_get_413() {
     expect_error(infer_on(&app, "mnist", &bytes).await, 413, "the limit is 4").await;
     // The limit itself is allowed.
     let answer = infer(&app, &pixels_request(&five[..4])).await;
-    assert_eq!(answer.outputs[0].shape, [4, 10]);
+    assert_eq!(output(&answer, "probabilities").shape, [4, 10]);
 }
 
 #[tokio::test]
@@ -376,7 +435,7 @@ async fn a_request_with_no_content_type_is_read_as_json_as_triton_clients_send_i
     let response = app.client.post(format!("{}/v2/models/mnist/infer", app.url)).body(body).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let answer: InferenceResponse = response.json().await.unwrap();
-    assert_eq!(argmax(&answer.outputs[0].data), 4);
+    assert_eq!(argmax(probabilities(&answer)), 4);
 }
 
 /// A body of the binary tensor data extension: `header` as JSON, then `binary`.
@@ -397,16 +456,28 @@ fn binary_request(shape: Value, datatype: &str, binary_data_size: usize) -> Valu
     })
 }
 
-/// Reads an answer with binary output: its JSON header, and the probabilities after it.
+/// Reads an answer with binary output: its JSON header, and the data of each output with a
+/// `binary_data_size` after it, in order (FP32 as 4 little-endian bytes, BOOL as one).
 async fn binary_answer(response: reqwest::Response) -> InferenceResponse {
     assert_eq!(response.status(), 200);
     let header: usize = response.headers()["inference-header-content-length"].to_str().unwrap().parse().unwrap();
     let body = response.bytes().await.unwrap();
     let mut answer: InferenceResponse = serde_json::from_slice(&body[..header]).unwrap();
-    let output = &mut answer.outputs[0];
-    assert!(output.data.is_empty(), "no JSON data beside the binary: {output:?}");
-    assert_eq!(output.parameters.as_ref().unwrap().binary_data_size as usize, body.len() - header);
-    output.data = body[header..].chunks(4).map(|value| f32::from_le_bytes(value.try_into().unwrap())).collect();
+    let mut rest = &body[header..];
+    for output in answer.outputs.iter_mut().filter(|output| output.parameters.is_some()) {
+        assert!(output.data.is_none(), "no JSON data beside the binary: {output:?}");
+        let size = output.parameters.as_ref().unwrap().binary_data_size as usize;
+        let (bytes, after) = rest.split_at(size);
+        output.data = Some(match output.datatype.as_str() {
+            "FP32" => OutputData::Numbers(
+                bytes.chunks(4).map(|value| f32::from_le_bytes(value.try_into().unwrap())).collect(),
+            ),
+            "BOOL" => OutputData::Flags(bytes.iter().map(|&byte| byte != 0).collect()),
+            other => panic!("datatype {other}"),
+        });
+        rest = after;
+    }
+    assert!(rest.is_empty(), "{} bytes after the last output", rest.len());
     answer
 }
 
@@ -423,14 +494,26 @@ async fn binary_fp32_pixels_get_exactly_what_json_pixels_get() {
     let response = infer_binary(&app, &binary_request(json!([2, 1, 28, 28]), "FP32", pixels.len()), &pixels).await;
     let binary = binary_answer(response).await;
     let json = infer(&app, &pixels_request(&names)).await;
-    assert_close(&binary.outputs[0].data, &json.outputs[0].data);
-    assert_eq!((binary.model_name.as_str(), binary.model_version), ("mnist", json.model_version));
+    assert_close(probabilities(&binary), probabilities(&json));
+    assert_eq!((binary.model_name.as_str(), binary.model_version.as_str()), ("mnist", json.model_version.as_str()));
 
     // The request's binary_data_output asks the same of every output; JSON data in, binary out.
     let mut body = pixels_request(&names);
     body["parameters"] = json!({"binary_data_output": true});
-    let response = infer_binary(&app, &body, &[]).await;
-    assert_close(&binary_answer(response).await.outputs[0].data, &json.outputs[0].data);
+    let all_binary = binary_answer(infer_binary(&app, &body, &[]).await).await;
+    assert_eq!(all_binary.outputs.len(), 3);
+    assert_close(probabilities(&all_binary), probabilities(&json));
+    let numbers = |answer: &InferenceResponse| output(answer, "domain_score").data.clone();
+    let (binary_scores, json_scores) = (numbers(&all_binary).unwrap(), numbers(&json).unwrap());
+    assert_close(binary_scores.numbers().unwrap(), json_scores.numbers().unwrap());
+    assert_eq!(output(&all_binary, "in_domain").data, Some(OutputData::Flags(vec![true, true])));
+
+    // An output's own binary_data wins over the request's: here only `in_domain` in JSON.
+    body["outputs"] = json!([{"name": "probabilities"}, {"name": "in_domain", "parameters": {"binary_data": false}}]);
+    let mixed = binary_answer(infer_binary(&app, &body, &[]).await).await;
+    assert!(output(&mixed, "in_domain").parameters.is_none());
+    assert_eq!(output(&mixed, "in_domain").data, Some(OutputData::Flags(vec![true, true])));
+    assert_close(probabilities(&mixed), probabilities(&json));
 }
 
 /// Asserts two runs of the same pixels agree, up to libtorch's threads summing in another order.

@@ -1,7 +1,7 @@
 # The two set-up commands: `make run` serves the default models on port 5000, `make test` runs
 # every test. Both first make sure libtorch is there (a project-local venv from PyPI).
 
-.PHONY: image image-test run test train train-fashion checksums data fashion-data samples libtorch test-tools
+.PHONY: image image-test run test train train-fashion checksums data fashion-data letter-fonts samples libtorch test-tools
 
 # Serve the verified committed models, mnist (the default) and fashion-mnist, on
 # http://0.0.0.0:5000 (Swagger UI at /).
@@ -13,7 +13,7 @@ test: libtorch test-tools
 	cargo test --release --workspace --lib --bins --tests
 
 # Retrain MNIST with the default recipe and republish pretrained-model/mnist/.
-train: libtorch data fashion-data
+train: libtorch data fashion-data letter-fonts
 	cargo run --release --bin train
 	$(MAKE) checksums
 
@@ -33,6 +33,13 @@ data:
 # Fashion-MNIST's four gzipped IDX files, from Debian's package (apt, when missing).
 fashion-data:
 	[ -d /usr/share/datasets/fashion-mnist ] || (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)
+
+# The fonts the MNIST recipe types its outlier letters in (training/src/letters.rs): other
+# packages than those of bench/preprocess's evaluation letters (apt, when one is missing).
+LETTER_FONT_PACKAGES = fonts-breip fonts-bwht fonts-femkeklaver fonts-sjfonts fonts-yusei-magic fonts-dejavu-core fonts-liberation
+letter-fonts:
+	dpkg -s $(LETTER_FONT_PACKAGES) >/dev/null 2>&1 \
+		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(LETTER_FONT_PACKAGES))
 
 # Regenerate samples/ from the MNIST and Fashion-MNIST test sets (needs Pillow in the venv).
 samples: libtorch data fashion-data
@@ -60,6 +67,6 @@ image-test: image
 
 # Tools the tests call: Python ones (TensorBoard's reader), pinned in scripts/requirements-test.txt,
 # and Debian's chromium and chromium-driver for the `/app` browser test and dataset-fashion-mnist
-# for the training tests (apt, when missing).
-test-tools: libtorch
+# and the letter fonts for the training tests (apt, when missing).
+test-tools: libtorch letter-fonts
 	scripts/setup-test-tools.sh

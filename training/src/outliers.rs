@@ -6,7 +6,19 @@
 
 use tch::{Device, Kind, Tensor};
 
-/// Pictures of none of the classes, and how much their loss counts.
+use crate::data::KnownDataset;
+use crate::{Error, Result};
+
+/// A set of pictures a run can take as its outliers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutlierSet {
+    /// A known data set's training images.
+    Dataset(KnownDataset),
+    /// Letters typed in fonts ([`crate::letters`]).
+    Letters,
+}
+
+/// Pictures of none of the classes, from one or more sets, and how much their loss counts.
 #[derive(Debug)]
 pub struct Outliers {
     /// What they are, for the weights' recipe, e.g. `Fashion-MNIST training images (60000,
@@ -14,13 +26,21 @@ pub struct Outliers {
     pub name: String,
     /// `[N, C, H, W]` in [0, 1], drawn as the classes' images are (for digits: bright on dark).
     pub images: Tensor,
+    /// `[N]`: each image's chance of being drawn, so that every set is drawn as often as
+    /// another, however many images it has.
+    chances: Tensor,
     /// Weight of their loss beside the classes' cross-entropy.
     pub weight: f64,
 }
 
 impl Clone for Outliers {
     fn clone(&self) -> Outliers {
-        Outliers { name: self.name.clone(), images: self.images.shallow_clone(), weight: self.weight }
+        Outliers {
+            name: self.name.clone(),
+            images: self.images.shallow_clone(),
+            chances: self.chances.shallow_clone(),
+            weight: self.weight,
+        }
     }
 }
 
@@ -28,10 +48,26 @@ impl Outliers {
     /// The standard weight: the paper's 0.5.
     pub const WEIGHT: f64 = 0.5;
 
+    /// The outliers of `sets`, each a name and its `[N, C, H, W]` images, drawn evenly from
+    /// every set; with `weight`. The sets must agree in `C, H, W`, and none may be empty.
+    pub fn evenly(sets: Vec<(String, Tensor)>, weight: f64) -> Result<Outliers> {
+        if let Some((name, _)) = sets.iter().find(|(_, images)| images.size().first().is_none_or(|&count| count == 0)) {
+            return Err(Error::InvalidSettings(format!("the outlier set {name} has no images")));
+        }
+        let chances: Vec<Tensor> = sets
+            .iter()
+            .map(|(_, images)| Tensor::full([images.size()[0]], 1.0 / images.size()[0] as f64, tch::kind::FLOAT_CPU))
+            .collect();
+        let images: Vec<&Tensor> = sets.iter().map(|(_, images)| images).collect();
+        let images = Tensor::f_cat(&images, 0)?;
+        let name = sets.into_iter().map(|(name, _)| name).collect::<Vec<_>>().join(" and ");
+        Ok(Outliers { name, images, chances: Tensor::cat(&chances, 0), weight })
+    }
+
     /// `count` of the images, drawn with replacement from libtorch's seeded generator, on
     /// `device`.
     pub fn draw(&self, count: i64, device: Device) -> Tensor {
-        let picked = Tensor::randint(self.images.size()[0], [count], (Kind::Int64, self.images.device()));
+        let picked = self.chances.multinomial(count, true).to_device(self.images.device());
         self.images.index_select(0, &picked).to_device(device)
     }
 
@@ -65,7 +101,7 @@ mod tests {
     #[test]
     fn draws_come_from_the_images_and_follow_the_seed() {
         let images = Tensor::arange(5, tch::kind::FLOAT_CPU).view([5, 1, 1, 1]);
-        let outliers = Outliers { name: "five".into(), images, weight: Outliers::WEIGHT };
+        let outliers = Outliers::evenly(vec![("five".into(), images)], Outliers::WEIGHT).unwrap();
         tch::manual_seed(4);
         let first = outliers.draw(32, Device::Cpu);
         tch::manual_seed(4);
@@ -77,5 +113,19 @@ mod tests {
         );
         assert_eq!(Outliers::describe(None), "none");
         assert_eq!(Outliers::describe(Some(&outliers)), "five, weight 0.5, towards even probabilities");
+    }
+
+    #[test]
+    fn a_small_set_is_drawn_as_often_as_a_large_one_and_an_empty_one_is_refused() {
+        let large = Tensor::zeros([1000, 1, 1, 1], tch::kind::FLOAT_CPU);
+        let small = Tensor::ones([10, 1, 1, 1], tch::kind::FLOAT_CPU);
+        let outliers = Outliers::evenly(vec![("large".into(), large), ("small".into(), small)], 0.5).unwrap();
+        assert_eq!(outliers.name, "large and small");
+        tch::manual_seed(5);
+        let share_of_small = outliers.draw(4000, Device::Cpu).mean(Kind::Float).double_value(&[]);
+        assert!((share_of_small - 0.5).abs() < 0.03, "half the draws come from the small set: {share_of_small}");
+        let empty = Tensor::zeros([0, 1, 1, 1], tch::kind::FLOAT_CPU);
+        let error = Outliers::evenly(vec![("none".into(), empty)], 0.5).unwrap_err().to_string();
+        assert!(error.contains("the outlier set none has no images"), "{error}");
     }
 }

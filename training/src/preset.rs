@@ -12,6 +12,7 @@ use max_mnist_core::network::Architecture;
 
 use crate::augment::Augmentation;
 use crate::data::KnownDataset;
+use crate::outliers::OutlierSet;
 
 /// The defaults of one data set.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,9 +35,9 @@ pub struct Preset {
     pub epochs: u32,
     /// Random warps of the training images.
     pub augmentation: Augmentation,
-    /// The known data set whose training images are the outliers the network learns to
-    /// answer with even probabilities; none for no outlier exposure.
-    pub outliers: Option<KnownDataset>,
+    /// The sets of outliers the network learns to answer with even probabilities, drawn
+    /// evenly; none for no outlier exposure.
+    pub outliers: &'static [OutlierSet],
 }
 
 /// Digits: a little rotation, scale and shift, never a mirror image; some redrawn with a
@@ -64,9 +65,9 @@ impl Preset {
                 data_hint: "run `make data`, or pass --download",
                 epochs: 40,
                 augmentation: DIGITS,
-                // Clothes are no digits: the energy score flags them once the network has
-                // learnt to be unsure of them.
-                outliers: Some(KnownDataset::FashionMnist),
+                // Clothes and letters are no digits: the energy score flags them once the
+                // network has learnt to be unsure of them.
+                outliers: &[OutlierSet::Dataset(KnownDataset::FashionMnist), OutlierSet::Letters],
                 ..Preset::named("mnist")
             },
             KnownDataset::FashionMnist => Preset {
@@ -100,7 +101,7 @@ impl Preset {
             weights_file: format!("{slug}-classifier.safetensors"),
             epochs: 40,
             augmentation: UNKNOWN,
-            outliers: None,
+            outliers: &[],
         }
     }
 }
@@ -129,7 +130,7 @@ mod tests {
             ("mnist-classifier.tar.gz", "mnist-classifier.safetensors")
         );
         assert_eq!(mnist.epochs, 40);
-        assert_eq!(mnist.outliers, Some(KnownDataset::FashionMnist));
+        assert_eq!(mnist.outliers, [OutlierSet::Dataset(KnownDataset::FashionMnist), OutlierSet::Letters]);
         assert_eq!(
             mnist.augmentation.describe(),
             "random affine: rotation ±12°, scale ±10%, shift ±7.5% of the side; thick strokes for 15%; thumbnails for 15%"
@@ -143,7 +144,7 @@ mod tests {
         assert_eq!(fashion.archive, "fashion-mnist-classifier.tar.gz");
         assert!(fashion.augmentation.flip && fashion.augmentation.max_rotation_degrees == 0.0);
         assert_eq!(fashion.architecture, Architecture::CnnBn16x32x64);
-        assert_eq!(fashion.outliers, None);
+        assert!(fashion.outliers.is_empty());
     }
 
     #[test]

@@ -481,9 +481,6 @@ fn validate(settings: &TrainSettings) -> Result<()> {
         if !(outliers.weight > 0.0 && outliers.weight.is_finite()) {
             return invalid("--outlier-weight must be a positive number");
         }
-        if outliers.images.size().first().is_none_or(|&count| count == 0) {
-            return invalid("the outlier set has no images");
-        }
     }
     Ok(())
 }
@@ -689,22 +686,13 @@ mod tests {
             (TrainSettings { weight_average: Some(1.0), ..settings.clone() }, "--weight-average"),
             (
                 TrainSettings {
-                    outliers: Some(Outliers {
-                        name: "none".into(),
-                        images: Tensor::zeros([0, 1, 28, 28], tch::kind::FLOAT_CPU),
-                        weight: 0.5,
-                    }),
-                    ..settings.clone()
-                },
-                "the outlier set has no images",
-            ),
-            (
-                TrainSettings {
-                    outliers: Some(Outliers {
-                        name: "small".into(),
-                        images: Tensor::zeros([3, 1, 8, 8], tch::kind::FLOAT_CPU),
-                        weight: 0.5,
-                    }),
+                    outliers: Some(
+                        Outliers::evenly(
+                            vec![("small".into(), Tensor::zeros([3, 1, 8, 8], tch::kind::FLOAT_CPU))],
+                            0.5,
+                        )
+                        .unwrap(),
+                    ),
                     ..settings.clone()
                 },
                 "the outlier images are 8x8",
@@ -755,7 +743,7 @@ mod tests {
             logits.softmax(1, Kind::Float).max_dim(1, false).0.mean(Kind::Float).double_value(&[])
         };
         let without = confidence_on_noise(None);
-        let with = confidence_on_noise(Some(Outliers { name: "noise".into(), images: outlier_images, weight: 0.5 }));
+        let with = confidence_on_noise(Some(Outliers::evenly(vec![("noise".into(), outlier_images)], 0.5).unwrap()));
         assert!(without > 0.5, "trained on two classes alone, it picks one of them: {without}");
         assert!(with < 0.25, "taught that noise is no class, it spreads its answer over the ten: {with}");
     }

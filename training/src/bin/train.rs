@@ -7,7 +7,7 @@
 //! weights hash on the same kind of machine); `--dataset fashion-mnist` gives the recipe of
 //! the committed Fashion-MNIST model, exported before epochs drew from their own seeds.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -18,10 +18,12 @@ use max_mnist_artifacts::download::DownloadPolicy;
 use max_mnist_core::network::Architecture;
 use max_mnist_training::augment::Augmentation;
 use max_mnist_training::data::{DatasetCard, IdxDataset, KnownDataset, mirrors};
+use max_mnist_training::letters::{self, LETTER_FONTS};
 use max_mnist_training::optimizer::Optimizer;
-use max_mnist_training::outliers::Outliers;
+use max_mnist_training::outliers::{OutlierSet, Outliers};
 use max_mnist_training::preset::Preset;
 use max_mnist_training::train::{self, TrainOutcome, TrainSettings};
+use tch::Tensor;
 use tracing_subscriber::EnvFilter;
 
 /// Train an image classifier, report on it, and publish it to its local bucket.
@@ -29,7 +31,9 @@ use tracing_subscriber::EnvFilter;
 /// `--dataset` picks the data and, for every flag not given, its defaults:
 ///
 ///   mnist          handwritten digits from data/mnist (`make data`); cnn-bn-8-16-32, 40 epochs,
-///                  random rotation ±12°, scale ±10% and shift ±7.5%; run in runs/mnist,
+///                  random rotation ±12°, scale ±10% and shift ±7.5%, some digits redrawn
+///                  with a marker or as thumbnails; Fashion-MNIST and typed letters as
+///                  outliers (`make fashion-data letter-fonts`); run in runs/mnist,
 ///                  published to pretrained-model/mnist/mnist-classifier.tar.gz.
 ///
 ///   fashion-mnist  clothes, shoes and bags from /usr/share/datasets/fashion-mnist (Debian's
@@ -129,11 +133,12 @@ struct Args {
     #[arg(long, value_name = "SHARE")]
     augment_low_resolution: Option<f64>,
     /// Pictures of no class that the network learns to answer with even probabilities, so
-    /// that the "not a digit" score flags such pictures (outlier exposure): `fashion-mnist`'s
-    /// training images, read from their default place and verified, or `none` (default: the
-    /// data set's; fashion-mnist for mnist, none for the others).
-    #[arg(long, value_enum)]
-    outliers: Option<OutliersArg>,
+    /// that the "not a digit" score flags such pictures (outlier exposure), drawn evenly from
+    /// each set listed: `fashion-mnist`'s training images, read from their default place and
+    /// verified, `letters` typed in fonts from Debian's packages (`make letter-fonts`), or
+    /// `none` (default: the data set's; fashion-mnist,letters for mnist, none for the others).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    outliers: Option<Vec<OutliersArg>>,
     /// Weight of the outliers' loss beside the classes'.
     #[arg(long, env = "OUTLIER_WEIGHT", default_value_t = Outliers::WEIGHT)]
     outlier_weight: f64,
@@ -199,6 +204,7 @@ enum DatasetArg {
 enum OutliersArg {
     None,
     FashionMnist,
+    Letters,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -342,27 +348,48 @@ fn optimizer(args: &Args) -> Optimizer {
 }
 
 /// The outliers `--outliers` names, or the data set's: the training images of a known data
-/// set, read from its default place and verified.
+/// set, read from its default place and verified, and letters typed in fonts.
 fn outliers(args: &Args, preset: &Preset) -> anyhow::Result<Option<Outliers>> {
-    let known = match args.outliers {
-        Some(OutliersArg::None) => None,
-        Some(OutliersArg::FashionMnist) => Some(KnownDataset::FashionMnist),
-        None => preset.outliers,
+    let sets: Vec<OutlierSet> = match &args.outliers {
+        Some(listed) => listed
+            .iter()
+            .filter_map(|set| match set {
+                OutliersArg::None => None,
+                OutliersArg::FashionMnist => Some(OutlierSet::Dataset(KnownDataset::FashionMnist)),
+                OutliersArg::Letters => Some(OutlierSet::Letters),
+            })
+            .collect(),
+        None => preset.outliers.to_vec(),
     };
-    let Some(known) = known else { return Ok(None) };
-    let name = known.card().name;
-    let dir = Preset::known(known).data_dir.context("a known data set has its place")?;
-    let data = IdxDataset::load_dir(&dir, Some(known.files())).with_context(|| {
-        format!(
-            "cannot read the outliers, {name}, from {} (install it with `make fashion-data`, or pass --outliers none)",
-            dir.display()
-        )
-    })?;
-    Ok(Some(Outliers {
-        name: format!("{name} training images ({}, sha256 {})", data.train.count(), data.sha256),
-        images: data.train.images,
-        weight: args.outlier_weight,
-    }))
+    if sets.is_empty() {
+        return Ok(None);
+    }
+    let loaded = sets.into_iter().map(outlier_set).collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Some(Outliers::evenly(loaded, args.outlier_weight)?))
+}
+
+/// The name and images of one set of outliers.
+fn outlier_set(set: OutlierSet) -> anyhow::Result<(String, Tensor)> {
+    match set {
+        OutlierSet::Dataset(known) => {
+            let name = known.card().name;
+            let dir = Preset::known(known).data_dir.context("a known data set has its place")?;
+            let data = IdxDataset::load_dir(&dir, Some(known.files())).with_context(|| {
+                format!(
+                    "cannot read the outliers, {name}, from {} (install it with `make fashion-data`, or pass --outliers none)",
+                    dir.display()
+                )
+            })?;
+            Ok((format!("{name} training images ({}, sha256 {})", data.train.count(), data.sha256), data.train.images))
+        }
+        OutlierSet::Letters => {
+            let fonts: Vec<&Path> = LETTER_FONTS.iter().map(Path::new).collect();
+            let (images, sha256) = letters::typed_letters(&fonts).context(
+                "cannot type the outlier letters (install their fonts with `make letter-fonts`, or pass --outliers fashion-mnist)",
+            )?;
+            Ok((format!("letters typed in {} fonts ({}, sha256 {sha256})", fonts.len(), images.size()[0]), images))
+        }
+    }
 }
 
 /// The data set's augmentation, with each range the flags give instead.

@@ -112,25 +112,32 @@ fn fashion_mnist_trains_from_debians_gzipped_files_with_its_class_names() {
 }
 
 #[test]
-fn fashion_mnist_can_be_the_outliers_of_any_data_set_and_the_recipe_names_them() {
+fn fashion_mnist_and_letters_can_be_the_outliers_of_any_data_set_and_the_recipe_names_them() {
     assert!(
         std::path::Path::new(DEBIAN_FASHION_MNIST).is_dir(),
         "this test reads Fashion-MNIST from {DEBIAN_FASHION_MNIST}: apt-get install dataset-fashion-mnist"
     );
     let scratch = scratch_with_tiny_data();
     let output = train_in(scratch.path())
-        .args(["--outliers", "fashion-mnist", "--outlier-weight", "0.25", "--epochs", "1", "--threads", "1"])
+        .args(["--outliers", "fashion-mnist,letters", "--outlier-weight", "0.25", "--epochs", "1", "--threads", "1"])
         .output()
         .unwrap();
     let stdout = succeeded(&output);
     let weights = scratch.path().join("runs/bars/bars-classifier.safetensors");
     assert!(weights.is_file(), "{stdout}");
     let outliers = metadata(&weights).recipe.outliers;
+    let (fashion, letters) = outliers.split_once(" and ").unwrap_or_else(|| panic!("two sets: {outliers}"));
     assert_eq!(
-        outliers,
-        "Fashion-MNIST training images (60000, sha256 14410854cf7a289477dcfc7df3f8ec24741e281cdcc425ede0d9a748ca630214), \
-         weight 0.25, towards even probabilities"
+        fashion,
+        "Fashion-MNIST training images (60000, sha256 14410854cf7a289477dcfc7df3f8ec24741e281cdcc425ede0d9a748ca630214)"
     );
+    // 25 letters in 15 fonts at 2 heights; the digest is of the typed pixels, which follow
+    // the fonts' versions.
+    let digest = letters
+        .strip_prefix("letters typed in 15 fonts (750, sha256 ")
+        .and_then(|rest| rest.strip_suffix("), weight 0.25, towards even probabilities"))
+        .unwrap_or_else(|| panic!("{letters}"));
+    assert!(digest.len() == 64 && digest.bytes().all(|byte| byte.is_ascii_hexdigit()), "{digest}");
     // A weight that cannot count is refused before anything runs.
     let stderr = failed(
         &train_in(scratch.path()).args(["--outliers", "fashion-mnist", "--outlier-weight", "0"]).output().unwrap(),

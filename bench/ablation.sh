@@ -21,11 +21,12 @@ if [ $# -eq 0 ]; then
         "smoothing=--label-smoothing 0.1" \
         "wide=--architecture cnn-bn-16-32-64" \
         "no-outliers=--outliers none" \
+        "clothes-outliers=--outliers fashion-mnist" \
         "no-outliers-12-24-48=--outliers none --architecture cnn-bn-12-24-48" \
         "quarter-redrawn=--augment-thick-strokes 0.25 --augment-low-resolution 0.25"
 fi
 
-make --quiet libtorch data fashion-data >/dev/null
+make --quiet libtorch data fashion-data letter-fonts >/dev/null
 cargo build --quiet --release --bin train
 
 for row in "$@"; do

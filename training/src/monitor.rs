@@ -9,6 +9,7 @@
 //! `confusion_matrix.json`, `confusion_matrix.png`, `misclassified.png`, `calibration.json`,
 //! `calibration.md`, `reliability_diagram.png`, `projector_config.pbtxt` and `projector/`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -80,8 +81,16 @@ impl Monitor {
         self.events.flush()
     }
 
-    /// Records the settings in the HPARAMS tab and as text.
-    pub(super) fn hyperparameters(&mut self, settings: &TrainSettings, training: i64, validation: i64) -> Result<()> {
+    /// Records the settings in the HPARAMS tab, and as text every setting of the run's
+    /// `recipe` (as its checkpoint records them) with its `training` and `validation` image
+    /// counts.
+    pub(super) fn hyperparameters(
+        &mut self,
+        settings: &TrainSettings,
+        recipe: &BTreeMap<String, String>,
+        training: i64,
+        validation: i64,
+    ) -> Result<()> {
         let hparams = [
             ("dataset", HParam::Text(settings.dataset.name.clone())),
             ("architecture", HParam::Text(settings.architecture.name().to_owned())),
@@ -93,29 +102,15 @@ impl Monitor {
             ("augmentation", HParam::Bool(settings.augmentation.is_enabled())),
             ("label_smoothing", HParam::Number(settings.label_smoothing)),
             ("weight_average", HParam::Number(settings.weight_average.unwrap_or(0.0))),
+            ("outliers", HParam::Text(recipe.get("outliers").cloned().unwrap_or_default())),
             ("seed", HParam::Number(settings.seed as f64)),
             ("threads", HParam::Number(settings.threads as f64)),
         ];
         self.events.hparams(&hparams, &METRICS)?;
-        let recipe = format!(
-            "| setting | value |\n|---|---|\n| dataset | {} |\n| architecture | {} |\n| optimizer | {} |\n| learning rate | {} |\n\
-             | batch size | {} |\n| epochs | {} |\n| augmentation | {} |\n| label smoothing | {} |\n\
-             | weight average | {} |\n| training images | {training} |\n\
-             | validation images | {validation} |\n| seed | {} |\n| threads | {} |\n| device | {:?} |\n",
-            settings.dataset.name,
-            settings.architecture.name(),
-            settings.optimizer.describe(),
-            settings.learning_rate,
-            settings.batch_size,
-            settings.epochs,
-            settings.augmentation.describe(),
-            settings.label_smoothing,
-            crate::train::describe_weight_average(settings.weight_average),
-            settings.seed,
-            settings.threads,
-            settings.device,
-        );
-        self.events.text("recipe", 0, &recipe)
+        let counts = [("training images", training.to_string()), ("validation images", validation.to_string())];
+        let rows = recipe.iter().map(|(name, value)| (name.as_str(), value.clone())).chain(counts);
+        let table: String = rows.map(|(name, value)| format!("| {name} | {value} |\n")).collect();
+        self.events.text("recipe", 0, &format!("| setting | value |\n|---|---|\n{table}"))
     }
 
     /// Logs the network's graph for the Graphs tab: its operations, each fed by the one

@@ -194,7 +194,7 @@ pub fn train(settings: &TrainSettings, data: &IdxDataset) -> Result<TrainOutcome
     } else {
         checkpoint::discard(&checkpoint_path)?;
         let mut monitor = Monitor::create(&settings.run_dir, settings.progress)?;
-        monitor.hyperparameters(settings, count, validation.count())?;
+        monitor.hyperparameters(settings, &recipe, count, validation.count())?;
         monitor.graph(&net)?;
         let samples = images.narrow(0, 0, count.min(SAMPLE_IMAGES));
         monitor.sample_images("train/augmented_samples", &settings.augmentation.apply(&samples))?;

@@ -158,7 +158,12 @@ fn tensorboard_reads_back_what_the_run_logged_and_the_reports_agree() {
     {
         assert!(logged["images"][tag][0]["width"].as_u64().unwrap() > 0, "{tag}: {logged}");
     }
-    assert!(logged["texts"]["recipe"][0][1].as_str().unwrap().contains("adamw"));
+    // The recipe text lists every setting the checkpoint records, the outliers among them.
+    let recipe = logged["texts"]["recipe"][0][1].as_str().unwrap();
+    for row in ["| optimizer | adamw", "| outliers | none |", "| training data sha256 | ", "| training images | "] {
+        assert!(recipe.contains(row), "{row} in {recipe}");
+    }
+    assert_eq!(logged["hparams"]["outliers"], "none");
     assert!(logged["texts"]["test/report"][0][1].as_str().unwrap().contains("| bar 9 |"), "the data set's labels");
     assert_eq!(logged["hparams"]["batch_size"], 32.0);
     assert_eq!(logged["hparams"]["optimizer"], "adamw");

@@ -505,7 +505,9 @@ async fn binary_fp32_pixels_get_exactly_what_json_pixels_get() {
     assert_close(probabilities(&all_binary), probabilities(&json));
     let numbers = |answer: &InferenceResponse| output(answer, "domain_score").data.clone();
     let (binary_scores, json_scores) = (numbers(&all_binary).unwrap(), numbers(&json).unwrap());
-    assert_close(binary_scores.numbers().unwrap(), json_scores.numbers().unwrap());
+    // Log-sum-exps near 14, where one f32 step is 1e-6: the threads' summing order shows.
+    let pairs = binary_scores.numbers().unwrap().iter().zip(json_scores.numbers().unwrap());
+    assert!(pairs.clone().all(|(left, right)| (left - right).abs() < 1e-4), "{:?}", pairs.collect::<Vec<_>>());
     assert_eq!(output(&all_binary, "in_domain").data, Some(OutputData::Flags(vec![true, true])));
 
     // An output's own binary_data wins over the request's: here only `in_domain` in JSON.

@@ -7,15 +7,15 @@
 //! digit (`O`, `l`, `S`, `Z`, `B`, `g`, ...) are left out: the network is not taught to doubt
 //! a digit.
 
-use std::io::Cursor;
 use std::path::Path;
 
 use ab_glyph::{Font, FontVec, PxScale, point};
-use image::{GrayImage, ImageFormat, Luma};
+use image::{GrayImage, Luma};
 use max_mnist_core::preprocess::Preprocessor;
 use sha2::{Digest, Sha256};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
+use crate::render::encode_png;
 use crate::{Error, Result};
 
 /// The fonts the letters are typed in: eleven handwriting-like ones, a marker's among them,
@@ -59,6 +59,7 @@ const MARGIN: f32 = 0.5;
 /// pixels. A letter a font lacks is skipped.
 pub fn typed_letters(fonts: &[&Path]) -> Result<(Tensor, String)> {
     let preprocessor = Preprocessor::mnist_digits(u64::from(u32::MAX));
+    let shape = preprocessor.shape();
     let mut pixels: Vec<f32> = Vec::new();
     for &path in fonts {
         let bytes = std::fs::read(path).map_err(Error::io("cannot read the font", path))?;
@@ -67,17 +68,19 @@ pub fn typed_letters(fonts: &[&Path]) -> Result<(Tensor, String)> {
         for letter in OUTLIER_LETTERS.chars() {
             for height in GLYPH_HEIGHTS {
                 if let Some(page) = typed(&font, letter, height) {
-                    pixels.extend(preprocessor.model_input(&png(&page)?)?.pixels());
+                    let png = encode_png(&page).map_err(Error::io("cannot encode a letter typed in", path))?;
+                    pixels.extend(preprocessor.model_input(&png)?.pixels());
                 }
             }
         }
     }
-    let count = (pixels.len() / 784) as i64;
+    let count = (pixels.len() / shape.len()) as i64;
     if count == 0 {
         return Err(Error::InvalidSettings("no font typed any letter".into()));
     }
     let digest = hex::encode(Sha256::digest(pixels.iter().flat_map(|value| value.to_le_bytes()).collect::<Vec<u8>>()));
-    Ok((Tensor::from_slice(&pixels).view([count, 1, 28, 28]).to_kind(Kind::Float), digest))
+    let [channels, height, width] = [shape.channels, shape.height, shape.width].map(i64::from);
+    Ok((Tensor::from_slice(&pixels).view([count, channels, height, width]), digest))
 }
 
 /// `letter` in `font`, `height` pixels tall, dark on a light page; none when the font has no
@@ -100,14 +103,6 @@ fn typed(font: &FontVec, letter: char, height: f32) -> Option<GrayImage> {
         }
     });
     Some(page)
-}
-
-/// `page` as PNG bytes, the form the serving preprocessing takes.
-fn png(page: &GrayImage) -> Result<Vec<u8>> {
-    let mut bytes = Cursor::new(Vec::new());
-    page.write_to(&mut bytes, ImageFormat::Png)
-        .map_err(|error| max_mnist_core::Error::EncodeImage(error.to_string()))?;
-    Ok(bytes.into_inner())
 }
 
 #[cfg(test)]

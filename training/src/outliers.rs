@@ -4,9 +4,13 @@
 //! meant to classify, which is what the served "not a digit" score (the log-sum-exp of the
 //! scores) looks at.
 
+use std::path::Path;
+
 use tch::{Device, Kind, Tensor};
 
-use crate::data::KnownDataset;
+use crate::data::{IdxDataset, KnownDataset};
+use crate::letters::{LETTER_FONTS, typed_letters};
+use crate::preset::Preset;
 use crate::{Error, Result};
 
 /// A set of pictures a run can take as its outliers.
@@ -16,6 +20,40 @@ pub enum OutlierSet {
     Dataset(KnownDataset),
     /// Letters typed in fonts ([`crate::letters`]).
     Letters,
+}
+
+impl OutlierSet {
+    /// The set's name, as the weights' recipe gives it, and its `[N, 1, 28, 28]` images: a
+    /// known data set's training images, read from its default place and verified, or the
+    /// [`crate::letters`] typed in [`LETTER_FONTS`].
+    pub fn load(self) -> Result<(String, Tensor)> {
+        match self {
+            OutlierSet::Dataset(known) => {
+                let name = known.card().name;
+                let dir = Preset::known(known)
+                    .data_dir
+                    .ok_or_else(|| Error::InvalidSettings(format!("{name} has no default place")))?;
+                let data = IdxDataset::load_dir(&dir, Some(known.files()))?;
+                Ok((
+                    format!("{name} training images ({}, sha256 {})", data.train.count(), data.sha256),
+                    data.train.images,
+                ))
+            }
+            OutlierSet::Letters => {
+                let fonts: Vec<&Path> = LETTER_FONTS.iter().map(Path::new).collect();
+                let (images, sha256) = typed_letters(&fonts)?;
+                Ok((format!("letters typed in {} fonts ({}, sha256 {sha256})", fonts.len(), images.size()[0]), images))
+            }
+        }
+    }
+
+    /// How to make [`OutlierSet::load`] work when it fails, or do without the set.
+    pub fn hint(self) -> &'static str {
+        match self {
+            OutlierSet::Dataset(_) => "install it with `make fashion-data`, or pass --outliers none",
+            OutlierSet::Letters => "install their fonts with `make letter-fonts`, or pass --outliers fashion-mnist",
+        }
+    }
 }
 
 /// Pictures of none of the classes, from one or more sets, and how much their loss counts.

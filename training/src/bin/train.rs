@@ -7,7 +7,7 @@
 //! weights hash on the same kind of machine); `--dataset fashion-mnist` gives the recipe of
 //! the committed Fashion-MNIST model, exported before epochs drew from their own seeds.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -18,12 +18,10 @@ use max_mnist_artifacts::download::DownloadPolicy;
 use max_mnist_core::network::Architecture;
 use max_mnist_training::augment::Augmentation;
 use max_mnist_training::data::{DatasetCard, IdxDataset, KnownDataset, mirrors};
-use max_mnist_training::letters::{self, LETTER_FONTS};
 use max_mnist_training::optimizer::Optimizer;
 use max_mnist_training::outliers::{OutlierSet, Outliers};
 use max_mnist_training::preset::Preset;
 use max_mnist_training::train::{self, TrainOutcome, TrainSettings};
-use tch::Tensor;
 use tracing_subscriber::EnvFilter;
 
 /// Train an image classifier, report on it, and publish it to its local bucket.
@@ -347,8 +345,7 @@ fn optimizer(args: &Args) -> Optimizer {
     }
 }
 
-/// The outliers `--outliers` names, or the data set's: the training images of a known data
-/// set, read from its default place and verified, and letters typed in fonts.
+/// The outliers `--outliers` names, or the data set's.
 fn outliers(args: &Args, preset: &Preset) -> anyhow::Result<Option<Outliers>> {
     let sets: Vec<OutlierSet> = match &args.outliers {
         Some(listed) => listed
@@ -364,32 +361,11 @@ fn outliers(args: &Args, preset: &Preset) -> anyhow::Result<Option<Outliers>> {
     if sets.is_empty() {
         return Ok(None);
     }
-    let loaded = sets.into_iter().map(outlier_set).collect::<anyhow::Result<Vec<_>>>()?;
+    let loaded = sets
+        .into_iter()
+        .map(|set| set.load().with_context(|| format!("cannot load the outliers ({})", set.hint())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(Some(Outliers::evenly(loaded, args.outlier_weight)?))
-}
-
-/// The name and images of one set of outliers.
-fn outlier_set(set: OutlierSet) -> anyhow::Result<(String, Tensor)> {
-    match set {
-        OutlierSet::Dataset(known) => {
-            let name = known.card().name;
-            let dir = Preset::known(known).data_dir.context("a known data set has its place")?;
-            let data = IdxDataset::load_dir(&dir, Some(known.files())).with_context(|| {
-                format!(
-                    "cannot read the outliers, {name}, from {} (install it with `make fashion-data`, or pass --outliers none)",
-                    dir.display()
-                )
-            })?;
-            Ok((format!("{name} training images ({}, sha256 {})", data.train.count(), data.sha256), data.train.images))
-        }
-        OutlierSet::Letters => {
-            let fonts: Vec<&Path> = LETTER_FONTS.iter().map(Path::new).collect();
-            let (images, sha256) = letters::typed_letters(&fonts).context(
-                "cannot type the outlier letters (install their fonts with `make letter-fonts`, or pass --outliers fashion-mnist)",
-            )?;
-            Ok((format!("letters typed in {} fonts ({}, sha256 {sha256})", fonts.len(), images.size()[0]), images))
-        }
-    }
 }
 
 /// The data set's augmentation, with each range the flags give instead.

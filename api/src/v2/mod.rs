@@ -508,18 +508,16 @@ impl OpenInferenceApi {
         }
         let outputs = wanted
             .iter()
-            .map(|output| {
-                let (shape, data) = match output.name {
-                    PROBABILITIES => {
-                        (vec![count as i64, classes as i64], OutputData::Numbers(std::mem::take(&mut probabilities)))
-                    }
-                    DOMAIN_SCORE => (vec![count as i64], OutputData::Numbers(std::mem::take(&mut scores))),
-                    _ => (vec![count as i64], OutputData::Flags(std::mem::take(&mut in_domain))),
+            .map(|WantedOutput { tensor, .. }| {
+                let data = match tensor.name {
+                    PROBABILITIES => OutputData::Numbers(std::mem::take(&mut probabilities)),
+                    DOMAIN_SCORE => OutputData::Numbers(std::mem::take(&mut scores)),
+                    _ => OutputData::Flags(std::mem::take(&mut in_domain)),
                 };
                 ResponseOutput {
-                    name: output.name.into(),
-                    shape,
-                    datatype: output.datatype.into(),
+                    name: tensor.name.into(),
+                    shape: tensor.shape(count as i64, classes as i64),
+                    datatype: tensor.datatype.into(),
                     data: Some(data),
                     parameters: None,
                 }
@@ -544,6 +542,13 @@ struct OutputTensor {
     per_class: bool,
 }
 
+impl OutputTensor {
+    /// Its shape for `count` images of a model of `classes` classes (-1: any count).
+    fn shape(self, count: i64, classes: i64) -> Vec<i64> {
+        if self.per_class { vec![count, classes] } else { vec![count] }
+    }
+}
+
 /// The outputs `served` gives: its probabilities and domain scores, and `in_domain` when it
 /// has a domain threshold.
 fn output_tensors(served: &ServedModel) -> Vec<OutputTensor> {
@@ -560,8 +565,7 @@ fn output_tensors(served: &ServedModel) -> Vec<OutputTensor> {
 /// An output an answer carries, and whether its elements go as binary data.
 #[derive(Debug, PartialEq)]
 struct WantedOutput {
-    name: &'static str,
-    datatype: &'static str,
+    tensor: OutputTensor,
     in_binary: bool,
 }
 
@@ -571,10 +575,7 @@ struct WantedOutput {
 fn wanted_outputs(request: &ParsedRequest, outputs: &[OutputTensor]) -> Result<Vec<WantedOutput>, ApiError> {
     let by_default = request.parameters.as_ref().and_then(|parameters| parameters.binary_data_output).unwrap_or(false);
     let Some(asked) = request.outputs.as_ref().filter(|asked| !asked.is_empty()) else {
-        return Ok(outputs
-            .iter()
-            .map(|output| WantedOutput { name: output.name, datatype: output.datatype, in_binary: by_default })
-            .collect());
+        return Ok(outputs.iter().map(|&tensor| WantedOutput { tensor, in_binary: by_default }).collect());
     };
     let names = || outputs.iter().map(|output| format!("`{}`", output.name)).collect::<Vec<_>>().join(", ");
     let mut wanted: Vec<WantedOutput> = Vec::with_capacity(asked.len());
@@ -582,7 +583,7 @@ fn wanted_outputs(request: &ParsedRequest, outputs: &[OutputTensor]) -> Result<V
         let known = outputs.iter().find(|known| known.name == output.name).ok_or_else(|| {
             ApiError::bad_request(format!("unknown output `{}`: the model has {}", output.name, names()))
         })?;
-        if wanted.iter().any(|earlier| earlier.name == known.name) {
+        if wanted.iter().any(|earlier| earlier.tensor.name == known.name) {
             return Err(ApiError::bad_request(format!("output `{}` is asked for twice", known.name)));
         }
         let parameters = output.parameters.as_ref();
@@ -593,7 +594,7 @@ fn wanted_outputs(request: &ParsedRequest, outputs: &[OutputTensor]) -> Result<V
             )));
         }
         let in_binary = parameters.and_then(|parameters| parameters.binary_data).unwrap_or(by_default);
-        wanted.push(WantedOutput { name: known.name, datatype: known.datatype, in_binary });
+        wanted.push(WantedOutput { tensor: *known, in_binary });
     }
     Ok(wanted)
 }
@@ -618,7 +619,7 @@ fn model_metadata(served: &ServedModel) -> ModelMetadataV2 {
             .map(|output| TensorMetadata {
                 name: output.name.into(),
                 datatype: output.datatype.into(),
-                shape: if output.per_class { vec![-1, served.labels.count.into()] } else { vec![-1] },
+                shape: output.shape(-1, served.labels.count.into()),
             })
             .collect(),
     }

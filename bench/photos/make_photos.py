@@ -17,7 +17,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "preprocess"))
-from make_eval_sets import (PEN_INKS, balanced_draw, lighting, maybe_sideways, place, read_mnist_test,  # noqa: E402
+from make_eval_sets import (PEN_INKS, balanced_draw, lighting, maybe_sideways, place, read_test_split,  # noqa: E402
                             smooth_noise, to_image, upscaled_ink)
 
 SIZES = {12: (4032, 3024), 48: (8000, 6000)}
@@ -50,7 +50,7 @@ def main():
     parser.add_argument("--out", type=Path, default=Path("bench/results/photos/sets"))
     parser.add_argument("--mnist", type=Path, default=Path("data/mnist"))
     args = parser.parse_args()
-    images, labels = read_mnist_test(args.mnist)
+    images, labels = read_test_split(args.mnist)
     for megapixels, (width, height) in SIZES.items():
         rng = np.random.default_rng([args.seed, megapixels])
         folder = args.out / f"{megapixels}mp"

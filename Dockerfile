@@ -9,7 +9,7 @@
 
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3-venv \
+    && apt-get install -y --no-install-recommends python3-venv nasm \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/max-mnist
 COPY . .

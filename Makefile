@@ -1,24 +1,24 @@
 # The two set-up commands: `make run` serves the default models on port 5000, `make test` runs
 # every test. Both first make sure libtorch is there (a project-local venv from PyPI).
 
-.PHONY: image image-test run test train train-fashion checksums data fashion-data letter-fonts samples libtorch test-tools
+.PHONY: image image-test run test train train-fashion checksums data fashion-data letter-fonts samples libtorch build-tools test-tools
 
 # Serve the verified committed models, mnist (the default) and fashion-mnist, on
 # http://0.0.0.0:5000 (Swagger UI at /).
-run: libtorch
+run: libtorch build-tools
 	cargo run --release
 
 # Every test of the workspace (release profile, shared with `make run`; there are no doc tests).
-test: libtorch test-tools
+test: libtorch build-tools test-tools
 	cargo test --release --workspace --lib --bins --tests
 
 # Retrain MNIST with the default recipe and republish pretrained-model/mnist/.
-train: libtorch data fashion-data letter-fonts
+train: libtorch build-tools data fashion-data letter-fonts
 	cargo run --release --bin train
 	$(MAKE) checksums
 
 # Retrain Fashion-MNIST and republish pretrained-model/fashion-mnist/.
-train-fashion: libtorch fashion-data
+train-fashion: libtorch build-tools fashion-data
 	cargo run --release --bin train -- --dataset fashion-mnist
 	$(MAKE) checksums
 
@@ -48,6 +48,11 @@ samples: libtorch data fashion-data
 
 libtorch:
 	scripts/setup-libtorch.sh
+
+# nasm, for the SIMD code of the libjpeg-turbo that the `mozjpeg` crate builds (apt, when
+# missing). Without it the build still succeeds, in plain C, and large JPEGs decode slower.
+build-tools:
+	command -v nasm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nasm)
 
 # The container image, built from the Dockerfile as `docker build -t max-mnist .` builds it, with
 # Debian's podman (no Docker engine here). When no registry has the base images the Dockerfile

@@ -223,7 +223,7 @@ impl Preprocessor {
         }
         // The JPEG decoder fills a cut-off image with grey rather than failing, and the digit
         // found in what is left would be a confident guess: refuse what ends too early.
-        if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        if format == ImageFormat::Jpeg && !jpeg::is_complete(bytes) {
             return Err(Error::UndecodableImage("the JPEG is truncated (no end-of-image marker)".into()));
         }
         let undecodable = |error: image::ImageError| Error::UndecodableImage(error.to_string());
@@ -264,52 +264,6 @@ impl Preprocessor {
         let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
         let image = DynamicImage::from_decoder(decoder).map_err(over_limit)?;
         Ok((image, orientation))
-    }
-}
-
-/// Whether a JPEG reaches its end-of-image marker, walking its segments from the start: each
-/// marker segment is skipped by its length, and scan data up to the next marker (inside it, a
-/// 0xFF byte is followed by 0x00 or a restart marker); stray bytes between segments are
-/// skipped, as decoders do. Whatever follows the end marker (a
-/// phone's appended video, padding) does not matter, and an EXIF thumbnail's own end marker
-/// sits inside a segment that is skipped whole.
-fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    const START_OF_SCAN: u8 = 0xDA;
-    const END_OF_IMAGE: u8 = 0xD9;
-    let mut at = 2; // past the start-of-image marker
-    loop {
-        // A marker: 0xFF (after any stray bytes, which decoders skip, and fill bytes of 0xFF),
-        // then its code.
-        while bytes.get(at).is_some_and(|&byte| byte != 0xFF) {
-            at += 1;
-        }
-        while bytes.get(at) == Some(&0xFF) && bytes.get(at + 1) == Some(&0xFF) {
-            at += 1;
-        }
-        let (Some(0xFF), Some(&code)) = (bytes.get(at), bytes.get(at + 1)) else { return false };
-        at += 2;
-        match code {
-            END_OF_IMAGE => return true,
-            // Markers without a segment: restart markers, TEM, and a stuffed 0xFF00 out of place.
-            0xD0..=0xD7 | 0x01 | 0x00 => continue,
-            _ => {}
-        }
-        let Some(length) = bytes.get(at..at + 2).map(|length| usize::from(u16::from_be_bytes([length[0], length[1]])))
-        else {
-            return false;
-        };
-        at += length;
-        if code == START_OF_SCAN {
-            // Entropy-coded data runs to the next 0xFF that is not 0xFF00 or a restart marker.
-            loop {
-                match (bytes.get(at), bytes.get(at + 1)) {
-                    (Some(0xFF), Some(0x00 | 0xD0..=0xD7)) => at += 2,
-                    (Some(0xFF), Some(_)) => break,
-                    (Some(_), _) => at += 1,
-                    (None, _) => return false,
-                }
-            }
-        }
     }
 }
 
@@ -687,20 +641,5 @@ mod tests {
         assert!(matches!(preprocessor.pre_process(&empty_gif), Err(Error::UndecodableImage(_))));
         let big = encode(GrayImage::new(101, 100), ImageFormat::Png);
         assert!(matches!(preprocessor.pre_process(&big), Err(Error::TooManyPixels { width: 101, height: 100, .. })));
-    }
-
-    #[test]
-    fn a_jpeg_is_complete_up_to_its_end_marker_whatever_follows_it() {
-        for name in ["digit-7.jpg", "photo-4-exif.jpg", "photo-8-exif.jpg", "scan-3.jpg"] {
-            let jpeg = sample(name);
-            assert!(jpeg_is_complete(&jpeg), "{name}");
-            // A phone's appended video, or random bytes that end in a start-of-scan marker.
-            assert!(jpeg_is_complete(&[&jpeg[..], b"....ftypmp42\xFF\xDA\x00\x08"].concat()), "{name}");
-            // Stray bytes between the start marker and the first segment.
-            assert!(jpeg_is_complete(&[&jpeg[..2], b"\x00\x00\xFF\x00", &jpeg[2..]].concat()), "{name}");
-            for cut in [jpeg.len() - 2, jpeg.len() / 2, jpeg.len() / 4, 100, 2] {
-                assert!(!jpeg_is_complete(&jpeg[..cut]), "{name} cut at {cut}");
-            }
-        }
     }
 }

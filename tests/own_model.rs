@@ -145,6 +145,20 @@ async fn the_readme_s_three_commands_export_package_and_serve_lenet_which_answer
     assert_eq!(listed["models"][1]["modelName"], "lenet");
     let v2 = get_json(&format!("{}/v2/models/lenet", server.url)).await;
     assert_eq!(v2["inputs"][0]["shape"], serde_json::json!([-1, 1, 28, 28]), "{v2}");
+    // A model whose card sets no domain threshold has no `in_domain` to give.
+    let outputs: Vec<&str> =
+        v2["outputs"].as_array().unwrap().iter().map(|output| output["name"].as_str().unwrap()).collect();
+    assert_eq!(outputs, ["probabilities", "domain_score"], "{v2}");
+    let asked = serde_json::json!({
+        "inputs": [{"name": "pixels", "shape": [1, 1, 28, 28], "datatype": "FP32", "data": vec![0.0; 784]}],
+        "outputs": [{"name": "in_domain"}],
+    });
+    let response =
+        reqwest::Client::new().post(format!("{}/v2/models/lenet/infer", server.url)).json(&asked).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let refusal: serde_json::Value = response.json().await.unwrap();
+    let message = refusal["error"].as_str().unwrap_or_default();
+    assert!(message.contains("unknown output `in_domain`: the model has `probabilities`, `domain_score`"), "{refusal}");
     let metrics = reqwest::get(format!("{}/metrics", server.url)).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("model=\"lenet\""), "the engine's metrics carry the model's name");
 }

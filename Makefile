@@ -18,7 +18,7 @@ train: libtorch build-tools data fashion-data letter-fonts
 	$(MAKE) checksums
 
 # Retrain Fashion-MNIST and republish pretrained-model/fashion-mnist/.
-train-fashion: libtorch build-tools fashion-data
+train-fashion: libtorch build-tools data fashion-data letter-fonts
 	cargo run --release --bin train -- --dataset fashion-mnist
 	$(MAKE) checksums
 

@@ -50,8 +50,11 @@ impl OutlierSet {
     /// How to make [`OutlierSet::load`] work when it fails, or do without the set.
     pub fn hint(self) -> &'static str {
         match self {
-            OutlierSet::Dataset(_) => "install it with `make fashion-data`, or pass --outliers none",
-            OutlierSet::Letters => "install their fonts with `make letter-fonts`, or pass --outliers fashion-mnist",
+            OutlierSet::Dataset(KnownDataset::Mnist) => "fetch it with `make data`, or leave it out of --outliers",
+            OutlierSet::Dataset(KnownDataset::FashionMnist) => {
+                "install it with `make fashion-data`, or leave it out of --outliers"
+            }
+            OutlierSet::Letters => "install their fonts with `make letter-fonts`, or leave them out of --outliers",
         }
     }
 }

@@ -78,6 +78,8 @@ impl Preset {
                 architecture: Architecture::CnnBn16x32x64,
                 epochs: 50,
                 augmentation: PRODUCTS,
+                // Digits and letters are no clothes, as clothes are no digits.
+                outliers: &[OutlierSet::Dataset(KnownDataset::Mnist), OutlierSet::Letters],
                 ..Preset::named("fashion-mnist")
             },
         }
@@ -144,7 +146,7 @@ mod tests {
         assert_eq!(fashion.archive, "fashion-mnist-classifier.tar.gz");
         assert!(fashion.augmentation.flip && fashion.augmentation.max_rotation_degrees == 0.0);
         assert_eq!(fashion.architecture, Architecture::CnnBn16x32x64);
-        assert!(fashion.outliers.is_empty());
+        assert_eq!(fashion.outliers, [OutlierSet::Dataset(KnownDataset::Mnist), OutlierSet::Letters]);
     }
 
     #[test]

@@ -36,7 +36,8 @@ use tracing_subscriber::EnvFilter;
 ///
 ///   fashion-mnist  clothes, shoes and bags from /usr/share/datasets/fashion-mnist (Debian's
 ///                  dataset-fashion-mnist); cnn-bn-16-32-64, 50 epochs, random horizontal
-///                  flip and shift ±5%; run in runs/fashion-mnist, published to
+///                  flip and shift ±5%; MNIST digits and typed letters as outliers
+///                  (`make data letter-fonts`); run in runs/fashion-mnist, published to
 ///                  pretrained-model/fashion-mnist/fashion-mnist-classifier.tar.gz.
 ///
 ///   idx            any four IDX files of 28×28 grayscale images (train-images-idx3-ubyte,
@@ -132,9 +133,10 @@ struct Args {
     augment_low_resolution: Option<f64>,
     /// Pictures of no class that the network learns to answer with even probabilities, so
     /// that the "not a digit" score flags such pictures (outlier exposure), drawn evenly from
-    /// each set listed: `fashion-mnist`'s training images, read from their default place and
-    /// verified, `letters` typed in fonts from Debian's packages (`make letter-fonts`), or
-    /// `none` (default: the data set's; fashion-mnist,letters for mnist, none for the others).
+    /// each set listed: `mnist`'s or `fashion-mnist`'s training images, read from their default
+    /// place and verified, `letters` typed in fonts from Debian's packages (`make letter-fonts`),
+    /// or `none` (default: the data set's; fashion-mnist,letters for mnist, mnist,letters for
+    /// fashion-mnist, none for the others).
     #[arg(long, value_enum, value_delimiter = ',')]
     outliers: Option<Vec<OutliersArg>>,
     /// Weight of the outliers' loss beside the classes'.
@@ -201,6 +203,7 @@ enum DatasetArg {
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum OutliersArg {
     None,
+    Mnist,
     FashionMnist,
     Letters,
 }
@@ -352,6 +355,7 @@ fn outliers(args: &Args, preset: &Preset) -> anyhow::Result<Option<Outliers>> {
             .iter()
             .filter_map(|set| match set {
                 OutliersArg::None => None,
+                OutliersArg::Mnist => Some(OutlierSet::Dataset(KnownDataset::Mnist)),
                 OutliersArg::FashionMnist => Some(OutlierSet::Dataset(KnownDataset::FashionMnist)),
                 OutliersArg::Letters => Some(OutlierSet::Letters),
             })

@@ -5,7 +5,9 @@
 use max_mnist_artifacts::format::{Normalisation, Preprocessing};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{failed, metadata, scratch_with_tiny_data, succeeded, tiny_labels, train_bin, train_in};
+use crate::helpers::{
+    failed, metadata, repository, scratch_with_tiny_data, succeeded, tiny_labels, train_bin, train_in,
+};
 
 /// Where Debian's `dataset-fashion-mnist` package installs the four gzipped files: the train
 /// bin's default for `--dataset fashion-mnist`.
@@ -83,6 +85,10 @@ fn fashion_mnist_trains_from_debians_gzipped_files_with_its_class_names() {
         "this test reads Fashion-MNIST from {DEBIAN_FASHION_MNIST}: apt-get install dataset-fashion-mnist"
     );
     let scratch = tempfile::tempdir().unwrap();
+    // The default outliers are MNIST's digits, from data/mnist under the working directory,
+    // and typed letters.
+    std::fs::create_dir(scratch.path().join("data")).unwrap();
+    std::os::unix::fs::symlink(repository().join("data/mnist"), scratch.path().join("data/mnist")).unwrap();
     // The default data directory, gzipped files; one epoch over the full set takes seconds.
     let output = train_bin(scratch.path())
         .args(["--dataset", "fashion-mnist", "--epochs", "1", "--output", "bucket"])
@@ -107,6 +113,13 @@ fn fashion_mnist_trains_from_debians_gzipped_files_with_its_class_names() {
     assert_eq!(metadata.normalisation, Normalisation { mean: 0.2860, std: 0.3530 });
     assert_eq!(metadata.training_data_sha256, "14410854cf7a289477dcfc7df3f8ec24741e281cdcc425ede0d9a748ca630214");
     assert!(metadata.recipe.augmentation.contains("random horizontal flip"), "{:?}", metadata.recipe);
+    assert!(
+        metadata.recipe.outliers.starts_with("MNIST training images (60000, sha256 ")
+            && metadata.recipe.outliers.contains("letters typed in 15 fonts"),
+        "{:?}",
+        metadata.recipe
+    );
+    assert!(metadata.calibration.domain_threshold.is_some(), "{:?}", metadata.calibration);
     let report = std::fs::read_to_string(run.join("classification_report.md")).unwrap();
     assert!(report.contains("| Ankle boot |") && report.contains("| **T-shirt/top** |"), "{report}");
 }

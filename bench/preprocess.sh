@@ -20,6 +20,10 @@
 #   BEFORE_ONLY=1       score only the before server (e.g. while the change is unfinished)
 #   AFTER_ONLY=1        score only this checkout (accuracy, calibration and "not a digit" of
 #                       the committed model; no before build)
+#   DOMAIN_OF=MODEL     instead, how well MODEL's own `in_domain` tells the set IN_SET
+#                       (default fashion-test) from the sets OUT_SETS (default "mnist-test
+#                       letters"): the committed fashion-mnist model's "not clothing"
+#                       (bench/preprocess/domain.py; with AFTER_ONLY=1, this checkout's)
 # Each server's own table (accuracy, ECE before and after its temperature, share flagged
 # "not a digit", AUROC of the out-of-domain sets) is in NAME.md beside its JSON.
 set -euo pipefail
@@ -74,8 +78,15 @@ serve_and_score() {
         sleep 0.5
     done
     echo "Scoring the $name server ($label) on port $port" >&2
-    "$venv/bin/python" bench/preprocess/score.py --url "http://127.0.0.1:$port" --sets "$out/sets" \
-        --label "$label" --out "$out/$name.json" | tee "$out/$name.md"
+    if [ -n "${DOMAIN_OF:-}" ]; then
+        # shellcheck disable=SC2086 # one word per set
+        "$venv/bin/python" bench/preprocess/domain.py --url "http://127.0.0.1:$port" --model "$DOMAIN_OF" \
+            --sets "$out/sets" --in-domain "${IN_SET:-fashion-test}" --out-of-domain ${OUT_SETS:-mnist-test letters} \
+            --out "$out/$name-domain-$DOMAIN_OF.json" | tee "$out/$name-domain-$DOMAIN_OF.md"
+    else
+        "$venv/bin/python" bench/preprocess/score.py --url "http://127.0.0.1:$port" --sets "$out/sets" \
+            --label "$label" --out "$out/$name.json" | tee "$out/$name.md"
+    fi
     kill "$server_pid"
     wait "$server_pid" || true
     server_pid=

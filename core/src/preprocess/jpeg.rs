@@ -84,8 +84,10 @@ pub(crate) fn decode_reduced(
     // libjpeg reports a fatal error by unwinding out of the decoder (the `mozjpeg` crate's
     // documented contract, which skips the panic hook); a JPEG it cannot read goes to the
     // general path, which names what is wrong with it.
-    let decoded =
-        std::panic::catch_unwind(|| decode_at(bytes, eighths)).ok().and_then(|decoded| decoded.ok()).flatten();
+    let decoded = std::panic::catch_unwind(|| decode_at(bytes, eighths, (width, height)))
+        .ok()
+        .and_then(|decoded| decoded.ok())
+        .flatten();
     let orientation = header.exif.and_then(Orientation::from_exif_chunk).unwrap_or(Orientation::NoTransforms);
     Ok(decoded
         .filter(|image| (image.width(), image.height()) == (reduced_width, reduced_height))
@@ -93,9 +95,14 @@ pub(crate) fn decode_reduced(
 }
 
 /// `bytes` decoded by libjpeg-turbo at `eighths`/8 scale, in grey or RGB as it is stored;
-/// `None` for colour spaces other than those (CMYK, YCCK).
-fn decode_at(bytes: &[u8], eighths: u8) -> std::io::Result<Option<DynamicImage>> {
+/// `None` for colour spaces other than those (CMYK, YCCK), and, before anything is
+/// allocated for the pixels, when libjpeg reads another size than `width`×`height`, the one
+/// the pixel limit was checked against.
+fn decode_at(bytes: &[u8], eighths: u8, (width, height): (u32, u32)) -> std::io::Result<Option<DynamicImage>> {
     let mut decompress = Decompress::new_mem(bytes)?;
+    if decompress.size() != (width as usize, height as usize) {
+        return Ok(None);
+    }
     decompress.scale(eighths);
     let grey = match decompress.color_space() {
         ColorSpace::JCS_GRAYSCALE => true,
@@ -257,6 +264,9 @@ mod tests {
         let decode = |bytes: &[u8]| decode_reduced(bytes, (2048, 1536), Needed::LongerSide(512), 1 << 24).unwrap();
         let (decoded, orientation) = decode(&jpeg).unwrap();
         assert_eq!((decoded.width(), decoded.height(), orientation), (512, 384, Orientation::NoTransforms));
+        // A size other than the one the pixel limit was checked against: nothing is decoded.
+        assert!(decode_at(&jpeg, 2, (2048, 1535)).unwrap().is_none());
+        assert!(decode_at(&jpeg, 2, (2048, 1536)).unwrap().is_some());
         // A Huffman table that claims more codes than there are: libjpeg's fatal error.
         let table = jpeg.windows(2).position(|marker| marker == [0xFF, 0xC4]).unwrap();
         jpeg[table + 5..table + 21].fill(0xFF);

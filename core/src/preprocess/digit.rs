@@ -41,6 +41,10 @@ const MNIST_FULL_INK: u8 = 250;
 const MAD_TO_DEVIATION: f64 = 1.4826;
 /// Longest side the ink is looked for at; larger uploads are first shrunk by area averaging.
 pub(crate) const WORKING_SIDE: u32 = 512;
+/// The least longer side a large JPEG is decoded at for this procedure ([`super::jpeg`]),
+/// which then uses the picture as it is, a few pixels under [`WORKING_SIDE`]: 500 is what a
+/// 12-megapixel phone photo (4000 or 4032 pixels wide) gives at 1/8 scale, its cheapest.
+pub(crate) const LEAST_WORKING_SIDE: u32 = 500;
 /// Least contrast between ink and background, on a 0-1 scale, that counts as a digit.
 const MIN_INK_CONTRAST: f32 = 0.12;
 /// Bounds of the Otsu threshold, as fractions of the strongest ink contrast.

@@ -1,9 +1,9 @@
 //! Large JPEGs decoded at reduced scale, by libjpeg-turbo.
 //!
 //! A JPEG stores 8×8 blocks of DCT coefficients, and a decoder may compute each block at 1/2,
-//! 1/4 or 1/8 of its size in the inverse DCT. A 12-megapixel phone photo decoded at 1/4 is
-//! 1008×756 pixels, all that the digit procedure's 512-pixel working copy needs, for a
-//! fraction of the cost of decoding every pixel and shrinking them afterwards. The pixel limit
+//! 1/4 or 1/8 of its size in the inverse DCT. A 12-megapixel phone photo decoded at 1/8 is
+//! 504×378 pixels, all that the digit procedure's working copy needs (500 pixels or more),
+//! for a fraction of the cost of decoding every pixel and shrinking them afterwards. The pixel limit
 //! applies to what is actually decoded: the reduced picture, or for a progressive JPEG (whose
 //! decoder keeps every coefficient of the full picture until the last scan) the full one.
 //!

@@ -206,7 +206,7 @@ impl Preprocessor {
     /// The smallest picture this model's procedure can use without losing anything.
     fn needed(&self) -> jpeg::Needed {
         match self.procedure {
-            Preprocessing::Digit => jpeg::Needed::LongerSide(digit::WORKING_SIDE),
+            Preprocessing::Digit => jpeg::Needed::LongerSide(digit::LEAST_WORKING_SIDE),
             Preprocessing::Image => jpeg::Needed::ShorterSide(self.shape.width.max(self.shape.height)),
         }
     }
@@ -462,12 +462,12 @@ mod tests {
     }
 
     #[test]
-    fn a_12_megapixel_jpeg_is_decoded_at_a_quarter_and_reads_as_when_decoded_whole() {
+    fn a_12_megapixel_jpeg_is_decoded_at_an_eighth_and_reads_as_when_decoded_whole() {
         let bytes = large_photo(4032, 3024, 40);
         let preprocessor = preprocessor(16_000_000);
         let (decoded, _) = preprocessor.decode(&bytes).unwrap();
-        // 1/8 would give 504×378, less than the digit procedure's 512-pixel working copy.
-        assert_eq!(decoded.dimensions(), (1008, 756));
+        // A longer side of at least 500 pixels, which the digit procedure uses as it is.
+        assert_eq!(decoded.dimensions(), (504, 378));
         let reduced = preprocessor.model_input(&bytes).unwrap();
         let whole = fully_decoded_digit(&bytes);
         assert!(mean_difference(reduced.pixels(), &whole) < 0.02, "{}", mean_difference(reduced.pixels(), &whole));
@@ -476,7 +476,7 @@ mod tests {
 
     #[test]
     fn the_pixel_limit_applies_to_what_is_decoded() {
-        // 12.2 megapixels, decoded at 1/4: 0.76 megapixels, within a 1-megapixel limit.
+        // 12.2 megapixels, decoded at 1/8: 0.19 megapixels, within a 1-megapixel limit.
         let jpeg = large_photo(4032, 3024, 40);
         let input = preprocessor(1_000_000).model_input(&jpeg).unwrap();
         assert!(similarity(&input, &reference()) > SAME_DIGIT);

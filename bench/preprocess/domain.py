@@ -10,19 +10,17 @@ For the committed fashion-mnist model: `--in-domain fashion-test --out-of-domain
 Usage: domain.py --url URL --model NAME --sets DIR --in-domain SET --out-of-domain SET... --out FILE.json
 """
 import argparse
-import csv
 import json
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from score import auroc, predict
+from score import auroc, predict, rows_of
 
 
 def answers_of(pool, url, folder):
     """The domain scores and flags of the set in `folder`, and the status codes other than 200."""
-    with open(folder / "labels.csv", newline="") as listing:
-        rows = list(csv.DictReader(listing))
+    rows = rows_of(folder)
     scores, flagged, refused = [], [], Counter()
     for status, body, _ in pool.map(lambda row: predict(url, folder / row["file"]), rows):
         if body is None:
@@ -62,9 +60,8 @@ def main():
     print("|---|---:|---:|---:|---:|")
     for name, result in sets.items():
         flagged = "n/a" if result["flagged_percent"] is None else f"{result['flagged_percent']:.2f}%"
-        print(f"| {name} | {result['images']} | {sum(result['refused'].values())} | {flagged} "
-              f"| {aurocs[name]:.4f} |" if name in aurocs else
-              f"| {name} | {result['images']} | {sum(result['refused'].values())} | {flagged} | |")
+        against = f"{aurocs[name]:.4f}" if name in aurocs else ""
+        print(f"| {name} | {result['images']} | {sum(result['refused'].values())} | {flagged} | {against} |")
     print(f"| all out-of-domain | | | | {aurocs['all out-of-domain']:.4f} |")
 
 

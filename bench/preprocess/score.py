@@ -68,9 +68,14 @@ def uncalibrated(probabilities, temperature):
     return raised / raised.sum()
 
 
-def score_set(pool, url, folder, temperature):
+def rows_of(folder):
+    """The rows of a set's labels.csv (`file`, `label`, ...), as make_eval_sets.py wrote them."""
     with open(folder / "labels.csv", newline="") as listing:
-        rows = list(csv.DictReader(listing))
+        return list(csv.DictReader(listing))
+
+
+def score_set(pool, url, folder, temperature):
+    rows = rows_of(folder)
     answers = pool.map(lambda row: predict(url, folder / row["file"]), rows)
     digits = rows[0]["label"] != NOT_A_DIGIT if rows else True
     result = {"images": len(rows), "correct": 0, "wrong": 0, "non_200": 0, "status_codes": Counter(),

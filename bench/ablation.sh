@@ -23,7 +23,10 @@ if [ $# -eq 0 ]; then
         "no-outliers=--outliers none" \
         "clothes-outliers=--outliers fashion-mnist" \
         "no-outliers-12-24-48=--outliers none --architecture cnn-bn-12-24-48" \
-        "quarter-redrawn=--augment-thick-strokes 0.25 --augment-low-resolution 0.25"
+        "quarter-redrawn=--augment-thick-strokes 0.25 --augment-low-resolution 0.25" \
+        "weaker-affine=--augment-rotation 8 --augment-scale 0.05 --augment-shift 0.05" \
+        "stronger-affine=--augment-rotation 16 --augment-scale 0.15 --augment-shift 0.1" \
+        "epochs-60=--epochs 60"
 fi
 
 make --quiet libtorch data fashion-data letter-fonts >/dev/null

@@ -15,6 +15,7 @@
 # Usage: bench/management.sh   (RUNS=3 CYCLES=100 DURATION=10 SWAP_EVERY=0.5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/server.sh
 runs=${RUNS:-3} cycles=${CYCLES:-100} duration=${DURATION:-10} swap_every=${SWAP_EVERY:-0.5}
 command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
 cargo build --release --bin max-mnist >/dev/null
@@ -31,12 +32,7 @@ start_server() { # LOG: a fresh server with both committed models and management
     target/release/max-mnist --host 127.0.0.1 --port 5108 --management-address 127.0.0.1:5109 \
         --admin-api-key "$key" --allowed-bucket "$buckets/" --assets-dir "$out/assets" >"$1" 2>&1 &
     pid=$!
-    for _ in $(seq 300); do
-        curl -sf http://127.0.0.1:5108/health/ready >/dev/null && return
-        sleep 0.1
-    done
-    echo "the server did not start; see $1" >&2
-    exit 1
+    wait_until_ready 5108 "$pid" "$1"
 }
 trap 'kill "${pid:-}" 2>/dev/null; wait' EXIT
 cycle() { # one register (timed, in ms, to $out/load_ms.txt), one prediction, one unregister

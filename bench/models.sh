@@ -14,6 +14,7 @@
 # Usage: bench/models.sh   (RUNS=3 DURATION=10; builds the release server first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/server.sh
 runs=${RUNS:-3} duration=${DURATION:-10}
 command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
 cargo build --release --bin max-mnist >/dev/null
@@ -29,11 +30,9 @@ one_pid=$!
 two_pid=$!
 trap 'kill "$one_pid" "$two_pid" 2>/dev/null; wait' EXIT
 rss_mib() { awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+wait_until_ready 5106 "$one_pid" "$out/one.log"
+wait_until_ready 5107 "$two_pid" "$out/two.log"
 for port in 5106 5107; do
-    for _ in $(seq 300); do
-        curl -sf "http://127.0.0.1:$port/health/ready" >/dev/null && break
-        sleep 0.1
-    done
     BODY_FILE="$out/single.body" wrk -t1 -c8 -d3s -s bench/throughput/post.lua "http://127.0.0.1:$port/model/predict" >/dev/null
 done
 BODY_FILE="$out/fashion.body" wrk -t1 -c8 -d3s -s bench/throughput/post.lua \

@@ -17,6 +17,7 @@
 # Usage: bench/photos.sh   (COUNT=20 RUNS=3 SEED=1; BEFORE=path/to/max-mnist)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/server.sh
 count=${COUNT:-20} runs=${RUNS:-3} seed=${SEED:-1}
 out="bench/results/photos/$(date -u +%Y%m%dT%H%M%SZ)"
 sets=bench/results/photos/sets
@@ -46,7 +47,7 @@ for name in "${!servers[@]}"; do
         --model mnist=pretrained-model/mnist --assets-dir "$out/assets-$name" >"$out/$name.log" 2>&1 &
     pids+=($!)
     echo "$name $!" >>"$out/pids"
-    for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/health/ready" >/dev/null && break; sleep 0.1; done
+    wait_until_ready "$port" "$!" "$out/$name.log"
 done
 for run in $(seq 1 "$runs"); do
     for name in "${!servers[@]}"; do
@@ -64,7 +65,7 @@ done <"$out/pids" >"$out/peak-rss.txt"
     >"$out/flood.log" 2>&1 &
 flood=$!
 pids+=($flood)
-for _ in $(seq 300); do curl -sf "http://127.0.0.1:5129/health/ready" >/dev/null && break; sleep 0.1; done
+wait_until_ready 5129 "$flood" "$out/flood.log"
 for size in 12mp 48mp; do
     "$venv/bin/python" bench/photos/measure.py "http://127.0.0.1:5129/model/predict" "$sets/$size" \
         "$out/flood-$size.json" --runs "$runs" --concurrency 64

@@ -6,6 +6,7 @@
 # Usage: bench/photos_profile.sh   (RUNS=3 SIZE=12mp; perf from Debian's linux-perf)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/server.sh
 runs=${RUNS:-3} size=${SIZE:-12mp}
 sets=bench/results/photos/sets
 out="bench/results/photos_profile/$(date -u +%Y%m%dT%H%M%SZ)"
@@ -18,7 +19,7 @@ target/release/max-mnist --host 127.0.0.1 --port 5131 --model mnist=pretrained-m
     --assets-dir "$out/assets" >"$out/server.log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null; wait' EXIT
-for _ in $(seq 300); do curl -sf http://127.0.0.1:5131/health/ready >/dev/null && break; sleep 0.1; done
+wait_until_ready 5131 "$server" "$out/server.log"
 perf record -F 999 -g -p "$server" -o "$out/perf.data" >/dev/null 2>&1 &
 recorder=$!
 sleep 1

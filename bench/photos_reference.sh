@@ -12,6 +12,7 @@
 # Usage: bench/photos_reference.sh   (RUNS=3 DURATION=10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/server.sh
 runs=${RUNS:-3} duration=${DURATION:-10}
 sets=bench/results/photos/sets
 out="bench/results/photos_reference/$(date -u +%Y%m%dT%H%M%SZ)"
@@ -31,7 +32,7 @@ target/release/max-mnist --host 127.0.0.1 --port 5131 --model mnist=pretrained-m
     --assets-dir "$out/assets" >"$out/max-mnist.log" 2>&1 &
 ours=$!
 trap 'kill "$ours" "${reference:-}" 2>/dev/null; wait' EXIT
-for _ in $(seq 300); do curl -sf http://127.0.0.1:5131/health/ready >/dev/null && break; sleep 0.1; done
+wait_until_ready 5131 "$ours" "$out/max-mnist.log"
 MODEL_WEIGHTS="$PWD/$out/assets/mnist/mnist-classifier.safetensors" "$venv/bin/gunicorn" --workers 2 \
     --bind 127.0.0.1:5132 --chdir bench/throughput reference_server:app >"$out/reference.log" 2>&1 &
 reference=$!

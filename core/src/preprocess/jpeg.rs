@@ -236,10 +236,7 @@ impl<'a> Iterator for Segments<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sample(name: &str) -> Vec<u8> {
-        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples").join(name)).unwrap()
-    }
+    use crate::preprocess::tests::{progressive_jpeg, sample};
 
     #[test]
     fn a_jpeg_is_complete_up_to_its_end_marker_whatever_follows_it() {
@@ -283,10 +280,6 @@ mod tests {
         assert_eq!(header_of("digit-7.jpg"), (Some(0xC0), None));
         assert_eq!(header_of("photo-4-exif.jpg").1, Some(Orientation::Rotate270));
         assert_eq!(header_of("photo-8-exif.jpg").1, Some(Orientation::Rotate90));
-        let progressive = std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/digit-3-progressive-1600x1200.jpg"),
-        )
-        .unwrap();
-        assert_eq!(Header::read(&progressive).frame, Some(PROGRESSIVE_FRAME));
+        assert_eq!(Header::read(&progressive_jpeg()).frame, Some(PROGRESSIVE_FRAME));
     }
 }

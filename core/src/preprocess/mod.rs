@@ -286,8 +286,17 @@ mod tests {
         bytes.into_inner()
     }
 
-    fn sample(name: &str) -> Vec<u8> {
+    /// The bytes of `samples/NAME`.
+    pub(super) fn sample(name: &str) -> Vec<u8> {
         std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples").join(name)).unwrap()
+    }
+
+    /// A progressive JPEG of a digit, 1600×1200 pixels.
+    pub(super) fn progressive_jpeg() -> Vec<u8> {
+        std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/digit-3-progressive-1600x1200.jpg"),
+        )
+        .unwrap()
     }
 
     fn model_input(bytes: &[u8]) -> ModelInput {
@@ -485,10 +494,7 @@ mod tests {
         assert!(matches!(preprocessor(1_000_000).model_input(&png), Err(Error::TooManyPixels { .. })));
         // A progressive JPEG's decoder keeps every coefficient of the whole picture: its full
         // size counts. 1600×1200 is 1.92 megapixels.
-        let progressive = std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/digit-3-progressive-1600x1200.jpg"),
-        )
-        .unwrap();
+        let progressive = progressive_jpeg();
         assert!(matches!(preprocessor(1_000_000).model_input(&progressive), Err(Error::TooManyPixels { .. })));
         let (decoded, _) = preprocessor(2_000_000).decode(&progressive).unwrap();
         assert_eq!(decoded.dimensions(), (800, 600));

@@ -11,6 +11,7 @@
 #   DELAYS="0 250 500 1000 2000" RUNS=3 DURATION=6
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/server.sh
 delays=${DELAYS:-0 250 500 1000 2000}
 runs=${RUNS:-3}
 duration=${DURATION:-6}
@@ -33,7 +34,7 @@ for run in $(seq "$runs"); do
     for delay in $delays; do
         MAX_BATCH_DELAY_US=$delay target/release/max-mnist --host 127.0.0.1 --port "$port" >"$out/server.log" 2>&1 &
         pid=$!
-        until curl -sf -o /dev/null "http://127.0.0.1:$port/model/labels"; do sleep 0.1; done
+        wait_until_ready "$port" "$pid" "$out/server.log"
         BODY_FILE="$out/single.body" wrk -t1 -c8 -d2s -s bench/throughput/post.lua \
             "http://127.0.0.1:$port/model/predict" >/dev/null
         for concurrency in 1 8 64; do

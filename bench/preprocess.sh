@@ -28,6 +28,7 @@
 # "not a digit", AUROC of the out-of-domain sets) is in NAME.md beside its JSON.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/server.sh
 root=$PWD
 before_rev=${1:-58bc64a}
 seed=${SEED:-1}
@@ -69,14 +70,8 @@ serve_and_score() {
     (cd "$dir" && HOST=127.0.0.1 PORT=$port ASSETS_DIR="$scratch/assets-$name" LOG_LEVEL=warn exec "$binary") \
         >"$out/server-$name.log" 2>&1 &
     server_pid=$!
-    until curl --silent --fail --output /dev/null "http://127.0.0.1:$port/model/metadata"; do
-        if ! kill -0 "$server_pid" 2>/dev/null; then
-            echo "The $name server exited; the end of $out/server-$name.log:" >&2
-            tail -n 20 "$out/server-$name.log" >&2
-            exit 1
-        fi
-        sleep 0.5
-    done
+    # /model/metadata: the before revision may be older than /health/ready.
+    wait_until_ready "$port" "$server_pid" "$out/server-$name.log" /model/metadata
     echo "Scoring the $name server ($label) on port $port" >&2
     if [ -n "${DOMAIN_OF:-}" ]; then
         # shellcheck disable=SC2086 # one word per set

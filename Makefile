@@ -17,9 +17,10 @@ train: libtorch build-tools data fashion-data letter-fonts
 	cargo run --release --bin train
 	$(MAKE) checksums
 
-# Retrain Fashion-MNIST and republish pretrained-model/fashion-mnist/.
+# Retrain Fashion-MNIST and republish pretrained-model/fashion-mnist/ (the committed export is
+# seed 3's).
 train-fashion: libtorch build-tools data fashion-data letter-fonts
-	cargo run --release --bin train -- --dataset fashion-mnist
+	cargo run --release --bin train -- --dataset fashion-mnist --seed 3
 	$(MAKE) checksums
 
 # sha512sums.txt pins every file of the committed buckets (`sha512sum -c sha512sums.txt`).

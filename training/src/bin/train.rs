@@ -35,7 +35,7 @@ use tracing_subscriber::EnvFilter;
 ///                  published to pretrained-model/mnist/mnist-classifier.tar.gz.
 ///
 ///   fashion-mnist  clothes, shoes and bags from /usr/share/datasets/fashion-mnist (Debian's
-///                  dataset-fashion-mnist); cnn-bn-16-32-64, 50 epochs, random horizontal
+///                  dataset-fashion-mnist); cnn-bn-16-32-64, 60 epochs, random horizontal
 ///                  flip and shift ±5%; MNIST digits and typed letters as outliers
 ///                  (`make data letter-fonts`); run in runs/fashion-mnist, published to
 ///                  pretrained-model/fashion-mnist/fashion-mnist-classifier.tar.gz.

@@ -26,7 +26,9 @@ if [ $# -eq 0 ]; then
         "quarter-redrawn=--augment-thick-strokes 0.25 --augment-low-resolution 0.25" \
         "weaker-affine=--augment-rotation 8 --augment-scale 0.05 --augment-shift 0.05" \
         "stronger-affine=--augment-rotation 16 --augment-scale 0.15 --augment-shift 0.1" \
-        "epochs-60=--epochs 60"
+        "epochs-60=--epochs 60" \
+        "default-seed-2=--seed 2" \
+        "default-seed-3=--seed 3"
 fi
 
 make --quiet libtorch data fashion-data letter-fonts >/dev/null

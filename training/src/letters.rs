@@ -1,6 +1,7 @@
-//! Letters as outliers for a digit model: letters typed in fonts from Debian's packages, dark
-//! on a light page, each made into the network's input by the serving preprocessing, so that
-//! the network learns that a drawing of strokes can still be none of its digits.
+//! Letters as outliers: letters typed in fonts from Debian's packages, dark on a light page,
+//! each made into the network's input by the serving preprocessing of the model being trained,
+//! so that a digit model learns that a drawing of strokes can still be none of its digits, and
+//! a clothes model that a page with writing on it is none of its products.
 //!
 //! The fonts are not those of the evaluation's letters (`bench/preprocess/make_eval_sets.py`
 //! types those in six other packages' fonts), and the letters that these fonts may draw as a
@@ -11,6 +12,7 @@ use std::path::Path;
 
 use ab_glyph::{Font, FontVec, PxScale, point};
 use image::{GrayImage, Luma};
+use max_mnist_artifacts::format::Preprocessing;
 use max_mnist_core::preprocess::Preprocessor;
 use sha2::{Digest, Sha256};
 use tch::Tensor;
@@ -54,11 +56,12 @@ const INK: f32 = 25.0;
 /// Space around a glyph, as a share of its height.
 const MARGIN: f32 = 0.5;
 
-/// Every letter of [`OUTLIER_LETTERS`] in every font of `fonts` at each glyph height, as the
-/// network's inputs `[N, 1, 28, 28]` in [0, 1], bright on dark, and the SHA-256 of their
-/// pixels. A letter a font lacks is skipped.
-pub fn typed_letters(fonts: &[&Path]) -> Result<(Tensor, String)> {
-    let preprocessor = Preprocessor::mnist_digits(u64::from(u32::MAX));
+/// Every letter of [`OUTLIER_LETTERS`] in every font of `fonts` at each glyph height, as
+/// `procedure` makes the network's inputs `[N, 1, 28, 28]` in [0, 1] of them (the digit
+/// procedure bright on dark, the image procedure still dark on a light page), and the SHA-256
+/// of their pixels. A letter a font lacks is skipped.
+pub fn typed_letters(fonts: &[&Path], procedure: Preprocessing) -> Result<(Tensor, String)> {
+    let preprocessor = Preprocessor::mnist_sized(procedure, u64::from(u32::MAX));
     let shape = preprocessor.shape();
     let mut pixels: Vec<f32> = Vec::new();
     for &path in fonts {
@@ -109,24 +112,44 @@ fn typed(font: &FontVec, letter: char, height: f32) -> Option<GrayImage> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn letters_are_typed_as_the_network_sees_digits_and_none_is_digit_like() {
+    /// Every outlier letter typed in DejaVu Sans by `procedure`, checked for its count, and
+    /// the pixels' digest.
+    fn typed_in_dejavu(procedure: Preprocessing) -> (Tensor, String) {
         let font = Path::new(LETTER_FONTS[11]);
         assert!(font.is_file(), "this test types in {}: make letter-fonts", font.display());
-        let (letters, digest) = typed_letters(&[font]).unwrap();
+        let (letters, digest) = typed_letters(&[font], procedure).unwrap();
         assert_eq!(letters.size(), [(OUTLIER_LETTERS.len() * GLYPH_HEIGHTS.len()) as i64, 1, 28, 28]);
         assert_eq!(digest.len(), 64);
+        (letters, digest)
+    }
+
+    #[test]
+    fn letters_are_typed_as_the_network_sees_digits_and_none_is_digit_like() {
+        let (letters, digest) = typed_in_dejavu(Preprocessing::Digit);
         // Bright ink on a black field, inside MNIST's 20-pixel box.
         assert!((letters.max().double_value(&[]) - 1.0).abs() < 1e-6);
         let border = letters.narrow(2, 0, 1).abs().max().double_value(&[]);
         assert!(border < 1e-6, "the top row stays background, got {border}");
         assert!(OUTLIER_LETTERS.chars().all(|letter| !"OoQDdIiljJZzSsbGTtBgqCcPpF".contains(letter)));
-        assert_eq!(typed_letters(&[font]).unwrap().1, digest, "typing is deterministic");
+        assert_eq!(typed_in_dejavu(Preprocessing::Digit).1, digest, "typing is deterministic");
+    }
+
+    #[test]
+    fn the_image_procedure_keeps_the_page_light_and_the_ink_dark() {
+        let (letters, digest) = typed_in_dejavu(Preprocessing::Image);
+        assert_ne!(digest, typed_in_dejavu(Preprocessing::Digit).1);
+        // Every picture keeps its page (the top row) light and has dark ink in its middle.
+        let page = letters.narrow(2, 0, 1).amin(&[1, 2, 3][..], false);
+        let ink = letters.narrow(2, 7, 14).narrow(3, 7, 14).amin(&[1, 2, 3][..], false);
+        let lightest_ink = ink.max().double_value(&[]);
+        let darkest_page = page.min().double_value(&[]);
+        assert!(darkest_page > 0.85, "the page stays light, got {darkest_page}");
+        assert!(lightest_ink < 0.5, "each letter's ink is dark, got {lightest_ink}");
     }
 
     #[test]
     fn a_missing_font_is_named() {
-        let error = typed_letters(&[Path::new("/nonexistent/font.ttf")]).unwrap_err().to_string();
+        let error = typed_letters(&[Path::new("/nonexistent/font.ttf")], Preprocessing::Digit).unwrap_err().to_string();
         assert!(error.contains("/nonexistent/font.ttf"), "{error}");
     }
 }

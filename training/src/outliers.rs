@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use max_mnist_artifacts::format::Preprocessing;
 use tch::{Device, Kind, Tensor};
 
 use crate::data::{IdxDataset, KnownDataset};
@@ -23,10 +24,27 @@ pub enum OutlierSet {
 }
 
 impl OutlierSet {
-    /// The set's name, as the weights' recipe gives it, and its `[N, 1, 28, 28]` images: a
-    /// known data set's training images, read from its default place and verified, or the
-    /// [`crate::letters`] typed in [`LETTER_FONTS`].
-    pub fn load(self) -> Result<(String, Tensor)> {
+    /// The set's name, as the weights' recipe gives it, and its `[N, 1, 28, 28]` images as a
+    /// model whose uploads `procedure` prepares sees them: a known data set's training images,
+    /// read from its default place and verified, or the [`crate::letters`] typed in
+    /// [`LETTER_FONTS`].
+    ///
+    /// The image procedure keeps a picture's polarity: a page stays light, and a
+    /// Fashion-MNIST product stays on black. So for such a model every image comes twice, as it
+    /// is and inverted: a digit is also dark ink on a light page, as a photo of paper shows it,
+    /// and a letter also light on dark. The digit procedure makes every input bright on dark,
+    /// so its models see each image once.
+    pub fn load(self, procedure: Preprocessing) -> Result<(String, Tensor)> {
+        let (name, images) = self.load_as(procedure)?;
+        Ok(match procedure {
+            Preprocessing::Digit => (name, images),
+            Preprocessing::Image => {
+                (format!("{name}, each also inverted"), Tensor::cat(&[&images, &(1.0 - &images)], 0))
+            }
+        })
+    }
+
+    fn load_as(self, procedure: Preprocessing) -> Result<(String, Tensor)> {
         match self {
             OutlierSet::Dataset(known) => {
                 let name = known.card().name;
@@ -41,7 +59,7 @@ impl OutlierSet {
             }
             OutlierSet::Letters => {
                 let fonts: Vec<&Path> = LETTER_FONTS.iter().map(Path::new).collect();
-                let (images, sha256) = typed_letters(&fonts)?;
+                let (images, sha256) = typed_letters(&fonts, procedure)?;
                 Ok((format!("letters typed in {} fonts ({}, sha256 {sha256})", fonts.len(), images.size()[0]), images))
             }
         }
@@ -154,6 +172,23 @@ mod tests {
         );
         assert_eq!(Outliers::describe(None), "none");
         assert_eq!(Outliers::describe(Some(&outliers)), "five, weight 0.5, towards even probabilities");
+    }
+
+    #[test]
+    fn a_model_taking_pictures_as_they_are_sees_each_outlier_in_both_polarities() {
+        let (digit_name, as_digits) = OutlierSet::Letters.load(Preprocessing::Digit).unwrap();
+        let (image_name, as_images) = OutlierSet::Letters.load(Preprocessing::Image).unwrap();
+        let count = as_digits.size()[0];
+        assert_eq!(as_images.size(), [2 * count, 1, 28, 28]);
+        assert!(!digit_name.contains("inverted"), "{digit_name}");
+        assert!(image_name.ends_with(", each also inverted"), "{image_name}");
+        let (typed, inverted) = (as_images.narrow(0, 0, count), as_images.narrow(0, count, count));
+        assert!((typed + inverted).allclose(
+            &Tensor::ones([count, 1, 28, 28], tch::kind::FLOAT_CPU),
+            1e-6,
+            1e-6,
+            false
+        ));
     }
 
     #[test]

@@ -79,7 +79,8 @@ impl Preset {
                 architecture: Architecture::CnnBn16x32x64,
                 epochs: 60,
                 augmentation: PRODUCTS,
-                // Digits and letters are no clothes, as clothes are no digits.
+                // Digits and letters are no clothes, as clothes are no digits; each comes also
+                // inverted (`OutlierSet::load`), since the image procedure keeps a page light.
                 outliers: &[OutlierSet::Dataset(KnownDataset::Mnist), OutlierSet::Letters],
                 ..Preset::named("fashion-mnist")
             },

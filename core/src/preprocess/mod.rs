@@ -141,16 +141,23 @@ impl Preprocessor {
     /// The digit procedure for 28×28 grayscale inputs normalised with MNIST's usual constants
     /// (those of the committed `mnist` model), for tools and tests that load no model.
     pub fn mnist_digits(max_pixels: u64) -> Preprocessor {
+        Preprocessor::mnist_sized(Preprocessing::Digit, max_pixels)
+    }
+
+    /// `procedure` for 28×28 grayscale inputs, as MNIST's and Fashion-MNIST's models take,
+    /// normalised with MNIST's usual constants: for tools that make inputs like a model's
+    /// without loading one.
+    pub fn mnist_sized(procedure: Preprocessing, max_pixels: u64) -> Preprocessor {
         let card = ModelCard {
-            description: "MNIST's handwritten digits".into(),
+            description: "28×28 grayscale pictures".into(),
             architecture: "any".into(),
             labels: (0..10).map(|digit| digit.to_string()).collect(),
             input_shape: InputShape::grayscale(28),
             normalisation: ChannelNormalisation::uniform(1, MNIST_NORMALISATION.mean, MNIST_NORMALISATION.std),
-            preprocessing: Preprocessing::Digit,
+            preprocessing: procedure,
             calibration: Calibration::NONE,
         };
-        Preprocessor::new(&card, max_pixels).expect("MNIST's card makes an input")
+        Preprocessor::new(&card, max_pixels).expect("a 28×28 grayscale card makes an input")
     }
 
     /// The input shape it makes.

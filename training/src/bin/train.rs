@@ -15,6 +15,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use max_mnist_artifacts::bucket;
 use max_mnist_artifacts::download::DownloadPolicy;
+use max_mnist_artifacts::format::Preprocessing;
 use max_mnist_core::network::Architecture;
 use max_mnist_training::augment::Augmentation;
 use max_mnist_training::data::{DatasetCard, IdxDataset, KnownDataset, mirrors};
@@ -267,6 +268,7 @@ fn train_and_publish(args: &Args) -> anyhow::Result<()> {
         None => args.runs_dir.join(args.exp_name.as_deref().unwrap_or(&preset.exp_name)),
     };
     let epochs = args.epochs.unwrap_or(preset.epochs);
+    let outliers = outliers(args, &preset, dataset.preprocessing)?;
     let settings = TrainSettings {
         dataset,
         architecture: args.architecture.unwrap_or(preset.architecture),
@@ -277,7 +279,7 @@ fn train_and_publish(args: &Args) -> anyhow::Result<()> {
         augmentation: augmentation(args, preset.augmentation),
         label_smoothing: args.label_smoothing,
         weight_average: (args.weight_average != 0.0).then_some(args.weight_average),
-        outliers: outliers(args, &preset)?,
+        outliers,
         validation_split: args.validation_split,
         seed: args.seed,
         threads: args.threads,
@@ -348,8 +350,9 @@ fn optimizer(args: &Args) -> Optimizer {
     }
 }
 
-/// The outliers `--outliers` names, or the data set's.
-fn outliers(args: &Args, preset: &Preset) -> anyhow::Result<Option<Outliers>> {
+/// The outliers `--outliers` names, or the data set's, as a model whose uploads `procedure`
+/// prepares sees them.
+fn outliers(args: &Args, preset: &Preset, procedure: Preprocessing) -> anyhow::Result<Option<Outliers>> {
     let sets: Vec<OutlierSet> = match &args.outliers {
         Some(listed) => listed
             .iter()
@@ -367,7 +370,7 @@ fn outliers(args: &Args, preset: &Preset) -> anyhow::Result<Option<Outliers>> {
     }
     let loaded = sets
         .into_iter()
-        .map(|set| set.load().with_context(|| format!("cannot load the outliers ({})", set.hint())))
+        .map(|set| set.load(procedure).with_context(|| format!("cannot load the outliers ({})", set.hint())))
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(Some(Outliers::evenly(loaded, args.outlier_weight)?))
 }

@@ -140,15 +140,18 @@ fn fashion_mnist_and_letters_can_be_the_outliers_of_any_data_set_and_the_recipe_
     assert!(weights.is_file(), "{stdout}");
     let outliers = metadata(&weights).recipe.outliers;
     let (fashion, letters) = outliers.split_once(" and ").unwrap_or_else(|| panic!("two sets: {outliers}"));
+    // A custom data set's uploads are prepared as pictures, which keep their polarity, so
+    // each outlier also comes inverted.
     assert_eq!(
         fashion,
-        "Fashion-MNIST training images (60000, sha256 14410854cf7a289477dcfc7df3f8ec24741e281cdcc425ede0d9a748ca630214)"
+        "Fashion-MNIST training images (60000, sha256 \
+         14410854cf7a289477dcfc7df3f8ec24741e281cdcc425ede0d9a748ca630214), each also inverted"
     );
     // 25 letters in 15 fonts at 2 heights; the digest is of the typed pixels, which follow
     // the fonts' versions.
     let digest = letters
         .strip_prefix("letters typed in 15 fonts (750, sha256 ")
-        .and_then(|rest| rest.strip_suffix("), weight 0.25, towards even probabilities"))
+        .and_then(|rest| rest.strip_suffix("), each also inverted, weight 0.25, towards even probabilities"))
         .unwrap_or_else(|| panic!("{letters}"));
     assert!(digest.len() == 64 && digest.bytes().all(|byte| byte.is_ascii_hexdigit()), "{digest}");
     // A weight that cannot count is refused before anything runs.

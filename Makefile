@@ -35,7 +35,7 @@ data:
 fashion-data:
 	[ -d /usr/share/datasets/fashion-mnist ] || (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)
 
-# The fonts the MNIST recipe types its outlier letters in (training/src/letters.rs): other
+# The fonts the outlier letters are typed in (training/src/letters.rs): other
 # packages than those of bench/preprocess's evaluation letters (apt, when one is missing).
 LETTER_FONT_PACKAGES = fonts-breip fonts-bwht fonts-femkeklaver fonts-sjfonts fonts-yusei-magic fonts-dejavu-core fonts-liberation
 letter-fonts:

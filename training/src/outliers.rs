@@ -35,7 +35,7 @@ impl OutlierSet {
     /// and a letter also light on dark. The digit procedure makes every input bright on dark,
     /// so its models see each image once.
     pub fn load(self, procedure: Preprocessing) -> Result<(String, Tensor)> {
-        let (name, images) = self.load_as(procedure)?;
+        let (name, images) = self.load_as_prepared(procedure)?;
         Ok(match procedure {
             Preprocessing::Digit => (name, images),
             Preprocessing::Image => {
@@ -44,7 +44,9 @@ impl OutlierSet {
         })
     }
 
-    fn load_as(self, procedure: Preprocessing) -> Result<(String, Tensor)> {
+    /// The set's name and images once, as they are: the data set's own, or the letters as
+    /// `procedure` makes them.
+    fn load_as_prepared(self, procedure: Preprocessing) -> Result<(String, Tensor)> {
         match self {
             OutlierSet::Dataset(known) => {
                 let name = known.card().name;
@@ -83,7 +85,8 @@ pub struct Outliers {
     /// What they are, for the weights' recipe, e.g. `Fashion-MNIST training images (60000,
     /// sha256 …)`.
     pub name: String,
-    /// `[N, C, H, W]` in [0, 1], drawn as the classes' images are (for digits: bright on dark).
+    /// `[N, C, H, W]` in [0, 1], as the model's preprocessing makes its inputs (for the digit
+    /// procedure bright on dark, for the image procedure in both polarities).
     pub images: Tensor,
     /// `[N]`: each image's chance of being drawn, so that every set is drawn as often as
     /// another, however many images it has.
@@ -176,13 +179,22 @@ mod tests {
 
     #[test]
     fn a_model_taking_pictures_as_they_are_sees_each_outlier_in_both_polarities() {
-        let (digit_name, as_digits) = OutlierSet::Letters.load(Preprocessing::Digit).unwrap();
-        let (image_name, as_images) = OutlierSet::Letters.load(Preprocessing::Image).unwrap();
+        let load = |procedure| {
+            OutlierSet::Letters
+                .load(procedure)
+                .unwrap_or_else(|error| panic!("{error}: {}", OutlierSet::Letters.hint()))
+        };
+        let (digit_name, as_digits) = load(Preprocessing::Digit);
+        let (image_name, as_images) = load(Preprocessing::Image);
         let count = as_digits.size()[0];
         assert_eq!(as_images.size(), [2 * count, 1, 28, 28]);
         assert!(!digit_name.contains("inverted"), "{digit_name}");
         assert!(image_name.ends_with(", each also inverted"), "{image_name}");
         let (typed, inverted) = (as_images.narrow(0, 0, count), as_images.narrow(0, count, count));
+        // Typed by the image procedure, each page's top row stays light; the digit procedure
+        // makes it black.
+        let top_row = |images: &Tensor| images.narrow(2, 0, 1).amin(&[1, 2, 3][..], false).min().double_value(&[]);
+        assert!(top_row(&typed) > 0.85 && top_row(&as_digits) < 1e-6);
         assert!((typed + inverted).allclose(
             &Tensor::ones([count, 1, 28, 28], tch::kind::FLOAT_CPU),
             1e-6,

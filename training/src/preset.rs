@@ -74,8 +74,9 @@ impl Preset {
                 data_dir: Some("/usr/share/datasets/fashion-mnist".into()),
                 data_hint: "install Debian's dataset-fashion-mnist package, or pass --download",
                 // The MNIST network reached 90.97% here (flips, shifts of ±7.5%, 40 epochs);
-                // this one 93.10% (seed 3, 60 epochs; 92.87-92.92% in 50 epochs), at about
-                // twice the cost per image (BENCHMARKS.md).
+                // this one 93.10% (seed 3, 60 epochs; the recipe before its outliers came
+                // inverted too read 92.87-92.92% in 50 epochs), at about twice the cost per
+                // image (BENCHMARKS.md).
                 architecture: Architecture::CnnBn16x32x64,
                 epochs: 60,
                 augmentation: PRODUCTS,

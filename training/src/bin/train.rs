@@ -37,8 +37,9 @@ use tracing_subscriber::EnvFilter;
 ///
 ///   fashion-mnist  clothes, shoes and bags from /usr/share/datasets/fashion-mnist (Debian's
 ///                  dataset-fashion-mnist); cnn-bn-16-32-64, 60 epochs, random horizontal
-///                  flip and shift ±5%; MNIST digits and typed letters as outliers
-///                  (`make data letter-fonts`); run in runs/fashion-mnist, published to
+///                  flip and shift ±5%; MNIST digits and typed letters as outliers, each
+///                  also inverted, as its uploads keep their polarity (`make data
+///                  letter-fonts`); run in runs/fashion-mnist, published to
 ///                  pretrained-model/fashion-mnist/fashion-mnist-classifier.tar.gz.
 ///
 ///   idx            any four IDX files of 28×28 grayscale images (train-images-idx3-ubyte,
@@ -135,9 +136,11 @@ struct Args {
     /// Pictures of no class that the network learns to answer with even probabilities, so
     /// that the "not a digit" score flags such pictures (outlier exposure), drawn evenly from
     /// each set listed: `mnist`'s or `fashion-mnist`'s training images, read from their default
-    /// place and verified, `letters` typed in fonts from Debian's packages (`make letter-fonts`),
-    /// or `none` (default: the data set's; fashion-mnist,letters for mnist, mnist,letters for
-    /// fashion-mnist, none for the others).
+    /// place and verified, `letters` typed in fonts from Debian's packages (`make letter-fonts`)
+    /// and made into inputs by the data set's own preprocessing, or `none` (default: the data
+    /// set's; fashion-mnist,letters for mnist, mnist,letters for fashion-mnist, none for the
+    /// others). A data set whose uploads keep their polarity (all but mnist) gets each outlier
+    /// also inverted.
     #[arg(long, value_enum, value_delimiter = ',')]
     outliers: Option<Vec<OutliersArg>>,
     /// Weight of the outliers' loss beside the classes'.

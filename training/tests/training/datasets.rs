@@ -115,7 +115,8 @@ fn fashion_mnist_trains_from_debians_gzipped_files_with_its_class_names() {
     assert!(metadata.recipe.augmentation.contains("random horizontal flip"), "{:?}", metadata.recipe);
     assert!(
         metadata.recipe.outliers.starts_with("MNIST training images (60000, sha256 ")
-            && metadata.recipe.outliers.contains("letters typed in 15 fonts"),
+            && metadata.recipe.outliers.contains("letters typed in 15 fonts")
+            && metadata.recipe.outliers.contains("each also inverted"),
         "{:?}",
         metadata.recipe
     );

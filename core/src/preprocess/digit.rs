@@ -184,8 +184,9 @@ fn border_median(plane: &Plane) -> f32 {
 
 /// Step 3: how much brighter each pixel is than the background under it. The background
 /// is the page's illumination: a smooth surface (a polynomial in x and y) fitted to the
-/// typical level of each block of the image, leaving out the blocks the ink brightens. It
-/// follows shadows, vignetting and lighting gradients, but not the strokes, however thick.
+/// typical level of each block of the image, leaving out the blocks the ink brightens, and
+/// kept within those blocks' levels. It follows shadows, vignetting and lighting gradients,
+/// but not the strokes, however thick, nor a blurred digit's halo.
 fn remove_background(luminance: &Plane) -> Plane {
     let illumination = Illumination::fit(luminance);
     let width = luminance.width() as usize;
@@ -199,18 +200,26 @@ fn remove_background(luminance: &Plane) -> Plane {
     contrast
 }
 
-/// The page's brightness as a polynomial in the pixel position.
+/// The page's brightness as a polynomial in the pixel position, within the levels it was
+/// fitted to.
 struct Illumination {
     degree: u32,
     /// One per term `u^i v^j` with `i + j <= degree`, in [`Illumination::terms`] order.
     coefficients: Vec<f64>,
     width: u32,
     height: u32,
+    /// The lowest and highest levels of the blocks the polynomial was fitted to. Beyond the
+    /// blocks' centres and between them a polynomial can stray outside that range (a cubic
+    /// fitted under a blurred digit's halo dips at the page's corners, which then stand out
+    /// as ink), and no page is darker or brighter there than where it was measured.
+    range: (f32, f32),
 }
 
 impl Illumination {
     /// Blocks whose level lies this many robust standard deviations above the fit are ink.
-    const INK_DEVIATIONS: f64 = 3.0;
+    /// 2.5 rather than 3 leaves a blurred digit's halo out of the fit more often (the
+    /// low-resolution evaluation set, BENCHMARKS.md "Blurred thumbnails").
+    const INK_DEVIATIONS: f64 = 2.5;
     /// The least spread of the background, so that a perfectly flat page does not make
     /// every faint block an outlier.
     const MIN_SPREAD: f64 = 0.02;
@@ -233,7 +242,9 @@ impl Illumination {
         // the blocks cannot move: a least-squares fit to every block would rise under a
         // marker's strokes, widen the spread with them and keep them as background.
         let mut background = vec![true; blocks.len()];
-        let mut fitted = Illumination { degree: 0, coefficients: vec![median_level], width, height };
+        let median = median_level as f32;
+        let mut fitted =
+            Illumination { degree: 0, coefficients: vec![median_level], width, height, range: (median, median) };
         for _ in 0..4 {
             let residuals: Vec<f64> = blocks.iter().map(|&(x, y, level)| level - fitted.at_f64(x, y)).collect();
             let mut spread: Vec<f64> =
@@ -270,8 +281,8 @@ impl Illumination {
         blocks
     }
 
-    /// The polynomial of `degree` closest to the `blocks` marked `background`, or `None`
-    /// when they do not determine it.
+    /// The polynomial of `degree` closest to the `blocks` marked `background`, kept within
+    /// their levels, or `None` when they do not determine it.
     fn least_squares(
         blocks: &[(f64, f64, f64)],
         background: &[bool],
@@ -279,7 +290,11 @@ impl Illumination {
         width: u32,
         height: u32,
     ) -> Option<Illumination> {
-        let shape = Illumination { degree, coefficients: Vec::new(), width, height };
+        let mut range = (f32::INFINITY, f32::NEG_INFINITY);
+        for &(_, _, level) in blocks.iter().zip(background).filter(|(_, inside)| **inside).map(|(block, _)| block) {
+            range = (range.0.min(level as f32), range.1.max(level as f32));
+        }
+        let shape = Illumination { degree, coefficients: Vec::new(), width, height, range };
         let count = ((degree + 1) * (degree + 2) / 2) as usize;
         // The normal equations, as an augmented matrix.
         let mut system = vec![vec![0.0f64; count + 1]; count];
@@ -343,7 +358,7 @@ impl Illumination {
                 next += 1;
             }
         }
-        RowIllumination { coefficients, width: self.width }
+        RowIllumination { coefficients, width: self.width, range: self.range }
     }
 }
 
@@ -352,13 +367,16 @@ struct RowIllumination {
     /// Of `u^0` to `u^MAX_DEGREE`.
     coefficients: [f64; Illumination::MAX_DEGREE as usize + 1],
     width: u32,
+    /// [`Illumination::range`].
+    range: (f32, f32),
 }
 
 impl RowIllumination {
     /// The background's brightness at the centre of pixel `x` of the row.
     fn at(&self, x: u32) -> f32 {
         let u = 2.0 * (f64::from(x) + 0.5) / f64::from(self.width.max(1)) - 1.0;
-        self.coefficients.iter().rev().fold(0.0, |sum, coefficient| sum * u + coefficient) as f32
+        let polynomial = self.coefficients.iter().rev().fold(0.0, |sum, coefficient| sum * u + coefficient) as f32;
+        polynomial.clamp(self.range.0, self.range.1)
     }
 }
 
@@ -885,7 +903,7 @@ mod tests {
     /// A cubic illumination with every term non-zero, on a 300×200 image.
     fn cubic() -> Illumination {
         let coefficients = vec![0.5, 0.1, -0.2, 0.05, 0.03, -0.04, 0.02, -0.01, 0.015, -0.025];
-        Illumination { degree: 3, coefficients, width: 300, height: 200 }
+        Illumination { degree: 3, coefficients, width: 300, height: 200, range: (f32::NEG_INFINITY, f32::INFINITY) }
     }
 
     #[test]
@@ -930,6 +948,23 @@ mod tests {
         // The page, its corners and the ring's hole stay background.
         for (x, y) in [(2, 2), (297, 2), (2, 297), (297, 297), (150, 150)] {
             assert!(level(x, y) < 0.05, "page at ({x}, {y}): {}", level(x, y));
+        }
+    }
+
+    #[test]
+    fn a_blurred_digits_halo_does_not_turn_the_pages_corners_into_ink() {
+        // A thumbnail enlarged and blurred: a soft glow over the middle of a clean 200×200 page,
+        // bright ink fading into a wide halo, as `ink_bright` leaves it.
+        let plane = Plane::from_fn(200, 200, |x, y| {
+            let distance = (x as f32 - 100.0).hypot(y as f32 - 100.0);
+            Luma([0.02 + 0.9 * (-(distance * distance) / (2.0 * 30.0 * 30.0)).exp()])
+        });
+        let contrast = remove_background(&plane);
+        let level = |x: u32, y: u32| contrast.get_pixel(x, y).0[0];
+        assert!(level(100, 100) > 0.5, "the glow's middle is ink: {}", level(100, 100));
+        // A polynomial fitted under the halo bends down beyond it; the page must not follow.
+        for (x, y) in [(0, 0), (199, 0), (0, 199), (199, 199), (5, 100), (100, 194)] {
+            assert!(level(x, y) < 0.02, "page at ({x}, {y}): {}", level(x, y));
         }
     }
 

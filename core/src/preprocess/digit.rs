@@ -290,15 +290,14 @@ impl Illumination {
         width: u32,
         height: u32,
     ) -> Option<Illumination> {
-        let mut range = (f32::INFINITY, f32::NEG_INFINITY);
-        for &(_, _, level) in blocks.iter().zip(background).filter(|(_, inside)| **inside).map(|(block, _)| block) {
-            range = (range.0.min(level as f32), range.1.max(level as f32));
-        }
-        let shape = Illumination { degree, coefficients: Vec::new(), width, height, range };
+        // The terms need the shape alone; the range is what the blocks below give.
+        let shape = Illumination { degree, coefficients: Vec::new(), width, height, range: (f32::MIN, f32::MAX) };
         let count = ((degree + 1) * (degree + 2) / 2) as usize;
-        // The normal equations, as an augmented matrix.
+        // The normal equations, as an augmented matrix, and the blocks' lowest and highest levels.
         let mut system = vec![vec![0.0f64; count + 1]; count];
+        let mut range = (f32::INFINITY, f32::NEG_INFINITY);
         for (&(x, y, level), _) in blocks.iter().zip(background).filter(|(_, inside)| **inside) {
+            range = (range.0.min(level as f32), range.1.max(level as f32));
             let terms = shape.terms(x, y);
             for (row, &left) in system.iter_mut().zip(&terms[..count]) {
                 for (cell, &right) in row.iter_mut().zip(&terms[..count]) {
@@ -323,7 +322,7 @@ impl Illumination {
             }
         }
         let coefficients = (0..count).map(|row| system[row][count] / system[row][row]).collect();
-        Some(Illumination { coefficients, ..shape })
+        Some(Illumination { coefficients, range, ..shape })
     }
 
     /// The polynomial's terms `u^i v^j` (by total degree, then `i`) at pixel (`x`, `y`),
